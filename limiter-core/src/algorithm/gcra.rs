@@ -1,0 +1,78 @@
+//! GCRA, the generic cell rate algorithm: a token bucket kept as one timestamp.
+//!
+//! `N/P` admits a burst of `N` from a full bucket and refills one unit every emission interval
+//! `T = ceil(P / N)` microseconds (rounded up, so that it never admits faster than `N/P`). The
+//! state is the theoretical arrival time `tat`; a request of cost `c` at `now` moves it to
+//! `tat' = max(tat, now) + c*T` and is admitted if `tat' - now <= N*T`.
+//!
+//! Worked example, `10/minute`: `T = 6 s`. Ten requests at `t = 0` are admitted (`tat' = 60 s`);
+//! the eleventh is denied with retry after 6 s; at `t = 6 s` one more is admitted; at
+//! `t = 60 s` the bucket is full again.
+
+use super::{LimitStatus, Outcome, State};
+use crate::time::Micros;
+
+pub(super) fn emission_interval(limit: u64, period: Micros) -> Micros {
+    period.div_ceil(limit)
+}
+
+fn tat_of(state: &State, now: Micros) -> Micros {
+    match state {
+        State::Gcra { tat } => (*tat).max(now),
+        _ => now,
+    }
+}
+
+pub(super) fn check(
+    limit: u64,
+    period: Micros,
+    state: &State,
+    now: Micros,
+    cost: u64,
+) -> LimitStatus {
+    let t = emission_interval(limit, period);
+    let capacity = limit * t;
+    let tat = tat_of(state, now);
+    let backlog = tat - now;
+    let remaining_before = capacity.saturating_sub(backlog) / t;
+    if cost > limit {
+        return LimitStatus {
+            outcome: Outcome::Impossible,
+            limit,
+            remaining: remaining_before,
+            reset_after: backlog,
+            retry_after: 0,
+        };
+    }
+    let backlog_after = backlog.saturating_add(cost * t);
+    if backlog_after <= capacity {
+        LimitStatus {
+            outcome: Outcome::Allowed,
+            limit,
+            remaining: (capacity - backlog_after) / t,
+            reset_after: backlog_after,
+            retry_after: 0,
+        }
+    } else {
+        LimitStatus {
+            outcome: Outcome::Denied,
+            limit,
+            remaining: remaining_before,
+            reset_after: backlog,
+            retry_after: backlog_after - capacity,
+        }
+    }
+}
+
+pub(super) fn apply(limit: u64, period: Micros, state: &mut State, now: Micros, cost: u64) {
+    let t = emission_interval(limit, period);
+    let tat = tat_of(state, now).saturating_add(cost.saturating_mul(t));
+    *state = State::Gcra { tat };
+}
+
+pub(super) fn refund(limit: u64, period: Micros, state: &mut State, now: Micros, amount: u64) {
+    let t = emission_interval(limit, period);
+    if let State::Gcra { tat } = state {
+        *tat = tat.saturating_sub(amount.saturating_mul(t)).max(now.min(*tat));
+    }
+}

@@ -1,0 +1,92 @@
+//! Sliding log: the exact count of units admitted in the last period.
+//!
+//! The state keeps the admission time of every unit still in the window (one entry per unit of
+//! cost, oldest first), so it is exact but grows with the limit; limits are capped at
+//! [`SLIDING_LOG_MAX_LIMIT`](super::SLIDING_LOG_MAX_LIMIT). A unit admitted at `t` counts while
+//! `now < t + W`. A request of cost `c` is admitted if `live + c <= N`.
+//!
+//! Worked example, `5/minute`: five logins at 10:00:00, 10:00:10, ..., 10:00:40 are admitted;
+//! a sixth at 10:00:50 is denied with retry after 10 s, when the first one leaves the window.
+
+use super::{LimitStatus, Outcome, State};
+use crate::time::Micros;
+
+fn live(state: &State, period: Micros, now: Micros) -> &[Micros] {
+    match state {
+        State::Log { entries } => {
+            let first_live = entries.partition_point(|&t| t.saturating_add(period) <= now);
+            &entries[first_live..]
+        }
+        _ => &[],
+    }
+}
+
+pub(super) fn check(
+    limit: u64,
+    period: Micros,
+    state: &State,
+    now: Micros,
+    cost: u64,
+) -> LimitStatus {
+    let live = live(state, period, now);
+    let count = live.len() as u64;
+    let reset_after = live
+        .last()
+        .map_or(0, |t| t.saturating_add(period).saturating_sub(now));
+    let remaining_before = limit.saturating_sub(count);
+    if cost > limit {
+        return LimitStatus {
+            outcome: Outcome::Impossible,
+            limit,
+            remaining: remaining_before,
+            reset_after,
+            retry_after: 0,
+        };
+    }
+    if count + cost <= limit {
+        return LimitStatus {
+            outcome: Outcome::Allowed,
+            limit,
+            remaining: limit - count - cost,
+            reset_after: reset_after.max(period),
+            retry_after: 0,
+        };
+    }
+    // The oldest `count + cost - limit` live units must leave the window first.
+    let must_leave = count + cost - limit;
+    let index = usize::try_from(must_leave - 1).unwrap_or(usize::MAX);
+    let retry_after = live
+        .get(index)
+        .map_or(period, |t| t.saturating_add(period).saturating_sub(now));
+    LimitStatus {
+        outcome: Outcome::Denied,
+        limit,
+        remaining: remaining_before,
+        reset_after,
+        retry_after: retry_after.max(1),
+    }
+}
+
+pub(super) fn apply(period: Micros, state: &mut State, now: Micros, cost: u64) {
+    if !matches!(state, State::Log { .. }) {
+        *state = State::Log {
+            entries: Vec::new(),
+        };
+    }
+    if let State::Log { entries } = state {
+        let first_live = entries.partition_point(|&t| t.saturating_add(period) <= now);
+        entries.drain(..first_live);
+        // A clock that went back still appends at the end: the entry then leaves the window
+        // later than it would have, never earlier.
+        let at = entries.last().map_or(now, |&last| last.max(now));
+        let n = usize::try_from(cost).unwrap_or(usize::MAX);
+        entries.extend(std::iter::repeat_n(at, n));
+    }
+}
+
+pub(super) fn refund(state: &mut State, amount: u64) {
+    if let State::Log { entries } = state {
+        let n = usize::try_from(amount).unwrap_or(usize::MAX).min(entries.len());
+        entries.truncate(entries.len() - n);
+    }
+}

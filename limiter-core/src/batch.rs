@@ -1,0 +1,135 @@
+//! A batch: the limits of one decision, evaluated all or nothing.
+
+use std::collections::HashSet;
+use std::ops::DerefMut;
+use std::sync::Arc;
+
+use crate::algorithm::{Limit, LimitStatus, State};
+use crate::time::Micros;
+use crate::{Error, Key};
+
+/// One limit to evaluate for one request: a policy's limit applied to a key, with a cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The policy that asked for it (`plan_burst`).
+    pub policy: Arc<str>,
+    /// The store key.
+    pub key: Key,
+    /// The limit.
+    pub limit: Arc<Limit>,
+    /// The cost of the request, in units of the limit.
+    pub cost: u64,
+    /// Shadow (dark launch): evaluated and reported, never enforced. A shadow check consumes
+    /// when it allows and the batch is admitted, so its counts match what enforcing would see.
+    pub shadow: bool,
+}
+
+impl Check {
+    /// An enforced check.
+    pub fn new(policy: impl Into<Arc<str>>, key: Key, limit: impl Into<Arc<Limit>>, cost: u64) -> Check {
+        Check {
+            policy: policy.into(),
+            key,
+            limit: limit.into(),
+            cost,
+            shadow: false,
+        }
+    }
+
+    /// The same check in shadow mode.
+    pub fn shadow(mut self) -> Check {
+        self.shadow = true;
+        self
+    }
+}
+
+/// The checks of one decision; keys are distinct.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    checks: Vec<Check>,
+}
+
+impl Batch {
+    /// A batch of `checks`; an error if two checks share a key (a store could not evaluate them
+    /// independently and all or nothing at once).
+    pub fn new(checks: Vec<Check>) -> Result<Batch, Error> {
+        if checks.len() > 1 {
+            let mut seen = HashSet::with_capacity(checks.len());
+            for c in &checks {
+                if !seen.insert(&c.key) {
+                    return Err(Error::InvalidRequest(format!(
+                        "two checks in one batch share the key {}; keys must be distinct",
+                        c.key
+                    )));
+                }
+            }
+        }
+        Ok(Batch { checks })
+    }
+
+    /// The checks, in the order their statuses are reported.
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
+    }
+
+    /// Whether the batch has no checks.
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty()
+    }
+
+    /// The number of checks.
+    pub fn len(&self) -> usize {
+        self.checks.len()
+    }
+}
+
+/// What a store answers for a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Whether every enforced (non-shadow) check allowed the request, so that it was admitted
+    /// and charged.
+    pub allowed: bool,
+    /// One status per check, in the batch's order.
+    pub statuses: Vec<LimitStatus>,
+}
+
+/// Whether to charge an admitted batch, or only report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Charge every limit if every enforced limit allows; otherwise charge nothing.
+    Consume,
+    /// Charge nothing; report what the batch would get.
+    Peek,
+}
+
+/// The all-or-nothing rule, shared by every store that holds [`State`] (memory, SQLite, the
+/// reference model), so that they decide identically.
+///
+/// `states[i]` is the state of `checks[i].key`, locked by the caller for the duration.
+/// Statuses are written to `out` (cleared first). Returns whether the batch is admitted.
+/// If it is and `mode` is [`Mode::Consume`], every enforced check, and every shadow check that
+/// itself allowed, is applied to its state; otherwise no state changes.
+pub fn evaluate<S: DerefMut<Target = State>>(
+    checks: &[Check],
+    states: &mut [S],
+    now: Micros,
+    mode: Mode,
+    out: &mut Vec<LimitStatus>,
+) -> bool {
+    debug_assert_eq!(checks.len(), states.len());
+    out.clear();
+    let mut allowed = true;
+    for (check, state) in checks.iter().zip(states.iter()) {
+        let status = check.limit.check(state, now, check.cost);
+        allowed &= check.shadow || status.is_allowed();
+        out.push(status);
+    }
+    if allowed && mode == Mode::Consume {
+        for ((check, state), status) in checks.iter().zip(states.iter_mut()).zip(out.iter()) {
+            if status.is_allowed() {
+                check.limit.apply(state, now, check.cost);
+            }
+        }
+    }
+    allowed
+}

@@ -1,0 +1,24 @@
+//! `limiter-core`: the pure engine of `limiter`, a rate limiter for multi-tenant APIs.
+//!
+//! Rates, algorithms, policies, decisions and the [`Store`] trait, with no I/O: no sockets, no
+//! files, no tokio, and no reading of the clock except through an injected [`Clock`].
+
+pub mod algorithm;
+pub mod batch;
+mod error;
+mod key;
+pub mod policy;
+mod rate;
+mod request;
+mod store;
+pub mod time;
+
+pub use algorithm::{Algorithm, Calendar, Limit, LimitStatus, Outcome, State};
+pub use batch::{Batch, BatchOutcome, Check, Mode};
+pub use error::{BoxError, Error, ErrorKind};
+pub use key::{Key, SubjectKind};
+pub use policy::{BypassReason, PolicySet, Resolution};
+pub use rate::{MAX_LIMIT, MAX_PERIOD_MICROS, Period, Rate, Unit};
+pub use request::{ApiKey, Request};
+pub use store::{EvalOptions, Store};
+pub use time::{Clock, ManualClock, Micros, SystemClock};
