@@ -12,6 +12,8 @@ mod rate;
 mod request;
 mod store;
 pub mod time;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use algorithm::{Algorithm, Calendar, Limit, LimitStatus, Outcome, State};
 pub use batch::{Batch, BatchOutcome, Check, Mode};
