@@ -73,12 +73,11 @@ impl Key {
     /// whole key when there is none (Redis' own rule).
     pub fn hash_tag(&self) -> &str {
         let s = self.0.as_str();
-        if let Some(open) = s.find('{') {
-            if let Some(len) = s[open + 1..].find('}') {
-                if len > 0 {
-                    return &s[open + 1..open + 1 + len];
-                }
-            }
+        if let Some(open) = s.find('{')
+            && let Some(len) = s[open + 1..].find('}')
+            && len > 0
+        {
+            return &s[open + 1..open + 1 + len];
         }
         s
     }

@@ -3,10 +3,14 @@
 //! Rates, algorithms, policies, decisions and the [`Store`] trait, with no I/O: no sockets, no
 //! files, no tokio, and no reading of the clock except through an injected [`Clock`].
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod algorithm;
 pub mod batch;
+pub mod decision;
 mod error;
 mod key;
+mod limiter;
 pub mod policy;
 mod rate;
 mod request;
@@ -17,8 +21,10 @@ pub mod testkit;
 
 pub use algorithm::{Algorithm, Calendar, Limit, LimitStatus, Outcome, State};
 pub use batch::{Batch, BatchOutcome, Check, Mode};
+pub use decision::{Decision, FailModeUsed, HeaderStyle, PolicyStatus, StoreFailure};
 pub use error::{BoxError, Error, ErrorKind};
 pub use key::{Key, SubjectKind};
+pub use limiter::{Event, FailMode, Hook, Limiter, LimiterBuilder, Threshold};
 pub use policy::{BypassReason, PolicySet, Resolution};
 pub use rate::{MAX_LIMIT, MAX_PERIOD_MICROS, Period, Rate, Unit};
 pub use request::{ApiKey, Request};

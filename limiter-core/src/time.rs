@@ -45,7 +45,7 @@ impl Clock for SystemClock {
     fn now(&self) -> Micros {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| micros(d))
+            .map_or(0, micros)
     }
 }
 

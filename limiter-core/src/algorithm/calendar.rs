@@ -151,10 +151,10 @@ pub(super) fn apply(calendar: &Calendar, state: &mut State, now: Micros, cost: u
 }
 
 pub(super) fn refund(state: &mut State, now: Micros, amount: u64) {
-    if let State::Calendar { end, used } = state {
-        if now < *end {
-            *used = used.saturating_sub(amount);
-        }
+    if let State::Calendar { end, used } = state
+        && now < *end
+    {
+        *used = used.saturating_sub(amount);
     }
 }
 

@@ -1,0 +1,226 @@
+//! [`Decision`]: the limiter's answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::algorithm::{LimitStatus, Outcome};
+use crate::time::{MICROS_PER_SECOND, Micros, duration};
+use crate::{BypassReason, Key, Rate};
+
+/// The status of one policy's limit for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyStatus {
+    /// The policy (`plan_burst`).
+    pub policy: Arc<str>,
+    /// The store key it was counted under.
+    pub key: Key,
+    /// The rate enforced.
+    pub rate: Rate,
+    /// Whether the policy is in shadow mode (reported, never enforced).
+    pub shadow: bool,
+    /// What the limit said.
+    pub status: LimitStatus,
+}
+
+impl PolicyStatus {
+    /// Whether this status can deny the request: enforced and not allowed.
+    pub fn denies(&self) -> bool {
+        !self.shadow && !self.status.is_allowed()
+    }
+}
+
+/// Which fail mode decided a request because the store failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailModeUsed {
+    /// The request was allowed without counting.
+    Open,
+    /// The request was denied.
+    Closed,
+    /// The fallback store decided.
+    Fallback,
+}
+
+/// A store failure that the fail mode turned into a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreFailure {
+    /// The fail mode that decided.
+    pub mode: FailModeUsed,
+    /// The store error, as text.
+    pub error: String,
+    /// Whether the error was temporary.
+    pub temporary: bool,
+}
+
+/// The limiter's answer to one request.
+///
+/// Being limited is a decision (`is_allowed() == false`), never an error. A decision carries the
+/// status of every limit checked, the binding one (the one the client should heed), the bypass
+/// reason if nothing was counted, and the store failure if a fail mode decided.
+///
+/// ```
+/// use limiter_core::{Decision, HeaderStyle};
+///
+/// let d = Decision::bypassed(limiter_core::BypassReason::Staff);
+/// assert!(d.is_allowed());
+/// assert!(d.headers(HeaderStyle::All).is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub(crate) allowed: bool,
+    pub(crate) statuses: Vec<PolicyStatus>,
+    pub(crate) binding: Option<usize>,
+    pub(crate) bypass: Option<BypassReason>,
+    pub(crate) failure: Option<StoreFailure>,
+    pub(crate) cost: u64,
+}
+
+/// Retry-After for a request denied by a failed store under the closed fail mode.
+const CLOSED_RETRY_AFTER: Micros = MICROS_PER_SECOND;
+
+impl Decision {
+    /// A request let through without counting.
+    pub fn bypassed(reason: BypassReason) -> Decision {
+        Decision {
+            allowed: true,
+            statuses: Vec::new(),
+            binding: None,
+            bypass: Some(reason),
+            failure: None,
+            cost: 0,
+        }
+    }
+
+    /// A decision from the statuses a store reported.
+    pub fn from_statuses(
+        allowed: bool,
+        statuses: Vec<PolicyStatus>,
+        cost: u64,
+        failure: Option<StoreFailure>,
+    ) -> Decision {
+        let binding = binding_index(allowed, &statuses);
+        Decision {
+            allowed,
+            statuses,
+            binding,
+            bypass: None,
+            failure,
+            cost,
+        }
+    }
+
+    /// A decision made by a fail mode without any limit status.
+    pub fn failed(allowed: bool, failure: StoreFailure) -> Decision {
+        Decision {
+            allowed,
+            statuses: Vec::new(),
+            binding: None,
+            bypass: None,
+            failure: Some(failure),
+            cost: 0,
+        }
+    }
+
+    /// Whether the request may proceed.
+    pub fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// Every limit checked, enforced and shadow, in policy order.
+    pub fn statuses(&self) -> &[PolicyStatus] {
+        &self.statuses
+    }
+
+    /// The limit the client should heed: when denied, the enforced limit that keeps it waiting
+    /// longest (a limit the cost can never fit first); when allowed, the enforced limit with the
+    /// fewest units remaining.
+    pub fn binding(&self) -> Option<&PolicyStatus> {
+        self.binding.map(|i| &self.statuses[i])
+    }
+
+    /// Why nothing was counted, if the request bypassed the limits.
+    pub fn bypass(&self) -> Option<&BypassReason> {
+        self.bypass.as_ref()
+    }
+
+    /// The store failure, if a fail mode decided this request.
+    pub fn failure(&self) -> Option<&StoreFailure> {
+        self.failure.as_ref()
+    }
+
+    /// The shadow policies that would have denied the request.
+    pub fn shadow_denials(&self) -> impl Iterator<Item = &PolicyStatus> {
+        self.statuses
+            .iter()
+            .filter(|s| s.shadow && !s.status.is_allowed())
+    }
+
+    /// Whether the request can never be admitted: its cost exceeds what a limit admits in a
+    /// whole period. Waiting does not help.
+    pub fn is_impossible(&self) -> bool {
+        !self.allowed && self.binding().is_some_and(|b| b.status.outcome == Outcome::Impossible)
+    }
+
+    /// How long to wait before retrying, when denied and waiting helps: at least one second's
+    /// worth is never promised, the exact figure is the longest wait among the denying limits.
+    pub fn retry_after(&self) -> Option<Duration> {
+        if self.allowed || self.is_impossible() {
+            return None;
+        }
+        let wait = match self.binding() {
+            Some(b) => b.status.retry_after,
+            None => CLOSED_RETRY_AFTER,
+        };
+        Some(duration(wait))
+    }
+
+    /// [`retry_after`](Self::retry_after) in whole seconds, rounded up and never 0: the value
+    /// of the `Retry-After` header.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after()
+            .map(|d| crate::time::micros(d).div_ceil(MICROS_PER_SECOND).max(1))
+    }
+
+    /// Django REST Framework's message for a throttled request, or `None` when allowed.
+    ///
+    /// ```text
+    /// Request was throttled. Expected available in 6 seconds.
+    /// ```
+    pub fn message(&self) -> Option<String> {
+        if self.allowed {
+            return None;
+        }
+        if self.is_impossible() {
+            let limit = self.binding().map_or(0, |b| b.status.limit);
+            return Some(format!(
+                "Request was throttled. Its cost of {} exceeds the limit of {limit} and can \
+                 never be admitted.",
+                self.cost
+            ));
+        }
+        let secs = self.retry_after_secs().unwrap_or(1);
+        Some(format!(
+            "Request was throttled. Expected available in {secs} second{}.",
+            if secs == 1 { "" } else { "s" }
+        ))
+    }
+}
+
+fn binding_index(allowed: bool, statuses: &[PolicyStatus]) -> Option<usize> {
+    let enforced = statuses.iter().enumerate().filter(|(_, s)| !s.shadow);
+    if allowed {
+        enforced
+            .min_by_key(|(_, s)| (s.status.remaining, std::cmp::Reverse(s.status.reset_after)))
+            .map(|(i, _)| i)
+    } else {
+        enforced
+            .filter(|(_, s)| !s.status.is_allowed())
+            .max_by_key(|(_, s)| {
+                (
+                    s.status.outcome == Outcome::Impossible,
+                    s.status.retry_after,
+                )
+            })
+            .map(|(i, _)| i)
+    }
+}

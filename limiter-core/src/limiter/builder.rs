@@ -1,0 +1,83 @@
+//! [`LimiterBuilder`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::engine::Inner;
+use super::{FailMode, Hook, Limiter};
+use crate::{Clock, PolicySet, Store, SystemClock};
+
+/// Builds a [`Limiter`]. Defaults: the system clock, [`FailMode::Open`], no timeout beyond the
+/// store's own, no hooks, an approaching threshold of 80%.
+#[derive(Debug)]
+#[must_use]
+pub struct LimiterBuilder {
+    policies: PolicySet,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    fail_mode: FailMode,
+    timeout: Option<Duration>,
+    hooks: Vec<Arc<dyn Hook>>,
+    approaching_percent: u8,
+}
+
+impl LimiterBuilder {
+    pub(super) fn new(policies: PolicySet, store: Arc<dyn Store>) -> Self {
+        LimiterBuilder {
+            policies,
+            store,
+            clock: Arc::new(SystemClock),
+            fail_mode: FailMode::default(),
+            timeout: None,
+            hooks: Vec::new(),
+            approaching_percent: 80,
+        }
+    }
+
+    /// The clock the engine asks for `now` (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// What to decide when the store fails.
+    pub fn fail_mode(mut self, fail_mode: FailMode) -> Self {
+        self.fail_mode = fail_mode;
+        self
+    }
+
+    /// How long one store call may take; passed to the store in
+    /// [`EvalOptions::timeout`](crate::EvalOptions).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Adds a hook.
+    pub fn hook(mut self, hook: impl Hook + 'static) -> Self {
+        self.hooks.push(Arc::new(hook));
+        self
+    }
+
+    /// The usage, in percent of a limit (1 to 100), at which
+    /// [`Threshold::Approaching`](super::Threshold) is emitted. Values outside are clamped.
+    pub fn approaching_percent(mut self, percent: u8) -> Self {
+        self.approaching_percent = percent.clamp(1, 100);
+        self
+    }
+
+    /// The limiter.
+    pub fn build(self) -> Limiter {
+        Limiter {
+            inner: Arc::new(Inner {
+                policies: self.policies,
+                store: self.store,
+                clock: self.clock,
+                fail_mode: self.fail_mode,
+                timeout: self.timeout,
+                hooks: self.hooks,
+                approaching_percent: self.approaching_percent,
+            }),
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! [`Limiter`]: resolves a request, asks the store once, and decides.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Event, FailMode, Hook, LimiterBuilder, Threshold};
+use crate::batch::{Batch, BatchOutcome, Mode};
+use crate::decision::{Decision, FailModeUsed, PolicyStatus, StoreFailure};
+use crate::{Clock, EvalOptions, Error, ErrorKind, Key, PolicySet, Request, Resolution, Store};
+
+/// The rate limiter: a compiled [`PolicySet`], a [`Store`], a [`Clock`], a [`FailMode`], a
+/// timeout and [`Hook`]s. Cheap to clone; clones share everything.
+///
+/// ```
+/// # #[cfg(feature = "testkit")] {
+/// use limiter_core::{Limiter, ManualClock, PolicySet, Request, testkit::ModelStore};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let limiter = Limiter::builder(PolicySet::default(), ModelStore::new())
+///     .clock(ManualClock::new(1_790_000_000_000_000))
+///     .build();
+/// let req = Request::new().tenant("acme").plan("free").user("ann").ip([203, 0, 113, 9].into());
+/// // The free plan's burst is 10/minute: the 11th request within the minute is denied.
+/// for _ in 0..10 {
+///     assert!(limiter.check(&req).await?.is_allowed());
+/// }
+/// let denied = limiter.check(&req).await?;
+/// assert!(!denied.is_allowed());
+/// assert_eq!(&*denied.binding().unwrap().policy, "plan_burst");
+/// assert_eq!(denied.message().unwrap(), "Request was throttled. Expected available in 6 seconds.");
+/// # Ok::<(), limiter_core::Error>(())
+/// # }).unwrap();
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Limiter {
+    pub(super) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(super) struct Inner {
+    pub(super) policies: PolicySet,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) fail_mode: FailMode,
+    pub(super) timeout: Option<Duration>,
+    pub(super) hooks: Vec<Arc<dyn Hook>>,
+    pub(super) approaching_percent: u8,
+}
+
+impl Limiter {
+    /// A builder over `policies` and `store`.
+    pub fn builder(policies: PolicySet, store: impl Store + 'static) -> LimiterBuilder {
+        LimiterBuilder::new(policies, Arc::new(store))
+    }
+
+    /// A limiter with the builder's defaults.
+    pub fn new(policies: PolicySet, store: impl Store + 'static) -> Limiter {
+        Limiter::builder(policies, store).build()
+    }
+
+    /// Decides `request` and, if it is admitted, charges every limit that applies.
+    ///
+    /// `Ok` with a denied [`Decision`] when limited; `Err` only for an invalid request (a cost
+    /// of 0, an unknown plan) or when the fail mode is [`FailMode::Fallback`] and the fallback
+    /// store fails too.
+    pub async fn check(&self, request: &Request) -> Result<Decision, Error> {
+        self.decide(request, Mode::Consume).await
+    }
+
+    /// What [`check`](Self::check) would decide, without charging anything or emitting events.
+    pub async fn peek(&self, request: &Request) -> Result<Decision, Error> {
+        self.decide(request, Mode::Peek).await
+    }
+
+    /// Forgets the state of one key (support tools: "give this tenant a fresh budget").
+    pub async fn reset(&self, key: &Key) -> Result<(), Error> {
+        self.inner.store.reset(key).await
+    }
+
+    /// The compiled policies.
+    pub fn policies(&self) -> &PolicySet {
+        &self.inner.policies
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    async fn decide(&self, request: &Request, mode: Mode) -> Result<Decision, Error> {
+        if request.cost == 0 {
+            return Err(Error::InvalidRequest(
+                "cost 0 is not a request; expected a cost of at least 1".into(),
+            ));
+        }
+        let inner = &*self.inner;
+        let checks = match inner.policies.resolve(request)? {
+            Resolution::Bypass(reason) => {
+                let decision = Decision::bypassed(reason);
+                if mode == Mode::Consume {
+                    self.emit(&Event::Decided {
+                        request,
+                        decision: &decision,
+                    });
+                }
+                return Ok(decision);
+            }
+            Resolution::Limits(checks) => checks,
+        };
+        let batch = Batch::new(checks)?;
+        let mut options = EvalOptions::at(inner.clock.now());
+        if let Some(timeout) = inner.timeout {
+            options = options.with_timeout(timeout);
+        }
+        let cost = u64::from(request.cost);
+        let answer = ask(&*inner.store, &batch, &options, mode).await;
+        let decision = match answer {
+            Ok(outcome) => to_decision(&batch, outcome, cost, None),
+            Err(error) => {
+                let Some((decision, used)) = self.fail(&batch, &options, mode, cost, &error).await
+                else {
+                    return Err(error);
+                };
+                if mode == Mode::Consume {
+                    self.emit(&Event::StoreFailed {
+                        request,
+                        error: &error,
+                        mode: used,
+                    });
+                }
+                decision
+            }
+        };
+        if mode == Mode::Consume {
+            self.emit_decision(request, &decision, cost);
+        }
+        Ok(decision)
+    }
+
+    async fn fail(
+        &self,
+        batch: &Batch,
+        options: &EvalOptions,
+        mode: Mode,
+        cost: u64,
+        error: &Error,
+    ) -> Option<(Decision, FailModeUsed)> {
+        let failure = |used| StoreFailure {
+            mode: used,
+            error: error.to_string(),
+            temporary: error.is_temporary(),
+        };
+        match &self.inner.fail_mode {
+            FailMode::Open => Some((
+                Decision::failed(true, failure(FailModeUsed::Open)),
+                FailModeUsed::Open,
+            )),
+            FailMode::Closed => Some((
+                Decision::failed(false, failure(FailModeUsed::Closed)),
+                FailModeUsed::Closed,
+            )),
+            // If the fallback fails too, the caller returns the primary store's error.
+            FailMode::Fallback(fallback) => ask(&**fallback, batch, options, mode)
+                .await
+                .ok()
+                .map(|outcome| {
+                    let failure = Some(failure(FailModeUsed::Fallback));
+                    (to_decision(batch, outcome, cost, failure), FailModeUsed::Fallback)
+                }),
+        }
+    }
+
+    fn emit(&self, event: &Event<'_>) {
+        for hook in &self.inner.hooks {
+            hook.on_event(event);
+        }
+    }
+
+    fn emit_decision(&self, request: &Request, decision: &Decision, cost: u64) {
+        if self.inner.hooks.is_empty() {
+            return;
+        }
+        self.emit(&Event::Decided { request, decision });
+        if !decision.is_allowed() {
+            for status in decision.statuses().iter().filter(|s| s.denies()) {
+                self.emit(&Event::Denied { request, status });
+            }
+            return;
+        }
+        let percent = u64::from(self.inner.approaching_percent);
+        for status in decision.statuses().iter().filter(|s| s.status.is_allowed()) {
+            let limit = status.status.limit;
+            let used_after = limit.saturating_sub(status.status.remaining);
+            let used_before = used_after.saturating_sub(cost);
+            // Limits are at most 1e9, so these products stay far below u64::MAX.
+            if used_before * 100 < percent * limit && used_after * 100 >= percent * limit {
+                self.emit(&Event::ThresholdCrossed {
+                    request,
+                    status,
+                    threshold: Threshold::Approaching {
+                        percent: self.inner.approaching_percent,
+                    },
+                });
+            }
+            if status.status.remaining == 0 && used_before < limit {
+                self.emit(&Event::ThresholdCrossed {
+                    request,
+                    status,
+                    threshold: Threshold::Exhausted,
+                });
+            }
+        }
+    }
+}
+
+async fn ask(
+    store: &dyn Store,
+    batch: &Batch,
+    options: &EvalOptions,
+    mode: Mode,
+) -> Result<BatchOutcome, Error> {
+    let outcome = match mode {
+        Mode::Consume => store.evaluate(batch, options).await?,
+        Mode::Peek => store.peek(batch, options).await?,
+    };
+    if outcome.statuses.len() != batch.len() {
+        return Err(Error::store(
+            store,
+            ErrorKind::Permanent,
+            format!(
+                "answered {} statuses for a batch of {} checks",
+                outcome.statuses.len(),
+                batch.len()
+            ),
+            None,
+        ));
+    }
+    Ok(outcome)
+}
+
+fn to_decision(
+    batch: &Batch,
+    outcome: BatchOutcome,
+    cost: u64,
+    failure: Option<StoreFailure>,
+) -> Decision {
+    let statuses = batch
+        .checks()
+        .iter()
+        .zip(outcome.statuses)
+        .map(|(check, status)| PolicyStatus {
+            policy: check.policy.clone(),
+            key: check.key.clone(),
+            rate: check.limit.rate(),
+            shadow: check.shadow,
+            status,
+        })
+        .collect();
+    Decision::from_statuses(outcome.allowed, statuses, cost, failure)
+}
+
