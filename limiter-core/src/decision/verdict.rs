@@ -161,8 +161,9 @@ impl Decision {
         !self.allowed && self.binding().is_some_and(|b| b.status.outcome == Outcome::Impossible)
     }
 
-    /// How long to wait before retrying, when denied and waiting helps: at least one second's
-    /// worth is never promised, the exact figure is the longest wait among the denying limits.
+    /// How long to wait before retrying, when denied and waiting helps: the longest wait among
+    /// the denying limits, exact to the microsecond (the same request fits after it, if nothing
+    /// else is admitted meanwhile). `None` when allowed or when the cost can never fit.
     pub fn retry_after(&self) -> Option<Duration> {
         if self.allowed || self.is_impossible() {
             return None;
