@@ -1,8 +1,4 @@
-//! `limiter-core`: the pure engine of `limiter`, a rate limiter for multi-tenant APIs.
-//!
-//! Rates, algorithms, policies, decisions and the [`Store`] trait, with no I/O: no sockets, no
-//! files, no tokio, and no reading of the clock except through an injected [`Clock`].
-
+#![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod algorithm;

@@ -120,7 +120,7 @@ pub(super) fn check(
     let remaining_before = limit.saturating_sub(used);
     let outcome = if cost > limit {
         Outcome::Impossible
-    } else if used + cost <= limit {
+    } else if used.saturating_add(cost) <= limit {
         Outcome::Allowed
     } else {
         Outcome::Denied

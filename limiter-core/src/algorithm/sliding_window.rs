@@ -78,7 +78,7 @@ fn weighted(previous: u64, period: Micros, elapsed: Micros) -> u64 {
     let unit = period.div_ceil(WEIGHT_STEPS);
     let steps = period.div_ceil(unit);
     let weight = period.saturating_sub(elapsed).div_ceil(unit);
-    (previous * weight).div_ceil(steps)
+    previous.saturating_mul(weight).div_ceil(steps)
 }
 
 /// Time from `elapsed` into a window until `previous` weighs at most `budget`.
@@ -106,9 +106,9 @@ pub(super) fn check(
     let v = view(period, state, now);
     let used = weighted(v.previous, period, v.elapsed).saturating_add(v.current);
     let reset_after = if v.current > 0 {
-        (v.start + 2 * period).saturating_sub(now)
+        v.start.saturating_add(2 * period).saturating_sub(now)
     } else if v.previous > 0 {
-        (v.start + period).saturating_sub(now)
+        v.start.saturating_add(period).saturating_sub(now)
     } else {
         0
     };
@@ -122,8 +122,8 @@ pub(super) fn check(
             retry_after: 0,
         };
     }
-    if used + cost <= limit {
-        let reset_after = (v.start + 2 * period).saturating_sub(now);
+    if used.saturating_add(cost) <= limit {
+        let reset_after = v.start.saturating_add(2 * period).saturating_sub(now);
         return LimitStatus {
             outcome: Outcome::Allowed,
             limit,
@@ -132,13 +132,13 @@ pub(super) fn check(
             retry_after: 0,
         };
     }
-    let retry_after = if v.current + cost <= limit {
+    let retry_after = if v.current.saturating_add(cost) <= limit {
         // Wait in this window for the previous one to weigh less.
         wait_for_weight(v.previous, limit - cost - v.current, period, v.elapsed)
     } else {
         // Wait for the next window, where this one becomes the previous.
-        let to_next = (v.start + period).saturating_sub(now);
-        to_next + wait_for_weight(v.current, limit - cost, period, 0)
+        let to_next = v.start.saturating_add(period).saturating_sub(now);
+        to_next.saturating_add(wait_for_weight(v.current, limit - cost, period, 0))
     };
     LimitStatus {
         outcome: Outcome::Denied,
