@@ -26,7 +26,12 @@ pub struct Check {
 
 impl Check {
     /// An enforced check.
-    pub fn new(policy: impl Into<Arc<str>>, key: Key, limit: impl Into<Arc<Limit>>, cost: u64) -> Check {
+    pub fn new(
+        policy: impl Into<Arc<str>>,
+        key: Key,
+        limit: impl Into<Arc<Limit>>,
+        cost: u64,
+    ) -> Check {
         Check {
             policy: policy.into(),
             key,

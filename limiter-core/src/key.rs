@@ -122,7 +122,12 @@ mod tests {
 
     #[test]
     fn distinct_subjects_never_collide() {
-        let pairs = [("a:b", "a%3Ab"), ("a}", "a%7D"), ("%7D", "}"), ("x", "x\u{0}")];
+        let pairs = [
+            ("a:b", "a%3Ab"),
+            ("a}", "a%7D"),
+            ("%7D", "}"),
+            ("x", "x\u{0}"),
+        ];
         for (a, b) in pairs {
             assert_ne!(
                 Key::new("n", "p", SubjectKind::User, a),

@@ -11,9 +11,9 @@ pub mod policy;
 mod rate;
 mod request;
 mod store;
-pub mod time;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod time;
 
 pub use algorithm::{Algorithm, Calendar, Limit, LimitStatus, Outcome, State};
 pub use batch::{Batch, BatchOutcome, Check, Mode};

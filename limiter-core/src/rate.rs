@@ -201,21 +201,27 @@ impl FromStr for Rate {
         let num = num.trim();
         let period = period.trim();
         if num.is_empty() {
-            return Err(invalid(format!("missing the number of requests ({EXPECTED})")));
+            return Err(invalid(format!(
+                "missing the number of requests ({EXPECTED})"
+            )));
         }
         if !num.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid(format!(
                 "the number of requests {num:?} is not a whole number ({EXPECTED})"
             )));
         }
-        let limit: u64 = num
-            .parse()
-            .map_err(|_| invalid(format!("the limit {num} is too large (at most {MAX_LIMIT})")))?;
+        let limit: u64 = num.parse().map_err(|_| {
+            invalid(format!(
+                "the limit {num} is too large (at most {MAX_LIMIT})"
+            ))
+        })?;
         if limit == 0 {
             return Err(invalid("the limit must be at least 1".into()));
         }
         if limit > MAX_LIMIT {
-            return Err(invalid(format!("the limit {limit} is too large (at most {MAX_LIMIT})")));
+            return Err(invalid(format!(
+                "the limit {limit} is too large (at most {MAX_LIMIT})"
+            )));
         }
         if period.is_empty() {
             return Err(invalid(format!("missing the period ({EXPECTED})")));
@@ -227,7 +233,9 @@ impl FromStr for Rate {
             1
         } else {
             count.parse().map_err(|_| {
-                invalid(format!("the period multiplier {count} is too large (at most 366 days)"))
+                invalid(format!(
+                    "the period multiplier {count} is too large (at most 366 days)"
+                ))
             })?
         };
         if count == 0 {
@@ -322,14 +330,23 @@ mod tests {
             ("", "missing \"/\""),
             ("100", "invalid rate \"100\": missing \"/\""),
             ("/hour", "missing the number of requests"),
-            ("abc/hour", "the number of requests \"abc\" is not a whole number"),
+            (
+                "abc/hour",
+                "the number of requests \"abc\" is not a whole number",
+            ),
             ("-5/hour", "\"-5\" is not a whole number"),
             ("1.5/hour", "\"1.5\" is not a whole number"),
             ("0/hour", "the limit must be at least 1"),
             ("99999999999999999999999/hour", "too large"),
-            ("2000000000/day", "the limit 2000000000 is too large (at most 1000000000)"),
+            (
+                "2000000000/day",
+                "the limit 2000000000 is too large (at most 1000000000)",
+            ),
             ("10/", "missing the period"),
-            ("10/fortnight", "unknown period unit \"fortnight\" (expected N/period"),
+            (
+                "10/fortnight",
+                "unknown period unit \"fortnight\" (expected N/period",
+            ),
             ("10/5", "missing the period unit"),
             ("10/0m", "the period multiplier must be at least 1"),
             ("10/400d", "the period 400d is too long (at most 366 days)"),
@@ -355,6 +372,9 @@ mod tests {
         let r: Rate = serde_json::from_str("\"10/5m\"").unwrap();
         assert_eq!(serde_json::to_string(&r).unwrap(), "\"10/5m\"");
         let e = serde_json::from_str::<Rate>("\"10/parsec\"").unwrap_err();
-        assert!(e.to_string().contains("unknown period unit \"parsec\""), "{e}");
+        assert!(
+            e.to_string().contains("unknown period unit \"parsec\""),
+            "{e}"
+        );
     }
 }

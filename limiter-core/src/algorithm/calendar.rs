@@ -59,7 +59,10 @@ impl Calendar {
     /// The local day that holds `now`: its first instant and the first instant of the next day,
     /// in microseconds since the epoch.
     pub fn day_bounds(&self, now: Micros) -> (Micros, Micros) {
-        let fallback = (now - now % 86_400_000_000, now - now % 86_400_000_000 + 86_400_000_000);
+        let fallback = (
+            now - now % 86_400_000_000,
+            now - now % 86_400_000_000 + 86_400_000_000,
+        );
         let Ok(ts) = jiff::Timestamp::from_microsecond(i64::try_from(now).unwrap_or(i64::MAX))
         else {
             return fallback;
@@ -138,7 +141,11 @@ pub(super) fn check(
         } else {
             0
         },
-        retry_after: if outcome == Outcome::Denied { to_end } else { 0 },
+        retry_after: if outcome == Outcome::Denied {
+            to_end
+        } else {
+            0
+        },
     }
 }
 

@@ -73,6 +73,8 @@ pub(super) fn apply(limit: u64, period: Micros, state: &mut State, now: Micros, 
 pub(super) fn refund(limit: u64, period: Micros, state: &mut State, now: Micros, amount: u64) {
     let t = emission_interval(limit, period);
     if let State::Gcra { tat } = state {
-        *tat = tat.saturating_sub(amount.saturating_mul(t)).max(now.min(*tat));
+        *tat = tat
+            .saturating_sub(amount.saturating_mul(t))
+            .max(now.min(*tat));
     }
 }

@@ -171,9 +171,9 @@ impl Limit {
             (Algorithm::SlidingWindow, State::Window { start, .. }) => {
                 start.saturating_add(period.saturating_mul(2))
             }
-            (Algorithm::SlidingLog, State::Log { entries }) => entries
-                .last()
-                .map_or(0, |last| last.saturating_add(period)),
+            (Algorithm::SlidingLog, State::Log { entries }) => {
+                entries.last().map_or(0, |last| last.saturating_add(period))
+            }
             (Algorithm::Calendar(_), State::Calendar { end, .. }) => *end,
             _ => 0,
         }

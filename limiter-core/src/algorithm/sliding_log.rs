@@ -86,7 +86,9 @@ pub(super) fn apply(period: Micros, state: &mut State, now: Micros, cost: u64) {
 
 pub(super) fn refund(state: &mut State, amount: u64) {
     if let State::Log { entries } = state {
-        let n = usize::try_from(amount).unwrap_or(usize::MAX).min(entries.len());
+        let n = usize::try_from(amount)
+            .unwrap_or(usize::MAX)
+            .min(entries.len());
         entries.truncate(entries.len() - n);
     }
 }

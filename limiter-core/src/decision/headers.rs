@@ -60,7 +60,10 @@ impl Decision {
         {
             out.push(("X-RateLimit-Limit", b.status.limit.to_string()));
             out.push(("X-RateLimit-Remaining", b.status.remaining.to_string()));
-            out.push(("X-RateLimit-Reset", secs_ceil(b.status.reset_after).to_string()));
+            out.push((
+                "X-RateLimit-Reset",
+                secs_ceil(b.status.reset_after).to_string(),
+            ));
         }
         if let Some(secs) = self.retry_after_secs() {
             out.push(("Retry-After", secs.to_string()));

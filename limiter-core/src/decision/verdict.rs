@@ -158,7 +158,10 @@ impl Decision {
     /// Whether the request can never be admitted: its cost exceeds what a limit admits in a
     /// whole period. Waiting does not help.
     pub fn is_impossible(&self) -> bool {
-        !self.allowed && self.binding().is_some_and(|b| b.status.outcome == Outcome::Impossible)
+        !self.allowed
+            && self
+                .binding()
+                .is_some_and(|b| b.status.outcome == Outcome::Impossible)
     }
 
     /// How long to wait before retrying, when denied and waiting helps: the longest wait among

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{Event, FailMode, Hook, LimiterBuilder, Threshold};
 use crate::batch::{Batch, BatchOutcome, Mode};
 use crate::decision::{Decision, FailModeUsed, PolicyStatus, StoreFailure};
-use crate::{Clock, EvalOptions, Error, ErrorKind, Key, PolicySet, Request, Resolution, Store};
+use crate::{Clock, Error, ErrorKind, EvalOptions, Key, PolicySet, Request, Resolution, Store};
 
 /// The rate limiter: a compiled [`PolicySet`], a [`Store`], a [`Clock`], a [`FailMode`], a
 /// timeout and [`Hook`]s. Cheap to clone; clones share everything.
@@ -161,13 +161,18 @@ impl Limiter {
                 FailModeUsed::Closed,
             )),
             // If the fallback fails too, the caller returns the primary store's error.
-            FailMode::Fallback(fallback) => ask(&**fallback, batch, options, mode)
-                .await
-                .ok()
-                .map(|outcome| {
-                    let failure = Some(failure(FailModeUsed::Fallback));
-                    (to_decision(batch, outcome, cost, failure), FailModeUsed::Fallback)
-                }),
+            FailMode::Fallback(fallback) => {
+                ask(&**fallback, batch, options, mode)
+                    .await
+                    .ok()
+                    .map(|outcome| {
+                        let failure = Some(failure(FailModeUsed::Fallback));
+                        (
+                            to_decision(batch, outcome, cost, failure),
+                            FailModeUsed::Fallback,
+                        )
+                    })
+            }
         }
     }
 
@@ -259,4 +264,3 @@ fn to_decision(
         .collect();
     Decision::from_statuses(outcome.allowed, statuses, cost, failure)
 }
-
