@@ -1,10 +1,17 @@
-//! Resolution of a request into a bypass or the checks to run (placeholder until the
-//! configuration model lands).
+//! The compiled policy set, and resolution of a request into a bypass or the checks to run.
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use crate::{Check, Error, Request};
+use super::config::{AUTO_SLIDING_LOG_MAX, AlgorithmChoice, Config, PolicyConfig, Subject};
+use super::ip::IpSet;
+use super::patch::{check_key, check_namespace};
+use crate::algorithm::Algorithm;
+use crate::{Calendar, Check, Error, Key, Limit, Rate, Request, SubjectKind};
 
 /// Why a request was let through without counting.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -14,7 +21,7 @@ pub enum BypassReason {
     Staff,
     /// The user is a superuser.
     Superuser,
-    /// The API key is flagged to bypass.
+    /// The API key (its id) is flagged to bypass.
     ApiKey(String),
     /// The client IP is allow-listed.
     Ip(IpAddr),
@@ -46,18 +53,442 @@ pub enum Resolution {
     Limits(Vec<Check>),
 }
 
-/// The compiled policies.
-#[derive(Debug, Clone, Default)]
+/// The compiled limits of one plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanLimits {
+    name: Arc<str>,
+    sustained: Arc<Limit>,
+    burst: Arc<Limit>,
+    daily: Arc<Limit>,
+    /// The next plan up, by sustained rate.
+    next: Option<Arc<str>>,
+}
+
+impl PlanLimits {
+    /// The plan's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The sustained limit (policy `plan_sustained`).
+    pub fn sustained(&self) -> &Limit {
+        &self.sustained
+    }
+
+    /// The burst limit (policy `plan_burst`).
+    pub fn burst(&self) -> &Limit {
+        &self.burst
+    }
+
+    /// The daily quota (policy `plan_daily`).
+    pub fn daily(&self) -> &Limit {
+        &self.daily
+    }
+}
+
+/// How one policy applies: its name in checks and keys, what it is keyed by, its mode.
+#[derive(Debug, Clone)]
+struct Policy {
+    name: Arc<str>,
+    key: Vec<Subject>,
+    shadow: bool,
+    enabled: bool,
+}
+
+impl Policy {
+    fn new(name: &str, config: &PolicyConfig) -> Policy {
+        Policy {
+            name: name.into(),
+            key: config.key.clone(),
+            shadow: config.shadow,
+            enabled: config.enabled,
+        }
+    }
+}
+
+/// A scope's limit and the policy name its checks carry (`scope.auth`).
+#[derive(Debug, Clone)]
+struct ScopeLimit {
+    policy: Arc<str>,
+    limit: Arc<Limit>,
+}
+
+/// The compiled policies: resolves each request into a bypass or the limits to check.
+///
+/// Compiled once from a [`Config`]: every rate is parsed and every [`Limit`] built up front, and
+/// plans, roles and scopes are indexed by name, so that resolving a request costs a few hash
+/// lookups whatever the size of the configuration.
+///
+/// ```
+/// use limiter_core::{PolicySet, Request, Resolution};
+///
+/// let policies = PolicySet::default();
+/// let req = Request::new().tenant("acme").user("u-1").ip("192.0.2.1".parse().unwrap());
+/// let Resolution::Limits(checks) = policies.resolve(&req)? else { unreachable!() };
+/// let names: Vec<&str> = checks.iter().map(|c| &*c.policy).collect();
+/// assert_eq!(names, ["plan_sustained", "plan_burst", "plan_daily", "ip_burst"]);
+/// assert_eq!(checks[1].limit.to_string(), "10/minute (gcra)"); // the free plan's burst
+///
+/// let staff = Request::new().user("admin").staff(true);
+/// assert!(matches!(policies.resolve(&staff)?, Resolution::Bypass(_)));
+/// # Ok::<(), limiter_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
 pub struct PolicySet {
-    checks: Vec<Check>,
+    namespace: Arc<str>,
+    bypass_staff: bool,
+    bypass_superuser: bool,
+    bypass_api_keys: bool,
+    bypass_ips: IpSet,
+    bypass_tenants: HashSet<String>,
+    bypass_users: HashSet<String>,
+    default_plan: Arc<str>,
+    plans: HashMap<String, PlanLimits>,
+    /// Plan names from the least to the most generous, comma separated, for errors.
+    plan_names: String,
+    roles: HashMap<String, Arc<Limit>>,
+    scopes: HashMap<String, ScopeLimit>,
+    anon: Option<Arc<Limit>>,
+    ip_burst: Arc<Limit>,
+    plan_sustained: Policy,
+    plan_burst: Policy,
+    plan_daily: Policy,
+    role: Policy,
+    scope: Policy,
+    anon_policy: Policy,
+    ip_burst_policy: Policy,
+}
+
+impl Default for PolicySet {
+    /// The default policies (those of [`Config::default`]).
+    fn default() -> Self {
+        // The default configuration is valid (a test asserts it); should that ever break, an
+        // empty set that bypasses nothing and limits nothing would be worse than a clear panic
+        // at startup.
+        #[allow(clippy::expect_used)]
+        PolicySet::from_config(&Config::default()).expect("the default configuration is valid")
+    }
 }
 
 impl PolicySet {
-    /// Resolves `request`.
-    pub fn resolve(&self, request: &Request) -> Result<Resolution, Error> {
-        if request.is_staff {
-            return Ok(Resolution::Bypass(BypassReason::Staff));
+    /// Validates `config` and compiles it. Every error names the path of the offending setting
+    /// and says what is expected.
+    pub fn from_config(config: &Config) -> Result<PolicySet, Error> {
+        check_namespace(&config.namespace, "namespace")?;
+        let calendar = Calendar::new(&config.time_zone)?;
+        let p = &config.policies;
+        for (name, policy) in p.iter() {
+            check_key(&policy.key, &format!("policies.{name}.key"))?;
         }
-        Ok(Resolution::Limits(self.checks.clone()))
+        let build = |rate: Rate, policy: &str, algorithm: AlgorithmChoice, path: &str| {
+            let algorithm = match algorithm {
+                AlgorithmChoice::Gcra => Algorithm::Gcra,
+                AlgorithmChoice::SlidingWindow => Algorithm::SlidingWindow,
+                AlgorithmChoice::SlidingLog => Algorithm::SlidingLog,
+                AlgorithmChoice::Calendar => Algorithm::Calendar(calendar.clone()),
+                AlgorithmChoice::Auto if rate.limit() <= AUTO_SLIDING_LOG_MAX => {
+                    Algorithm::SlidingLog
+                }
+                AlgorithmChoice::Auto => Algorithm::SlidingWindow,
+            };
+            Limit::new(rate, algorithm).map(Arc::new).map_err(|e| {
+                Error::config(
+                    path,
+                    format!(
+                        "{e}; policies.{policy}.algorithm is {}",
+                        algorithm_name(p, policy)
+                    ),
+                )
+            })
+        };
+
+        let mut order: Vec<(&String, Rate)> = Vec::with_capacity(config.plans.len());
+        let mut plans = HashMap::with_capacity(config.plans.len());
+        for (name, plan) in &config.plans {
+            let path = |field: &str| format!("plans.{name}.{field}");
+            let limits = PlanLimits {
+                name: name.as_str().into(),
+                sustained: build(
+                    plan.sustained,
+                    "plan_sustained",
+                    p.plan_sustained.algorithm,
+                    &path("sustained"),
+                )?,
+                burst: build(
+                    plan.burst,
+                    "plan_burst",
+                    p.plan_burst.algorithm,
+                    &path("burst"),
+                )?,
+                daily: build(
+                    plan.daily,
+                    "plan_daily",
+                    p.plan_daily.algorithm,
+                    &path("daily"),
+                )?,
+                next: None,
+            };
+            plans.insert(name.clone(), limits);
+            order.push((name, plan.sustained));
+        }
+        if !plans.contains_key(&config.default_plan) {
+            return Err(Error::config(
+                "default_plan",
+                format!(
+                    "{:?} is not a configured plan; expected one of: {}",
+                    config.default_plan,
+                    names(&config.plans)
+                ),
+            ));
+        }
+        // Upgrade order: by sustained rate, then by name so that equal rates order stably.
+        order.sort_by(|a, b| compare_rates(a.1, b.1).then_with(|| a.0.cmp(b.0)));
+        for pair in order.windows(2) {
+            if let Some(plan) = plans.get_mut(pair[0].0) {
+                plan.next = Some(pair[1].0.as_str().into());
+            }
+        }
+        let plan_names = order
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+
+        let mut roles = HashMap::with_capacity(config.roles.len());
+        for (name, rate) in &config.roles {
+            let limit = build(*rate, "role", p.role.algorithm, &format!("roles.{name}"))?;
+            roles.insert(name.clone(), limit);
+        }
+        let mut scopes = HashMap::with_capacity(config.scopes.len());
+        for (name, rate) in &config.scopes {
+            let limit = build(*rate, "scope", p.scope.algorithm, &format!("scopes.{name}"))?;
+            let policy = format!("scope.{name}").into();
+            scopes.insert(name.clone(), ScopeLimit { policy, limit });
+        }
+        let anon = match config.scopes.get("anon") {
+            Some(rate) => Some(build(*rate, "anon", p.anon.algorithm, "scopes.anon")?),
+            None if p.anon.enabled => {
+                return Err(Error::config(
+                    "scopes.anon",
+                    "the anon policy is enabled but scopes.anon is not set; set its rate \
+                     (such as \"30/hour\") or set policies.anon.enabled = false",
+                ));
+            }
+            None => None,
+        };
+        let ip_burst = build(
+            config.ip_burst,
+            "ip_burst",
+            p.ip_burst.algorithm,
+            "ip_burst",
+        )?;
+
+        let b = &config.bypass;
+        Ok(PolicySet {
+            namespace: config.namespace.as_str().into(),
+            bypass_staff: b.staff,
+            bypass_superuser: b.superuser,
+            bypass_api_keys: b.api_keys,
+            bypass_ips: IpSet::new(&b.ips),
+            bypass_tenants: b.tenants.iter().cloned().collect(),
+            bypass_users: b.users.iter().cloned().collect(),
+            default_plan: config.default_plan.as_str().into(),
+            plans,
+            plan_names,
+            roles,
+            scopes,
+            anon,
+            ip_burst,
+            plan_sustained: Policy::new("plan_sustained", &p.plan_sustained),
+            plan_burst: Policy::new("plan_burst", &p.plan_burst),
+            plan_daily: Policy::new("plan_daily", &p.plan_daily),
+            role: Policy::new("role", &p.role),
+            scope: Policy::new("scope", &p.scope),
+            anon_policy: Policy::new("anon", &p.anon),
+            ip_burst_policy: Policy::new("ip_burst", &p.ip_burst),
+        })
     }
+
+    /// The namespace every key starts with.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The limits of the plan `name`, if configured.
+    pub fn plan(&self, name: &str) -> Option<&PlanLimits> {
+        self.plans.get(name)
+    }
+
+    /// The next plan up from `name` (the least generous of the plans with a higher sustained
+    /// rate), for an upgrade hint; `None` for the top plan or an unknown one.
+    pub fn next_plan(&self, name: &str) -> Option<&PlanLimits> {
+        let next = self.plans.get(name)?.next.as_deref()?;
+        self.plans.get(next)
+    }
+
+    /// The plan of an authenticated request that names none.
+    pub fn default_plan(&self) -> &str {
+        &self.default_plan
+    }
+
+    /// Resolves `request`: a bypass (decided before any store I/O), or every limit that applies.
+    ///
+    /// - Bypass, in this order: staff, superuser (each if enabled), an API key flagged bypass
+    ///   (if enabled), an allow-listed IP, tenant or user.
+    /// - Anonymous (no user, tenant or API key): `anon` (the rate of `scopes.anon`).
+    /// - Authenticated: the plan's `plan_sustained`, `plan_burst` and `plan_daily` (the
+    ///   request's plan, or `default_plan`), and `role`: the most generous of the user's
+    ///   configured roles. Roles grant capacity, so a user who is both owner and member is
+    ///   held to the owner's limit, not capped by the member's; unconfigured roles are ignored.
+    /// - Either: `scope.<name>` when the request's scope is configured (unknown scopes are
+    ///   ignored), and `ip_burst`.
+    ///
+    /// Each applies only if enabled and if the request has one of the subjects it is keyed by.
+    /// All of them are checked, all or nothing, so the strictest decides.
+    ///
+    /// Errors: a cost of 0, or a plan that is not configured.
+    pub fn resolve(&self, request: &Request) -> Result<Resolution, Error> {
+        if request.cost == 0 {
+            return Err(Error::InvalidRequest(
+                "the request's cost is 0; expected at least 1".into(),
+            ));
+        }
+        if let Some(reason) = self.bypass(request) {
+            return Ok(Resolution::Bypass(reason));
+        }
+        let cost = u64::from(request.cost);
+        let mut checks = Vec::with_capacity(6);
+        let mut push = |policy: &Policy, name: &Arc<str>, limit: &Arc<Limit>| {
+            if !policy.enabled {
+                return;
+            }
+            if let Some((kind, value)) = subject(request, &policy.key) {
+                checks.push(Check {
+                    key: Key::new(&self.namespace, name, kind, &value),
+                    policy: Arc::clone(name),
+                    limit: Arc::clone(limit),
+                    cost,
+                    shadow: policy.shadow,
+                });
+            }
+        };
+        let anonymous = request.is_anonymous();
+        if anonymous {
+            if let Some(limit) = &self.anon {
+                push(&self.anon_policy, &self.anon_policy.name, limit);
+            }
+        } else {
+            let plan_name = request.plan.as_deref().unwrap_or(&self.default_plan);
+            let Some(plan) = self.plans.get(plan_name) else {
+                return Err(Error::UnknownPlan {
+                    plan: plan_name.to_owned(),
+                    known: self.plan_names.clone(),
+                });
+            };
+            push(
+                &self.plan_sustained,
+                &self.plan_sustained.name,
+                &plan.sustained,
+            );
+            push(&self.plan_burst, &self.plan_burst.name, &plan.burst);
+            push(&self.plan_daily, &self.plan_daily.name, &plan.daily);
+            let role = request
+                .roles
+                .iter()
+                .filter_map(|r| self.roles.get(r))
+                .max_by(|a, b| compare_rates(a.rate(), b.rate()));
+            if let Some(limit) = role {
+                push(&self.role, &self.role.name, limit);
+            }
+        }
+        if let Some(scope) = request.scope.as_deref() {
+            // For an anonymous request the anon policy already counts the anon rate per IP.
+            let counted = anonymous && scope == "anon" && self.anon_policy.enabled;
+            if let Some(s) = self.scopes.get(scope).filter(|_| !counted) {
+                push(&self.scope, &s.policy, &s.limit);
+            }
+        }
+        push(
+            &self.ip_burst_policy,
+            &self.ip_burst_policy.name,
+            &self.ip_burst,
+        );
+        Ok(Resolution::Limits(checks))
+    }
+
+    fn bypass(&self, request: &Request) -> Option<BypassReason> {
+        if self.bypass_staff && request.is_staff {
+            return Some(BypassReason::Staff);
+        }
+        if self.bypass_superuser && request.is_superuser {
+            return Some(BypassReason::Superuser);
+        }
+        if let Some(key) = request
+            .api_key
+            .as_ref()
+            .filter(|k| k.bypass && self.bypass_api_keys)
+        {
+            return Some(BypassReason::ApiKey(key.id.clone()));
+        }
+        if let Some(ip) = request.client_ip.filter(|ip| self.bypass_ips.contains(*ip)) {
+            return Some(BypassReason::Ip(ip));
+        }
+        if let Some(tenant) = request
+            .tenant
+            .as_ref()
+            .filter(|t| self.bypass_tenants.contains(*t))
+        {
+            return Some(BypassReason::Tenant(tenant.clone()));
+        }
+        if let Some(user) = request
+            .user
+            .as_ref()
+            .filter(|u| self.bypass_users.contains(*u))
+        {
+            return Some(BypassReason::User(user.clone()));
+        }
+        None
+    }
+}
+
+/// The first of `key` that the request has.
+fn subject<'r>(request: &'r Request, key: &[Subject]) -> Option<(SubjectKind, Cow<'r, str>)> {
+    key.iter().find_map(|s| match s {
+        Subject::Tenant => request
+            .tenant
+            .as_deref()
+            .map(|t| (SubjectKind::Tenant, Cow::Borrowed(t))),
+        Subject::User => request
+            .user
+            .as_deref()
+            .map(|u| (SubjectKind::User, Cow::Borrowed(u))),
+        Subject::ApiKey => request
+            .api_key
+            .as_ref()
+            .map(|k| (SubjectKind::ApiKey, Cow::Borrowed(k.id.as_str()))),
+        // IPv4-mapped IPv6 addresses count as their IPv4 address, as in the allow-list.
+        Subject::Ip => request
+            .client_ip
+            .map(|ip| (SubjectKind::Ip, Cow::Owned(ip.to_canonical().to_string()))),
+    })
+}
+
+/// Orders rates by requests per unit of time (`a.limit / a.period` against `b`'s), exactly.
+fn compare_rates(a: Rate, b: Rate) -> Ordering {
+    let lhs = u128::from(a.limit()) * u128::from(b.period().micros());
+    let rhs = u128::from(b.limit()) * u128::from(a.period().micros());
+    lhs.cmp(&rhs).then_with(|| a.limit().cmp(&b.limit()))
+}
+
+fn algorithm_name(p: &super::config::PoliciesConfig, policy: &str) -> &'static str {
+    p.iter()
+        .find(|(n, _)| *n == policy)
+        .map_or("?", |(_, c)| c.algorithm.name())
+}
+
+fn names<V>(map: &std::collections::BTreeMap<String, V>) -> String {
+    map.keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,0 +1,445 @@
+//! The configuration model: what a file, the environment or code can set, with DESIGN's tables
+//! as defaults.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::ip::IpNet;
+use crate::{Error, Rate, Unit};
+
+/// The complete configuration of a [`PolicySet`](super::PolicySet).
+///
+/// [`Config::default()`] holds the default policies (the plan, role and scope tables of the
+/// project's design); files and environment variables override only what they name (see the
+/// [module docs](super) for the file format and the environment scheme).
+///
+/// Build one in code by changing the defaults:
+///
+/// ```
+/// use limiter_core::policy::{Config, PolicySet};
+///
+/// let mut config = Config::default();
+/// config.roles.insert("auditor".into(), "200/hour".parse()?);
+/// config.scopes.remove("export");
+/// config.policies.scope.shadow = true;
+/// let policies = PolicySet::from_config(&config)?;
+/// # Ok::<(), limiter_core::Error>(())
+/// ```
+///
+/// Its serde form is the file format: deserializing merges the input over the defaults, and
+/// serializing writes every setting, with `"off"` for a default plan, role or scope that was
+/// removed, so that a serialized configuration reads back equal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    try_from = "super::patch::ConfigPatch",
+    into = "super::patch::ConfigPatch"
+)]
+#[non_exhaustive]
+pub struct Config {
+    /// The first part of every store key (default `limiter`): several services, or several
+    /// environments, can share one store under different namespaces. Non-empty, without `:`,
+    /// `{` or `}`.
+    pub namespace: String,
+    /// The plan of a request that is authenticated but names no plan (default `free`). Must be
+    /// a configured plan.
+    pub default_plan: String,
+    /// The IANA time zone in which daily (calendar) quotas reset at midnight (default `UTC`).
+    pub time_zone: String,
+    /// Who is let through without counting.
+    pub bypass: BypassConfig,
+    /// Plans by name: each applies a sustained, a burst and a daily limit to its tenants.
+    pub plans: BTreeMap<String, PlanConfig>,
+    /// Role limits by role name, per user. A user with several configured roles gets one role
+    /// limit: the most generous of them.
+    pub roles: BTreeMap<String, Rate>,
+    /// Scope (endpoint group) limits by scope name. `anon` is also the rate of the `anon` policy
+    /// that every anonymous request counts against.
+    pub scopes: BTreeMap<String, Rate>,
+    /// The burst limit of every request per client IP (default `600/minute`, GCRA).
+    ///
+    /// It protects against one address flooding the service across users and tenants. It must
+    /// not throttle a legitimate client below its plan: an enterprise tenant may send its whole
+    /// plan burst of 500/minute from one server, so the default leaves 20% headroom above it.
+    pub ip_burst: Rate,
+    /// How each policy counts and keys its limits.
+    pub policies: PoliciesConfig,
+}
+
+/// Who is let through without counting (checked before anything else, with no store I/O).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BypassConfig {
+    /// Staff users bypass (default true).
+    pub staff: bool,
+    /// Superusers bypass (default true).
+    pub superuser: bool,
+    /// API keys flagged `bypass` bypass (default true).
+    pub api_keys: bool,
+    /// Client IPs and networks that bypass: `192.0.2.7`, `10.0.0.0/8`, `2001:db8::/32`.
+    pub ips: Vec<IpNet>,
+    /// Tenants that bypass.
+    pub tenants: Vec<String>,
+    /// Users that bypass.
+    pub users: Vec<String>,
+}
+
+impl Default for BypassConfig {
+    fn default() -> Self {
+        BypassConfig {
+            staff: true,
+            superuser: true,
+            api_keys: true,
+            ips: Vec::new(),
+            tenants: Vec::new(),
+            users: Vec::new(),
+        }
+    }
+}
+
+/// The three limits of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PlanConfig {
+    /// The long-run rate (`2000/hour`), policy `plan_sustained`.
+    pub sustained: Rate,
+    /// The short-term burst (`100/minute`), policy `plan_burst`.
+    pub burst: Rate,
+    /// The daily quota, reset at midnight (`20000/day`), policy `plan_daily`.
+    pub daily: Rate,
+}
+
+impl PlanConfig {
+    /// A plan of these three limits.
+    pub fn new(sustained: Rate, burst: Rate, daily: Rate) -> PlanConfig {
+        PlanConfig {
+            sustained,
+            burst,
+            daily,
+        }
+    }
+}
+
+/// The settings of every policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PoliciesConfig {
+    /// The plan's sustained limit (default: sliding window, per tenant).
+    pub plan_sustained: PolicyConfig,
+    /// The plan's burst limit (default: GCRA, per tenant).
+    pub plan_burst: PolicyConfig,
+    /// The plan's daily quota (default: calendar day, per tenant).
+    pub plan_daily: PolicyConfig,
+    /// The role limit (default: sliding window, per user).
+    pub role: PolicyConfig,
+    /// The scope limit (default: `auto`, per user, or per IP when anonymous).
+    pub scope: PolicyConfig,
+    /// The anonymous limit, at the rate of `scopes.anon` (default: sliding window, per IP).
+    pub anon: PolicyConfig,
+    /// The per-IP burst limit at the rate of `ip_burst` (default: GCRA, per IP).
+    pub ip_burst: PolicyConfig,
+}
+
+impl PoliciesConfig {
+    /// The policies with their configuration names, in the order their checks are listed.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &PolicyConfig)> {
+        [
+            ("plan_sustained", &self.plan_sustained),
+            ("plan_burst", &self.plan_burst),
+            ("plan_daily", &self.plan_daily),
+            ("role", &self.role),
+            ("scope", &self.scope),
+            ("anon", &self.anon),
+            ("ip_burst", &self.ip_burst),
+        ]
+        .into_iter()
+    }
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        use AlgorithmChoice::{Auto, Calendar, Gcra, SlidingWindow};
+        use Subject::{ApiKey, Ip, Tenant, User};
+        PoliciesConfig {
+            plan_sustained: PolicyConfig::new(SlidingWindow, vec![Tenant, User, ApiKey, Ip]),
+            plan_burst: PolicyConfig::new(Gcra, vec![Tenant, User, ApiKey, Ip]),
+            plan_daily: PolicyConfig::new(Calendar, vec![Tenant, User, ApiKey, Ip]),
+            role: PolicyConfig::new(SlidingWindow, vec![User]),
+            scope: PolicyConfig::new(Auto, vec![User, ApiKey, Ip]),
+            anon: PolicyConfig::new(SlidingWindow, vec![Ip]),
+            ip_burst: PolicyConfig::new(Gcra, vec![Ip]),
+        }
+    }
+}
+
+/// How one policy counts and keys its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PolicyConfig {
+    /// The algorithm that enforces the policy's rates.
+    pub algorithm: AlgorithmChoice,
+    /// What the limit is counted per: the first of these subjects that the request has. A
+    /// request with none of them is not subject to the policy.
+    pub key: Vec<Subject>,
+    /// Evaluate and report, never enforce (default false): the dark launch of a new limit.
+    pub shadow: bool,
+    /// Whether the policy applies at all (default true).
+    pub enabled: bool,
+}
+
+impl PolicyConfig {
+    /// An enabled, enforced policy.
+    pub fn new(algorithm: AlgorithmChoice, key: Vec<Subject>) -> PolicyConfig {
+        PolicyConfig {
+            algorithm,
+            key,
+            shadow: false,
+            enabled: true,
+        }
+    }
+}
+
+/// The algorithm a policy uses, by its configuration name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlgorithmChoice {
+    /// `gcra`: a token bucket; bursts up to the limit, smooth refill.
+    Gcra,
+    /// `sliding_window`: a weighted two-window counter; constant state, approximate at the
+    /// window edge.
+    SlidingWindow,
+    /// `sliding_log`: exact, one timestamp per admitted unit; limits up to
+    /// [`SLIDING_LOG_MAX_LIMIT`](crate::algorithm::SLIDING_LOG_MAX_LIMIT).
+    SlidingLog,
+    /// `calendar`: a quota per local day in `time_zone`; rates must be per day.
+    Calendar,
+    /// `auto`: `sliding_log` for limits up to [`AUTO_SLIDING_LOG_MAX`], `sliding_window` above.
+    ///
+    /// The default for scopes: small strict limits (`auth 5/minute`, `password 3/minute`)
+    /// guard against brute force, where the sliding window's approximation at the window edge
+    /// would let a few extra attempts through; their logs are small. Large limits
+    /// (`user 1000/hour`) would carry a thousand timestamps per key for little gain.
+    Auto,
+}
+
+/// The largest limit that [`AlgorithmChoice::Auto`] enforces with a sliding log.
+pub const AUTO_SLIDING_LOG_MAX: u64 = 100;
+
+impl AlgorithmChoice {
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlgorithmChoice::Gcra => "gcra",
+            AlgorithmChoice::SlidingWindow => "sliding_window",
+            AlgorithmChoice::SlidingLog => "sliding_log",
+            AlgorithmChoice::Calendar => "calendar",
+            AlgorithmChoice::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for AlgorithmChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a limit can be counted per.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Subject {
+    /// `tenant`: the request's tenant.
+    Tenant,
+    /// `user`: the request's user.
+    User,
+    /// `api_key`: the id of the request's API key.
+    ApiKey,
+    /// `ip`: the client IP.
+    Ip,
+}
+
+impl Subject {
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subject::Tenant => "tenant",
+            Subject::User => "user",
+            Subject::ApiKey => "api_key",
+            Subject::Ip => "ip",
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let plans = [
+            (
+                "free",
+                (100, Unit::Hour),
+                (10, Unit::Minute),
+                (500, Unit::Day),
+            ),
+            (
+                "starter",
+                (500, Unit::Hour),
+                (30, Unit::Minute),
+                (5_000, Unit::Day),
+            ),
+            (
+                "professional",
+                (2_000, Unit::Hour),
+                (100, Unit::Minute),
+                (20_000, Unit::Day),
+            ),
+            (
+                "enterprise",
+                (10_000, Unit::Hour),
+                (500, Unit::Minute),
+                (100_000, Unit::Day),
+            ),
+        ];
+        let roles = [
+            ("owner", 5_000, Unit::Hour),
+            ("admin", 3_000, Unit::Hour),
+            ("supervisor", 2_000, Unit::Hour),
+            ("hr", 2_000, Unit::Hour),
+            ("marketer", 2_000, Unit::Hour),
+            ("employee", 1_000, Unit::Hour),
+            ("member", 500, Unit::Hour),
+        ];
+        let scopes = [
+            ("anon", 30, Unit::Hour),
+            ("user", 1_000, Unit::Hour),
+            ("auth", 5, Unit::Minute),
+            ("token", 10, Unit::Minute),
+            ("password", 3, Unit::Minute),
+            ("registration", 5, Unit::Hour),
+            ("file_upload", 20, Unit::Hour),
+            ("export", 10, Unit::Hour),
+        ];
+        Config {
+            namespace: "limiter".into(),
+            default_plan: "free".into(),
+            time_zone: "UTC".into(),
+            bypass: BypassConfig::default(),
+            plans: plans
+                .into_iter()
+                .map(|(name, s, b, d)| {
+                    let plan = PlanConfig::new(rate(s), rate(b), rate(d));
+                    (name.to_owned(), plan)
+                })
+                .collect(),
+            roles: roles
+                .into_iter()
+                .map(|(name, n, u)| (name.to_owned(), rate((n, u))))
+                .collect(),
+            scopes: scopes
+                .into_iter()
+                .map(|(name, n, u)| (name.to_owned(), rate((n, u))))
+                .collect(),
+            ip_burst: rate((600, Unit::Minute)),
+            policies: PoliciesConfig::default(),
+        }
+    }
+}
+
+/// A default rate.
+fn rate((limit, unit): (u64, Unit)) -> Rate {
+    // Every default is far inside the valid range (at most 100,000 per minute or longer).
+    #[allow(clippy::expect_used)]
+    Rate::per(limit, unit).expect("the default rates are valid")
+}
+
+impl Config {
+    /// Loads a TOML configuration over the defaults: what the file names overrides, the rest
+    /// stays. Checks syntax, types and values (each error names its path);
+    /// [`PolicySet::from_config`](super::PolicySet::from_config) then checks the whole.
+    ///
+    /// ```
+    /// use limiter_core::policy::Config;
+    ///
+    /// let config = Config::from_toml_str(r#"
+    ///     [plans.professional]
+    ///     sustained = "3000/hour"
+    /// "#)?;
+    /// assert_eq!(config.plans["professional"].sustained.to_string(), "3000/hour");
+    /// assert_eq!(config.plans["professional"].burst.to_string(), "100/minute");
+    /// # Ok::<(), limiter_core::Error>(())
+    /// ```
+    pub fn from_toml_str(input: &str) -> Result<Config, Error> {
+        let mut config = Config::default();
+        config.merge_toml_str(input)?;
+        Ok(config)
+    }
+
+    /// Loads a JSON configuration over the defaults, like [`Config::from_toml_str`].
+    pub fn from_json_str(input: &str) -> Result<Config, Error> {
+        let mut config = Config::default();
+        config.merge_json_str(input)?;
+        Ok(config)
+    }
+
+    /// Merges a TOML document over this configuration (for layered files). On error, nothing
+    /// changes.
+    pub fn merge_toml_str(&mut self, input: &str) -> Result<(), Error> {
+        let tree = super::load::parse_toml(input)?;
+        super::load::merge_tree(self, &tree)
+    }
+
+    /// Merges a JSON document over this configuration. On error, nothing changes.
+    pub fn merge_json_str(&mut self, input: &str) -> Result<(), Error> {
+        let tree = super::load::parse_json(input)?;
+        super::load::merge_tree(self, &tree)
+    }
+
+    /// Applies `LIMITER_*` environment variables over this configuration; see the
+    /// [module docs](super) for the scheme. Pass `std::env::vars()`: the crate never reads the
+    /// environment itself. On error, nothing changes.
+    ///
+    /// ```
+    /// use limiter_core::policy::Config;
+    ///
+    /// let mut config = Config::default();
+    /// config.apply_env([
+    ///     ("LIMITER_PLANS__PROFESSIONAL__SUSTAINED".to_string(), "3000/hour".to_string()),
+    ///     ("LIMITER_BYPASS__IPS".to_string(), "10.0.0.0/8,192.168.1.1".to_string()),
+    ///     ("HOME".to_string(), "/root".to_string()), // no prefix: ignored
+    /// ])?;
+    /// assert_eq!(config.plans["professional"].sustained.to_string(), "3000/hour");
+    /// assert_eq!(config.bypass.ips.len(), 2);
+    /// # Ok::<(), limiter_core::Error>(())
+    /// ```
+    pub fn apply_env<I: IntoIterator<Item = (String, String)>>(
+        &mut self,
+        vars: I,
+    ) -> Result<(), Error> {
+        self.apply_env_with_prefix(super::load::ENV_PREFIX, vars)
+    }
+
+    /// [`Config::apply_env`] with another prefix than `LIMITER_` (such as `MYAPP_LIMITS_`).
+    pub fn apply_env_with_prefix<I: IntoIterator<Item = (String, String)>>(
+        &mut self,
+        prefix: &str,
+        vars: I,
+    ) -> Result<(), Error> {
+        super::load::apply_env(self, prefix, vars)
+    }
+
+    /// Renders the configuration as a complete TOML file.
+    pub fn to_toml_string(&self) -> Result<String, Error> {
+        toml::to_string(self).map_err(|e| Error::config("config", e.to_string()))
+    }
+}

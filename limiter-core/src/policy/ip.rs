@@ -1,0 +1,253 @@
+//! IP networks for the bypass allow-list, and their index.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// An IP address or network in CIDR notation: `192.0.2.7`, `10.0.0.0/8`, `2001:db8::/32`.
+///
+/// The address must be the network's first address (`10.0.0.1/8` is rejected as a likely typo
+/// for `10.0.0.0/8`).
+///
+/// ```
+/// use limiter_core::policy::IpNet;
+///
+/// let net: IpNet = "10.0.0.0/8".parse()?;
+/// assert!(net.contains("10.20.30.40".parse().unwrap()));
+/// assert!(!net.contains("11.0.0.1".parse().unwrap()));
+/// assert_eq!("192.0.2.7".parse::<IpNet>()?.to_string(), "192.0.2.7");
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// The network `addr/prefix`; an error if the prefix is too long for the address family or
+    /// `addr` has bits set past the prefix.
+    pub fn new(addr: IpAddr, prefix: u8) -> Result<IpNet, String> {
+        let max = max_prefix(addr);
+        if prefix > max {
+            return Err(format!(
+                "prefix length {prefix} is too long for {} (expected 0 to {max})",
+                family(addr)
+            ));
+        }
+        let net = IpNet { addr, prefix };
+        let first = net.first_address();
+        if first != addr {
+            return Err(format!(
+                "{addr} has bits set after the first {prefix}; did you mean {first}/{prefix}?"
+            ));
+        }
+        Ok(net)
+    }
+
+    /// The network's first address.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// The prefix length (32 or 128 for a single address).
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether `ip` is in the network. IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) count as
+    /// their IPv4 address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
+                mask(ip, self.prefix) == bits(self.addr)
+            }
+            _ => false,
+        }
+    }
+
+    fn first_address(&self) -> IpAddr {
+        let masked = mask(self.addr, self.prefix);
+        match self.addr {
+            // The mask keeps an IPv4 address within 32 bits.
+            IpAddr::V4(_) => IpAddr::V4(u32::try_from(masked).unwrap_or(0).into()),
+            IpAddr::V6(_) => IpAddr::V6(masked.into()),
+        }
+    }
+}
+
+fn family(addr: IpAddr) -> &'static str {
+    if addr.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+fn max_prefix(addr: IpAddr) -> u8 {
+    if addr.is_ipv4() { 32 } else { 128 }
+}
+
+fn bits(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// The first `prefix` bits of `addr`, the rest cleared.
+fn mask(addr: IpAddr, prefix: u8) -> u128 {
+    let width = u32::from(max_prefix(addr));
+    let host_bits = width.saturating_sub(u32::from(prefix));
+    let value = bits(addr);
+    if host_bits >= 128 {
+        0
+    } else {
+        value >> host_bits << host_bits
+    }
+}
+
+const EXPECTED: &str = "expected an IP address such as 192.0.2.7 or 2001:db8::1, \
+                        or a network such as 10.0.0.0/8 or 2001:db8::/32";
+
+impl FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(input: &str) -> Result<IpNet, String> {
+        let invalid = |reason: String| format!("invalid IP address or network {input:?}: {reason}");
+        let (addr, prefix) = match input.trim().split_once('/') {
+            Some((a, p)) => (a.trim(), Some(p.trim())),
+            None => (input.trim(), None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| invalid(format!("{addr:?} is not an IP address ({EXPECTED})")))?;
+        let prefix = match prefix {
+            None => max_prefix(addr),
+            Some(p) => p.parse::<u8>().map_err(|_| {
+                invalid(format!(
+                    "prefix length {p:?} is not a number from 0 to {}",
+                    max_prefix(addr)
+                ))
+            })?,
+        };
+        IpNet::new(addr, prefix).map_err(invalid)
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.prefix == max_prefix(self.addr) {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix)
+        }
+    }
+}
+
+impl serde::Serialize for IpNet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = IpNet;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an IP address or network such as \"10.0.0.0/8\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IpNet, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+/// An allow-list of networks, indexed so that a lookup costs one hash probe per distinct prefix
+/// length, however many networks are listed.
+#[derive(Debug, Clone, Default)]
+pub(super) struct IpSet {
+    v4: Vec<(u8, HashSet<u128>)>,
+    v6: Vec<(u8, HashSet<u128>)>,
+}
+
+impl IpSet {
+    pub(super) fn new(nets: &[IpNet]) -> IpSet {
+        let mut v4: HashMap<u8, HashSet<u128>> = HashMap::new();
+        let mut v6: HashMap<u8, HashSet<u128>> = HashMap::new();
+        for net in nets {
+            let by_prefix = if net.addr.is_ipv4() { &mut v4 } else { &mut v6 };
+            by_prefix
+                .entry(net.prefix)
+                .or_default()
+                .insert(bits(net.addr));
+        }
+        let sorted = |m: HashMap<u8, HashSet<u128>>| {
+            let mut v: Vec<_> = m.into_iter().collect();
+            // Longest prefixes first: single addresses are the most common entries.
+            v.sort_by_key(|(prefix, _)| std::cmp::Reverse(*prefix));
+            v
+        };
+        IpSet {
+            v4: sorted(v4),
+            v6: sorted(v6),
+        }
+    }
+
+    pub(super) fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        let table = if ip.is_ipv4() { &self.v4 } else { &self.v6 };
+        table
+            .iter()
+            .any(|(prefix, nets)| nets.contains(&mask(ip, *prefix)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    #[test]
+    fn networks_contain_their_addresses_only() {
+        let set = IpSet::new(&[
+            "10.0.0.0/8".parse().expect("net"),
+            "192.168.1.1".parse().expect("net"),
+            "2001:db8::/32".parse().expect("net"),
+            "0.0.0.0/0".parse().expect("net"),
+        ]);
+        assert!(set.contains(ip("10.255.0.1")));
+        assert!(set.contains(ip("::ffff:10.0.0.1")));
+        assert!(set.contains(ip("2001:db8:ffff::1")));
+        assert!(!set.contains(ip("2001:db9::1")));
+        let set = IpSet::new(&["192.168.1.1".parse().expect("net")]);
+        assert!(set.contains(ip("192.168.1.1")));
+        assert!(!set.contains(ip("192.168.1.2")));
+        assert!(IpSet::new(&["::/0".parse().expect("net")]).contains(ip("::1")));
+    }
+
+    #[test]
+    fn malformed_networks_say_what_is_expected() {
+        for (input, needle) in [
+            (
+                "10.0.0.0/33",
+                "prefix length 33 is too long for IPv4 (expected 0 to 32)",
+            ),
+            ("10.0.0.1/8", "did you mean 10.0.0.0/8?"),
+            ("2001:db8::/129", "too long for IPv6 (expected 0 to 128)"),
+            ("10.0.0/8", "\"10.0.0\" is not an IP address"),
+            (
+                "10.0.0.0/x",
+                "prefix length \"x\" is not a number from 0 to 32",
+            ),
+        ] {
+            let e = input.parse::<IpNet>().expect_err(input);
+            assert!(e.contains(needle), "{input}: {e}");
+        }
+    }
+}

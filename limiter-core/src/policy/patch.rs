@@ -1,0 +1,394 @@
+//! The file form of [`Config`]: every setting optional, merged over a base configuration.
+//!
+//! A file (or the environment) names only what it changes. Deserializing yields a patch, and
+//! [`ConfigPatch::apply`] merges it: a scalar or list replaces the base's, a plan, role or
+//! scope entry merges into the base's entry of that name or adds one, and `"off"` in place of
+//! an entry removes it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::config::{
+    AlgorithmChoice, BypassConfig, Config, PlanConfig, PoliciesConfig, PolicyConfig, Subject,
+};
+use super::ip::IpNet;
+use crate::{Calendar, Error, Rate};
+
+/// The word that removes a plan, role or scope.
+pub(super) const OFF: &str = "off";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table of limiter settings")]
+pub(crate) struct ConfigPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_plan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_burst: Option<Rate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bypass: Option<BypassPatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plans: Option<BTreeMap<String, Entry<PlanPatch>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<BTreeMap<String, Entry<Rate>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<BTreeMap<String, Entry<Rate>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policies: Option<PoliciesPatch>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table of bypass settings")]
+struct BypassPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    staff: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    superuser: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_keys: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ips: Option<Vec<IpNet>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenants: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    users: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a plan (a table of sustained, burst and daily)"
+)]
+struct PlanPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sustained: Option<Rate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    burst: Option<Rate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    daily: Option<Rate>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table of policies")]
+struct PoliciesPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan_sustained: Option<PolicyPatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan_burst: Option<PolicyPatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan_daily: Option<PolicyPatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<PolicyPatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<PolicyPatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anon: Option<PolicyPatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_burst: Option<PolicyPatch>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table of policy settings (algorithm, key, shadow, enabled)"
+)]
+struct PolicyPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    algorithm: Option<AlgorithmChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<Vec<Subject>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shadow: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enabled: Option<bool>,
+}
+
+/// A map entry: a value (merged into the base's entry of that name), or `"off"` (removed).
+#[derive(Debug, Clone)]
+enum Entry<T> {
+    Off,
+    Set(T),
+}
+
+/// What an entry holds, for error messages.
+trait Expecting {
+    const EXPECTING: &'static str;
+    /// Whether a string other than `"off"` can be a value.
+    const FROM_STR: bool;
+}
+
+impl Expecting for Rate {
+    const EXPECTING: &'static str = "a rate such as \"100/hour\", or \"off\" to remove the entry";
+    const FROM_STR: bool = true;
+}
+
+impl Expecting for PlanPatch {
+    const EXPECTING: &'static str =
+        "a plan (a table of sustained, burst and daily), or \"off\" to remove the plan";
+    const FROM_STR: bool = false;
+}
+
+impl<T: Serialize> Serialize for Entry<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Entry::Off => s.serialize_str(OFF),
+            Entry::Set(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de> + Expecting> Deserialize<'de> for Entry<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Entry<T>, D::Error> {
+        struct EntryVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Expecting> Visitor<'de> for EntryVisitor<T> {
+            type Value = Entry<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(T::EXPECTING)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Entry<T>, E> {
+                if v == OFF {
+                    return Ok(Entry::Off);
+                }
+                if !T::FROM_STR {
+                    return Err(E::invalid_value(de::Unexpected::Str(v), &self));
+                }
+                T::deserialize(de::value::StrDeserializer::<E>::new(v)).map(Entry::Set)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Entry::Set)
+            }
+        }
+        d.deserialize_any(EntryVisitor(PhantomData))
+    }
+}
+
+impl ConfigPatch {
+    /// Merges the patch into `base`. Errors name the path of the offending setting.
+    pub(super) fn apply(self, base: &mut Config) -> Result<(), Error> {
+        if let Some(namespace) = self.namespace {
+            check_namespace(&namespace, "namespace")?;
+            base.namespace = namespace;
+        }
+        if let Some(plan) = self.default_plan {
+            base.default_plan = plan;
+        }
+        if let Some(tz) = self.time_zone {
+            Calendar::new(&tz)?;
+            base.time_zone = tz;
+        }
+        if let Some(rate) = self.ip_burst {
+            base.ip_burst = rate;
+        }
+        if let Some(b) = self.bypass {
+            let base = &mut base.bypass;
+            set(&mut base.staff, b.staff);
+            set(&mut base.superuser, b.superuser);
+            set(&mut base.api_keys, b.api_keys);
+            set(&mut base.ips, b.ips);
+            set(&mut base.tenants, b.tenants);
+            set(&mut base.users, b.users);
+        }
+        for (name, entry) in self.plans.into_iter().flatten() {
+            match entry {
+                Entry::Off => {
+                    base.plans.remove(&name);
+                }
+                Entry::Set(patch) => {
+                    let plan = match base.plans.get(&name) {
+                        Some(plan) => PlanConfig::new(
+                            patch.sustained.unwrap_or(plan.sustained),
+                            patch.burst.unwrap_or(plan.burst),
+                            patch.daily.unwrap_or(plan.daily),
+                        ),
+                        None => new_plan(&name, patch)?,
+                    };
+                    base.plans.insert(name, plan);
+                }
+            }
+        }
+        merge_rates(&mut base.roles, self.roles);
+        merge_rates(&mut base.scopes, self.scopes);
+        if let Some(p) = self.policies {
+            let base = &mut base.policies;
+            apply_policy(&mut base.plan_sustained, p.plan_sustained, "plan_sustained")?;
+            apply_policy(&mut base.plan_burst, p.plan_burst, "plan_burst")?;
+            apply_policy(&mut base.plan_daily, p.plan_daily, "plan_daily")?;
+            apply_policy(&mut base.role, p.role, "role")?;
+            apply_policy(&mut base.scope, p.scope, "scope")?;
+            apply_policy(&mut base.anon, p.anon, "anon")?;
+            apply_policy(&mut base.ip_burst, p.ip_burst, "ip_burst")?;
+        }
+        Ok(())
+    }
+}
+
+/// A plan that is not in the base has nothing to inherit: it must set all three limits.
+fn new_plan(name: &str, patch: PlanPatch) -> Result<PlanConfig, Error> {
+    match (patch.sustained, patch.burst, patch.daily) {
+        (Some(s), Some(b), Some(d)) => Ok(PlanConfig::new(s, b, d)),
+        (s, b, d) => {
+            let missing: Vec<&str> = [("sustained", s), ("burst", b), ("daily", d)]
+                .into_iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(n, _)| n)
+                .collect();
+            Err(Error::config(
+                format!("plans.{name}"),
+                format!(
+                    "new plan {name:?} is missing {}; a plan that is not already configured must \
+                     set sustained, burst and daily",
+                    missing.join(" and ")
+                ),
+            ))
+        }
+    }
+}
+
+pub(super) fn check_namespace(namespace: &str, path: &str) -> Result<(), Error> {
+    if namespace.is_empty() || namespace.contains([':', '{', '}']) {
+        return Err(Error::config(
+            path,
+            format!(
+                "invalid namespace {namespace:?}: expected a non-empty name without ':', '{{' or \
+                 '}}' (it starts every store key)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn check_key(key: &[Subject], path: &str) -> Result<(), Error> {
+    if key.is_empty() {
+        return Err(Error::config(
+            path,
+            "the key list is empty; expected one or more of tenant, user, api_key, ip \
+             (the first the request has is used)",
+        ));
+    }
+    Ok(())
+}
+
+fn set<T>(target: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *target = v;
+    }
+}
+
+fn merge_rates(base: &mut BTreeMap<String, Rate>, patch: Option<BTreeMap<String, Entry<Rate>>>) {
+    for (name, entry) in patch.into_iter().flatten() {
+        match entry {
+            Entry::Off => base.remove(&name),
+            Entry::Set(rate) => base.insert(name, rate),
+        };
+    }
+}
+
+fn apply_policy(
+    base: &mut PolicyConfig,
+    patch: Option<PolicyPatch>,
+    name: &str,
+) -> Result<(), Error> {
+    if let Some(p) = patch {
+        if let Some(key) = &p.key {
+            check_key(key, &format!("policies.{name}.key"))?;
+        }
+        set(&mut base.algorithm, p.algorithm);
+        set(&mut base.key, p.key);
+        set(&mut base.shadow, p.shadow);
+        set(&mut base.enabled, p.enabled);
+    }
+    Ok(())
+}
+
+impl TryFrom<ConfigPatch> for Config {
+    type Error = Error;
+
+    fn try_from(patch: ConfigPatch) -> Result<Config, Error> {
+        let mut config = Config::default();
+        patch.apply(&mut config)?;
+        Ok(config)
+    }
+}
+
+/// The complete file form of `config`: every setting, and `"off"` for each default plan, role
+/// or scope that `config` does not have, so that it reads back equal.
+impl From<Config> for ConfigPatch {
+    fn from(config: Config) -> ConfigPatch {
+        let defaults = Config::default();
+        let mut plans: BTreeMap<String, Entry<PlanPatch>> = config
+            .plans
+            .into_iter()
+            .map(|(name, p)| {
+                let patch = PlanPatch {
+                    sustained: Some(p.sustained),
+                    burst: Some(p.burst),
+                    daily: Some(p.daily),
+                };
+                (name, Entry::Set(patch))
+            })
+            .collect();
+        for name in defaults.plans.into_keys() {
+            plans.entry(name).or_insert(Entry::Off);
+        }
+        ConfigPatch {
+            namespace: Some(config.namespace),
+            default_plan: Some(config.default_plan),
+            time_zone: Some(config.time_zone),
+            ip_burst: Some(config.ip_burst),
+            bypass: Some(bypass_patch(config.bypass)),
+            plans: Some(plans),
+            roles: Some(rates_patch(config.roles, defaults.roles)),
+            scopes: Some(rates_patch(config.scopes, defaults.scopes)),
+            policies: Some(policies_patch(config.policies)),
+        }
+    }
+}
+
+fn bypass_patch(b: BypassConfig) -> BypassPatch {
+    BypassPatch {
+        staff: Some(b.staff),
+        superuser: Some(b.superuser),
+        api_keys: Some(b.api_keys),
+        ips: Some(b.ips),
+        tenants: Some(b.tenants),
+        users: Some(b.users),
+    }
+}
+
+fn rates_patch(
+    rates: BTreeMap<String, Rate>,
+    defaults: BTreeMap<String, Rate>,
+) -> BTreeMap<String, Entry<Rate>> {
+    let mut out: BTreeMap<_, _> = rates.into_iter().map(|(n, r)| (n, Entry::Set(r))).collect();
+    for name in defaults.into_keys() {
+        out.entry(name).or_insert(Entry::Off);
+    }
+    out
+}
+
+fn policies_patch(p: PoliciesConfig) -> PoliciesPatch {
+    let full = |c: PolicyConfig| {
+        Some(PolicyPatch {
+            algorithm: Some(c.algorithm),
+            key: Some(c.key),
+            shadow: Some(c.shadow),
+            enabled: Some(c.enabled),
+        })
+    };
+    PoliciesPatch {
+        plan_sustained: full(p.plan_sustained),
+        plan_burst: full(p.plan_burst),
+        plan_daily: full(p.plan_daily),
+        role: full(p.role),
+        scope: full(p.scope),
+        anon: full(p.anon),
+        ip_burst: full(p.ip_burst),
+    }
+}
