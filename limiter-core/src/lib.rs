@@ -21,7 +21,7 @@ pub use decision::{Decision, FailModeUsed, HeaderStyle, PolicyStatus, StoreFailu
 pub use error::{BoxError, Error, ErrorKind};
 pub use key::{Key, SubjectKind};
 pub use limiter::{Event, FailMode, Hook, Limiter, LimiterBuilder, Threshold};
-pub use policy::{BypassReason, PolicySet, Resolution};
+pub use policy::{BypassReason, Config, PolicySet, Resolution};
 pub use rate::{MAX_LIMIT, MAX_PERIOD_MICROS, Period, Rate, Unit};
 pub use request::{ApiKey, Request};
 pub use store::{EvalOptions, Store};

@@ -89,11 +89,7 @@ impl Limiter {
     }
 
     async fn decide(&self, request: &Request, mode: Mode) -> Result<Decision, Error> {
-        if request.cost == 0 {
-            return Err(Error::InvalidRequest(
-                "cost 0 is not a request; expected a cost of at least 1".into(),
-            ));
-        }
+        // The policy set rejects a cost of 0 before any bypass or store call.
         let inner = &*self.inner;
         let checks = match inner.policies.resolve(request)? {
             Resolution::Bypass(reason) => {

@@ -101,7 +101,7 @@ pub(super) fn merge_tree(config: &mut Config, tree: &Node) -> Result<(), Error> 
         node: tree,
         env: false,
     })
-        .map_err(|e| Error::config(e.path(), e.message))?;
+    .map_err(|e| Error::config(e.path(), e.message))?;
     let mut next = config.clone();
     patch.apply(&mut next)?;
     *config = next;
