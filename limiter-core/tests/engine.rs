@@ -296,7 +296,10 @@ async fn invalid_requests_are_errors_that_say_why() {
         .check(&free_user().cost(0))
         .await
         .expect_err("cost 0");
-    assert!(err.to_string().contains("cost is 0; expected at least 1"), "{err}");
+    assert!(
+        err.to_string().contains("cost is 0; expected at least 1"),
+        "{err}"
+    );
     let err = limiter
         .check(&free_user().plan("platinum"))
         .await
