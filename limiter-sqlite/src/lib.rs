@@ -1,1 +1,17 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+mod checkpoint;
+mod config;
+mod connection;
+mod error;
+mod job;
+mod schema;
+mod store;
+mod worker;
+
+pub use config::SqliteConfig;
+pub use store::SqliteStore;
+
+/// The schema version this version of the crate writes (`PRAGMA user_version`). Files at a
+/// lower version are migrated when opened; files at a higher one are refused.
+pub const SCHEMA_VERSION: usize = schema::LATEST;

@@ -1,0 +1,172 @@
+//! The crate's private error, and the one function that maps it to [`limiter_core::Error`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use limiter_core::{Error, ErrorKind};
+use rusqlite::ErrorCode;
+
+/// What can go wrong inside the store. It never leaves the crate: [`to_error`] turns it into
+/// the public error, with the file's path and what was expected.
+///
+/// Clone, because one failure (a lock held too long) answers every call of a group.
+#[derive(Debug, Clone)]
+pub(crate) enum SqliteError {
+    /// SQLite failed while the store was doing `doing`.
+    Sqlite {
+        doing: &'static str,
+        source: Arc<rusqlite::Error>,
+    },
+    /// The file's `user_version` is one this build does not know.
+    UnknownVersion { found: i64, known: usize },
+    /// The file claims the current version but lacks the expected table.
+    NotOurSchema {
+        version: usize,
+        source: Arc<rusqlite::Error>,
+    },
+    /// The file system would not switch the file to WAL mode.
+    NoWal { mode: String },
+    /// A row holds bytes that `State::decode` rejects.
+    CorruptState { key: String },
+    /// The worker thread could not be started.
+    Spawn(Arc<std::io::Error>),
+    /// The worker thread is gone (it panicked): nothing more can be answered.
+    WorkerStopped,
+}
+
+impl SqliteError {
+    /// A rusqlite failure while `doing`.
+    pub(crate) fn sqlite(doing: &'static str) -> impl FnOnce(rusqlite::Error) -> SqliteError {
+        move |source| SqliteError::Sqlite {
+            doing,
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// Whether SQLite said that another connection holds the lock.
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Where an error happened: the store as it names itself, its file, and its busy timeout.
+#[derive(Debug, Clone)]
+pub(crate) struct Site {
+    /// The store's `Display` (`SqliteStore(/path/to/file.db)`).
+    pub(crate) backend: String,
+    /// The database file, or `:memory:`.
+    pub(crate) path: String,
+    pub(crate) busy_timeout: Duration,
+}
+
+/// The one mapping from [`SqliteError`] to the public error: decides temporary or permanent,
+/// and says what was wrong, with the path, and what is expected.
+pub(crate) fn to_error(site: &Site, error: SqliteError) -> Error {
+    let path = &site.path;
+    let (kind, message, source): (ErrorKind, String, Option<limiter_core::BoxError>) = match error {
+        SqliteError::Sqlite { doing, source } => {
+            let (kind, message) = match source.sqlite_error_code() {
+                _ if is_busy(&source) => (
+                    ErrorKind::Temporary,
+                    format!(
+                        "{path} stayed locked by another connection for longer than the busy \
+                         timeout of {:?} while {doing} ({source}); expected the lock to be released \
+                         within it: retry later, or raise SqliteConfig::busy_timeout",
+                        site.busy_timeout
+                    ),
+                ),
+                Some(ErrorCode::NotADatabase) => (
+                    ErrorKind::Permanent,
+                    format!(
+                        "{path} is not a SQLite database ({source}) while {doing}; expected a \
+                         SQLite database file, or a missing or empty file to create one; the file \
+                         was left untouched"
+                    ),
+                ),
+                Some(ErrorCode::DatabaseCorrupt) => (
+                    ErrorKind::Permanent,
+                    format!(
+                        "{path} is corrupt ({source}) while {doing}; expected an intact SQLite \
+                         database: restore it from a copy, or remove it to start every limit over"
+                    ),
+                ),
+                Some(ErrorCode::ReadOnly) => (
+                    ErrorKind::Permanent,
+                    format!(
+                        "{path} is read-only ({source}) while {doing}; expected a database file \
+                         and directory this process may write"
+                    ),
+                ),
+                Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => (
+                    ErrorKind::Permanent,
+                    format!(
+                        "cannot open or create {path} ({source}) while {doing}; expected a \
+                         writable file path whose directory exists"
+                    ),
+                ),
+                Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure | ErrorCode::OutOfMemory) => {
+                    (
+                        ErrorKind::Temporary,
+                        format!("{doing} failed on {path}: {source}"),
+                    )
+                }
+                _ => (
+                    ErrorKind::Permanent,
+                    format!("{doing} failed on {path}: {source}"),
+                ),
+            };
+            (kind, message, Some(Box::new(source)))
+        }
+        SqliteError::UnknownVersion { found, known } => (
+            ErrorKind::Permanent,
+            format!(
+                "{path} has schema version {found} (PRAGMA user_version), which this version of \
+                 limiter-sqlite does not know; expected a version from 0 to {known}: open it with \
+                 the newer limiter-sqlite that wrote it. The file was left untouched"
+            ),
+            None,
+        ),
+        SqliteError::NotOurSchema { version, source } => (
+            ErrorKind::Permanent,
+            format!(
+                "{path} is at schema version {version} but has no usable table limiter_state \
+                 ({source}); expected a database written by limiter-sqlite, or a new one. The \
+                 file was left untouched"
+            ),
+            Some(Box::new(source)),
+        ),
+        SqliteError::NoWal { mode } => (
+            ErrorKind::Permanent,
+            format!(
+                "{path} stayed in journal mode {mode:?} when asked for WAL; expected a file \
+                 system that supports WAL (a local disk, not a network share)"
+            ),
+            None,
+        ),
+        SqliteError::CorruptState { key } => (
+            ErrorKind::Permanent,
+            format!(
+                "{path} holds state for key {key:?} that cannot be decoded; expected bytes written \
+                 by State::encode: reset the key to start it over"
+            ),
+            None,
+        ),
+        SqliteError::Spawn(source) => (
+            ErrorKind::Temporary,
+            format!("cannot start the worker thread for {path}: {source}"),
+            Some(Box::new(source)),
+        ),
+        SqliteError::WorkerStopped => (
+            ErrorKind::Permanent,
+            format!(
+                "the worker thread of {path} has stopped; expected it to run until the store is \
+                 dropped: open the store again"
+            ),
+            None,
+        ),
+    };
+    Error::store(&site.backend, kind, message, source)
+}

@@ -1,0 +1,229 @@
+//! [`SqliteStore`]: the [`Store`] on a SQLite file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use limiter_core::{Batch, BatchOutcome, Error, EvalOptions, Key, Micros, Mode, Store};
+use tokio::sync::oneshot;
+
+use crate::config::SqliteConfig;
+use crate::connection::Target;
+use crate::error::{Site, SqliteError, to_error};
+use crate::job::{Answer, Job};
+use crate::worker::{self, Request};
+
+/// A [`Store`] that keeps limit state in a SQLite database: one file that several processes
+/// on one host may share, or a private in-memory database.
+///
+/// Every call is sent to a worker thread that owns the connection, so no call blocks an async
+/// executor. The worker runs all calls queued while it was busy in one `BEGIN IMMEDIATE`
+/// transaction (group commit); each decision reads and writes its keys inside it, deciding
+/// with [`limiter_core::batch::evaluate`], so it is all or nothing and exact across threads and
+/// processes.
+///
+/// A call that times out (see [`SqliteConfig::timeout`]) is skipped by the worker if it has
+/// not started on it yet; one that the worker had already taken up may still be committed, so
+/// a timed-out decision may have charged its limits: never more than once, and never beyond
+/// them.
+///
+/// Dropping the store closes the queue, lets the worker finish the calls already queued, and
+/// joins its threads.
+pub struct SqliteStore {
+    site: Site,
+    path: Option<PathBuf>,
+    timeout: Option<Duration>,
+    sender: Option<mpsc::Sender<Request>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl SqliteStore {
+    /// Opens the database file at `path`, creating it if missing, and brings its schema to the
+    /// current version. The file is switched to WAL mode.
+    ///
+    /// Fails, leaving the file as it was, if the path cannot be opened or created, the file
+    /// is not a SQLite database, its schema comes from a newer version of this crate, or it
+    /// stays locked by another process beyond [`SqliteConfig::busy_timeout`] (a temporary
+    /// error).
+    pub async fn open(path: impl AsRef<Path>, config: SqliteConfig) -> Result<SqliteStore, Error> {
+        let path = path.as_ref().to_path_buf();
+        SqliteStore::start(Target::File(path.clone()), Some(path), config).await
+    }
+
+    /// Opens a private in-memory database, gone when the store is dropped.
+    pub async fn open_in_memory(config: SqliteConfig) -> Result<SqliteStore, Error> {
+        SqliteStore::start(Target::Memory, None, config).await
+    }
+
+    async fn start(
+        target: Target,
+        path: Option<PathBuf>,
+        config: SqliteConfig,
+    ) -> Result<SqliteStore, Error> {
+        let shown = path
+            .as_ref()
+            .map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string());
+        if config.max_group == 0 {
+            return Err(Error::InvalidConfig {
+                path: "SqliteConfig::max_group".into(),
+                message: "0 calls per transaction cannot make progress; expected at least 1".into(),
+            });
+        }
+        if config.sweep_interval.is_some_and(|i| i.is_zero()) {
+            return Err(Error::InvalidConfig {
+                path: "SqliteConfig::sweep_interval".into(),
+                message: "an interval of 0 would sweep without pause; expected a positive \
+                          interval, or None to sweep only when SqliteStore::sweep is called"
+                    .into(),
+            });
+        }
+        let site = Site {
+            backend: format!("SqliteStore({shown})"),
+            path: shown,
+            busy_timeout: config.busy_timeout,
+        };
+        let timeout = config.timeout;
+        let (ready, opened) = oneshot::channel();
+        let (sender, worker) =
+            worker::spawn(target, config, ready).map_err(|e| to_error(&site, e))?;
+        let store = SqliteStore {
+            site,
+            path,
+            timeout,
+            sender: Some(sender),
+            worker: Some(worker),
+        };
+        match opened.await {
+            Ok(Ok(())) => Ok(store),
+            Ok(Err(e)) => Err(to_error(&store.site, e)),
+            Err(_) => Err(to_error(&store.site, SqliteError::WorkerStopped)),
+        }
+    }
+
+    /// The database file; `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Deletes every row whose state is indistinguishable from fresh at `now` (the limiter's
+    /// time), and returns how many it deleted. The worker also does this periodically (see
+    /// [`SqliteConfig::sweep_interval`]); a key is never dropped while it still holds back a
+    /// request at `now`.
+    pub async fn sweep(&self, now: Micros) -> Result<u64, Error> {
+        match self.call(Job::Sweep { now }, None).await? {
+            Answer::Swept(n) => Ok(n),
+            _ => Ok(0),
+        }
+    }
+
+    async fn call(&self, job: Job, timeout: Option<Duration>) -> Result<Answer, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .as_ref()
+            .and_then(|s| s.send(Request { job, reply }).ok())
+            .ok_or_else(|| to_error(&self.site, SqliteError::WorkerStopped))?;
+        let answer = async {
+            match answer.await {
+                Ok(result) => result.map_err(|e| to_error(&self.site, e)),
+                Err(_) => Err(to_error(&self.site, SqliteError::WorkerStopped)),
+            }
+        };
+        match timeout.or(self.timeout) {
+            None => answer.await,
+            Some(timeout) => tokio::time::timeout(timeout, answer)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Timeout {
+                        backend: self.site.backend.clone(),
+                        timeout,
+                    })
+                }),
+        }
+    }
+
+    async fn outcome(&self, job: Job, options: &EvalOptions) -> Result<BatchOutcome, Error> {
+        match self.call(job, options.timeout).await? {
+            Answer::Outcome(outcome) => Ok(outcome),
+            _ => Ok(BatchOutcome::default()),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn evaluate(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
+        if batch.is_empty() {
+            return Ok(BatchOutcome {
+                allowed: true,
+                statuses: Vec::new(),
+            });
+        }
+        let job = Job::Evaluate {
+            batch: batch.clone(),
+            now: options.now,
+            mode: Mode::Consume,
+        };
+        self.outcome(job, options).await
+    }
+
+    async fn peek(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
+        if batch.is_empty() {
+            return Ok(BatchOutcome {
+                allowed: true,
+                statuses: Vec::new(),
+            });
+        }
+        let job = Job::Evaluate {
+            batch: batch.clone(),
+            now: options.now,
+            mode: Mode::Peek,
+        };
+        self.outcome(job, options).await
+    }
+
+    async fn reset(&self, key: &Key) -> Result<(), Error> {
+        self.call(Job::Reset { key: key.clone() }, None)
+            .await
+            .map(drop)
+    }
+
+    async fn refund(&self, batch: &Batch, options: &EvalOptions) -> Result<(), Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let job = Job::Refund {
+            batch: batch.clone(),
+            now: options.now,
+        };
+        self.call(job, options.timeout).await.map(drop)
+    }
+}
+
+impl fmt::Display for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.site.backend)
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.site.path)
+            .field("busy_timeout", &self.site.busy_timeout)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue ends the worker's loop once it has answered what was queued.
+        drop(self.sender.take());
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
