@@ -1,0 +1,174 @@
+//! A few minutes of simulated traffic under the default policies, on the in-process store.
+//!
+//! Tenants on every plan, a staff user, an API key flagged to bypass, and anonymous clients
+//! send requests each second of a `ManualClock`; the limiter decides each one. The table shows
+//! who was admitted and who was denied by which policy, then the headers and message of a
+//! denied response.
+//!
+//! Run: `cargo run --release --example quickstart`
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use limiter_core::{Decision, HeaderStyle, Limiter, ManualClock, PolicySet, Request};
+use limiter_memory::MemoryStore;
+
+/// 2026-11-26T09:00:00Z.
+const START: u64 = 1_795_683_600_000_000;
+const SECONDS: u32 = 180;
+
+/// Someone sending traffic: a request to send, and how many per second.
+struct Client {
+    name: &'static str,
+    request: Request,
+    per_second: u32,
+}
+
+#[derive(Default)]
+struct Tally {
+    sent: u32,
+    admitted: u32,
+    bypassed: u32,
+    denied_by: BTreeMap<String, u32>,
+    first_denial: Option<(u32, Decision)>,
+}
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(203, 0, 113, last))
+}
+
+fn tenant(name: &'static str, plan: &str, user: &str, role: &str, last: u8) -> Request {
+    Request::new()
+        .tenant(name)
+        .plan(plan)
+        .user(user)
+        .role(role)
+        .ip(ip(last))
+}
+
+fn clients() -> Vec<Client> {
+    vec![
+        Client {
+            name: "acme (free)",
+            request: tenant("acme", "free", "ann", "owner", 10),
+            per_second: 1,
+        },
+        Client {
+            name: "bolt (starter)",
+            request: tenant("bolt", "starter", "bob", "member", 11),
+            per_second: 1,
+        },
+        Client {
+            name: "core (professional)",
+            request: tenant("core", "professional", "cat", "admin", 12),
+            per_second: 3,
+        },
+        Client {
+            name: "dyna (enterprise)",
+            request: tenant("dyna", "enterprise", "dan", "employee", 13),
+            per_second: 12,
+        },
+        Client {
+            name: "staff user sam",
+            request: Request::new().user("sam").staff(true).ip(ip(20)),
+            per_second: 20,
+        },
+        Client {
+            name: "API key ci-bot (bypass)",
+            request: Request::new()
+                .tenant("dyna")
+                .plan("enterprise")
+                .api_key("ci-bot", true),
+            per_second: 20,
+        },
+        Client {
+            name: "anonymous 198.51.100.7",
+            request: Request::new().ip(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7))),
+            per_second: 1,
+        },
+        Client {
+            name: "anonymous 198.51.100.8",
+            request: Request::new()
+                .ip(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 8)))
+                .endpoint("POST", "/login")
+                .scope("auth"),
+            per_second: 1,
+        },
+    ]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), limiter_core::Error> {
+    let clock = ManualClock::new(START);
+    let limiter = Limiter::builder(PolicySet::default(), MemoryStore::default())
+        .clock(clock.clone())
+        .build();
+    let clients = clients();
+    let mut tallies: Vec<Tally> = clients.iter().map(|_| Tally::default()).collect();
+
+    for second in 0..SECONDS {
+        for (client, tally) in clients.iter().zip(tallies.iter_mut()) {
+            for _ in 0..client.per_second {
+                let decision = limiter.check(&client.request).await?;
+                tally.sent += 1;
+                if decision.bypass().is_some() {
+                    tally.bypassed += 1;
+                }
+                if decision.is_allowed() {
+                    tally.admitted += 1;
+                    continue;
+                }
+                let policy = decision
+                    .binding()
+                    .map_or_else(|| "?".to_owned(), |b| b.policy.to_string());
+                *tally.denied_by.entry(policy).or_default() += 1;
+                if tally.first_denial.is_none() {
+                    tally.first_denial = Some((second, decision));
+                }
+            }
+        }
+        clock.advance(Duration::from_secs(1));
+    }
+
+    println!(
+        "{SECONDS} s of traffic under PolicySet::default(), on {}\n",
+        limiter.store()
+    );
+    println!(
+        "{:<26} {:>5} {:>9} {:>7}  denied by",
+        "client", "sent", "admitted", "denied"
+    );
+    println!("{}", "-".repeat(80));
+    for (client, tally) in clients.iter().zip(&tallies) {
+        let denied = tally.sent - tally.admitted;
+        let by = if tally.bypassed == tally.sent {
+            "- (bypass: nothing counted)".to_owned()
+        } else {
+            tally
+                .denied_by
+                .iter()
+                .map(|(policy, n)| format!("{policy} x{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "{:<26} {:>5} {:>9} {:>7}  {by}",
+            client.name, tally.sent, tally.admitted, denied
+        );
+    }
+
+    for (client, tally) in clients.iter().zip(&tallies) {
+        let Some((second, decision)) = &tally.first_denial else {
+            continue;
+        };
+        println!("\n{} first denied at t = {second} s:", client.name);
+        for (name, value) in decision.headers(HeaderStyle::All) {
+            println!("  {name}: {value}");
+        }
+        if let Some(message) = decision.message() {
+            println!("  body: {message}");
+        }
+    }
+    Ok(())
+}
