@@ -1,12 +1,15 @@
 //! The in-process store against governor's keyed limiter, measured in the same run.
 //!
 //! - `one_limit/{hot_key,100k_keys}`: one GCRA limit; ours (`evaluate_sync`, and the async
-//!   `Store::evaluate` polled once) against `governor::RateLimiter::check_key`.
+//!   `Store::evaluate` polled once) against `governor::RateLimiter::check_key`, next to the
+//!   floor under ours: a bare moka cache built as `MemoryStore` builds its own, doing only the
+//!   lookup every check starts with (a hit). No store on moka can be faster than that floor.
 //! - `default_decision`: the five limits of an authenticated request under the default policies
 //!   (plan sustained, burst, daily, role, IP burst) in one atomic batch, against five governor
 //!   keyed checks with the same rates.
 //! - Before the timings (only under `cargo bench`), a counting global allocator reports heap
-//!   allocations per warm decision and bytes of memory per tracked key at 1M keys.
+//!   allocations per warm decision and bytes of memory per tracked key at 1M keys, for ours,
+//!   governor and the bare moka cache.
 //!
 //! Time is injected and advances at a pace every limit admits, for both sides, so every
 //! iteration is an admitted request that updates state.
@@ -22,6 +25,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
 use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -36,6 +40,9 @@ use limiter_core::{
     Resolution, Store, SubjectKind, Unit,
 };
 use limiter_memory::{MemoryConfig, MemoryStore};
+use moka::notification::RemovalCause;
+use moka::policy::EvictionPolicy;
+use moka::sync::Cache;
 
 struct Counting;
 
@@ -91,6 +98,27 @@ fn store(capacity: u64) -> MemoryStore {
             .sweep_interval(None),
     )
     .expect("valid config")
+}
+
+/// The floor: a moka cache configured as `MemoryStore` configures its own (LRU, capacity, an
+/// eviction listener), with an 8-byte value in place of the store's state cell.
+fn bare_moka(capacity: u64) -> Cache<Key, Arc<u64>> {
+    Cache::builder()
+        .max_capacity(capacity)
+        .eviction_policy(EvictionPolicy::lru())
+        .eviction_listener(|_key: Arc<Key>, _value: Arc<u64>, _cause: RemovalCause| {})
+        .build()
+}
+
+/// The lookup `MemoryStore` makes for every check of a batch; a hit on a held key.
+fn bare_get(cache: &Cache<Key, Arc<u64>>, key: &Key) -> Arc<u64> {
+    cache.get_with_by_ref(key, || Arc::new(0))
+}
+
+/// The next index of a round-robin over `len` items.
+fn next(i: &mut usize, len: usize) -> usize {
+    *i = (*i + 1) % len;
+    *i
 }
 
 type Keyed<K> = RateLimiter<
@@ -167,9 +195,10 @@ fn bench_one_limit(c: &mut Criterion) {
     let mut group = c.benchmark_group("one_limit");
     group.throughput(Throughput::Elements(1));
 
-    for keys in [1u32, 100_000] {
-        let name = if keys == 1 { "hot_key" } else { "100k_keys" };
-        let batches: Vec<Batch> = (0..keys).map(|i| one(ip_key(i), &limit)).collect();
+    for n in [1u32, 100_000] {
+        let name = if n == 1 { "hot_key" } else { "100k_keys" };
+        let keys: Vec<Key> = (0..n).map(ip_key).collect();
+        let batches: Vec<Batch> = keys.iter().map(|k| one(k.clone(), &limit)).collect();
         let ours = store(1_000_000);
         let mut out = Vec::with_capacity(1);
         let mut now = START;
@@ -180,34 +209,37 @@ fn bench_one_limit(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("ours_sync", name), |b| {
             b.iter(|| {
                 now += 1_000;
-                i = (i + 1) % batches.len();
-                black_box(
-                    ours.evaluate_sync(&batches[i], now, &mut out)
-                        .expect("answer"),
-                )
+                let batch = &batches[next(&mut i, batches.len())];
+                black_box(ours.evaluate_sync(batch, now, &mut out).expect("answer"))
             })
         });
         group.bench_function(BenchmarkId::new("ours_async", name), |b| {
             b.iter(|| {
                 now += 1_000;
-                i = (i + 1) % batches.len();
-                let outcome = ready(ours.evaluate(&batches[i], &EvalOptions::at(now)));
+                let batch = &batches[next(&mut i, batches.len())];
+                let outcome = ready(ours.evaluate(batch, &EvalOptions::at(now)));
                 black_box(outcome.expect("answer").allowed)
             })
         });
 
-        let keys: Vec<Key> = (0..keys).map(ip_key).collect();
+        let floor = bare_moka(1_000_000);
+        for k in &keys {
+            bare_get(&floor, k);
+        }
+        floor.run_pending_tasks();
+        group.bench_function(BenchmarkId::new("bare_moka_get_hit", name), |b| {
+            b.iter(|| black_box(bare_get(&floor, &keys[next(&mut i, keys.len())])))
+        });
+
         let clock = FakeRelativeClock::default();
         let theirs: Keyed<Key> = keyed(&limit, &clock);
         for k in &keys {
             let _ = theirs.check_key(k);
         }
-        let mut j = 0usize;
         group.bench_function(BenchmarkId::new("governor_keyed", name), |b| {
             b.iter(|| {
                 clock.advance(step);
-                j = (j + 1) % keys.len();
-                black_box(theirs.check_key(&keys[j]).is_ok())
+                black_box(theirs.check_key(&keys[next(&mut i, keys.len())]).is_ok())
             })
         });
     }
@@ -302,11 +334,19 @@ fn report_allocations() {
         black_box(theirs.check_key(&key).is_ok());
     });
 
+    let floor = bare_moka(1_000_000);
+    bare_get(&floor, &key);
+    floor.run_pending_tasks();
+    let moka_one = allocations_per_call(CALLS, || {
+        black_box(bare_get(&floor, &key));
+    });
+
     println!("heap allocations per warm decision (average over {CALLS} calls):");
     println!("  ours evaluate_sync, 1 limit:              {sync_one:.3}");
     println!("  ours evaluate_sync, 5 limits (default):   {sync_five:.3}");
     println!("  ours Store::evaluate (async), 5 limits:   {async_five:.3}");
     println!("  governor keyed check_key, 1 limit:        {governor_one:.3}");
+    println!("  bare moka get-hit (the floor), 1 key:     {moka_one:.3}");
 }
 
 /// Live heap bytes after `fill` minus before, per key.
@@ -360,6 +400,17 @@ fn report_memory() {
     });
     drop(kept);
 
+    let (floor, kept) = bytes_per_key(KEYS, || {
+        let cache = bare_moka(u64::from(KEYS));
+        for i in 0..KEYS {
+            bare_get(&cache, &ip_key(i));
+        }
+        cache.run_pending_tasks();
+        assert_eq!(cache.entry_count(), u64::from(KEYS));
+        Box::new(cache)
+    });
+    drop(kept);
+
     let sample = ip_key(123_456);
     println!(
         "bytes of heap per tracked key at {KEYS} keys (keys like {:?}, {} bytes of text):",
@@ -369,6 +420,7 @@ fn report_memory() {
     println!("  ours (MemoryStore, moka LRU):    {ours:.1}");
     println!("  governor keyed, same Key:        {theirs_key:.1}");
     println!("  governor keyed, u64 keys:        {theirs_u64:.1}");
+    println!("  bare moka, same Key, Arc<u64>:   {floor:.1}");
 }
 
 fn main() {

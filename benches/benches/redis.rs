@@ -1,1 +1,436 @@
-fn main() {}
+//! The Redis store against baselines on the same private server, measured in the same run.
+//!
+//! Variants (each a decision, at 1 and at 64 concurrent tasks over one pool of 8 connections):
+//! - `trivial_evalsha`: `EVALSHA` of `return redis.call('INCR', KEYS[1])`, the physical floor
+//!   of one script round trip.
+//! - `gcra_script`: the usual one-key GCRA Lua script (GET the TAT, compare, SET it with PX;
+//!   server time), for one limit.
+//! - `ours_single_limit`: `RedisStore::evaluate` of one GCRA limit.
+//! - `ours_four_limits`: `RedisStore::evaluate` of four limits of one subject (GCRA, two
+//!   sliding windows, calendar), subjects rotating over 4096.
+//! - `drf_four_limits`: DRF's `SimpleRateThrottle` for the same four limits: per limit, GET the
+//!   history list, trim it, SET it back (non-atomic read-modify-write from the client).
+//! - `ours_default_decision`: `Limiter::check` under the default policies (five limits: plan
+//!   sustained, burst, daily, role, IP burst) of an enterprise tenant's owner, 4096 tenants.
+//!
+//! Under `cargo bench`, a report comes first: per variant, decisions per second, median and
+//! p99 latency at 1 and 64 tasks, the share of admitted decisions, the commands Redis executed
+//! per decision (`INFO commandstats` before/after; commands a script runs count too, so the
+//! round trips are the `evalsha` column for scripts), and the target ratios.
+//!
+//! Run: `cargo bench -p limiter-benches --bench redis -- --warm-up-time 1 --measurement-time 3`
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use fred::clients::Pool;
+use fred::interfaces::{KeysInterface, LuaInterface};
+use limiter_core::{
+    Batch, Calendar, Check, Clock, EvalOptions, Key, Limit, Limiter, PolicySet, Rate, Request,
+    Store, SubjectKind, SystemClock,
+};
+use limiter_redis::harness::RedisServer;
+use limiter_redis::{RedisConfig, RedisStore};
+
+const POOL: usize = 8;
+const SUBJECTS: usize = 4096;
+const CONCURRENCY: [usize; 2] = [1, 64];
+
+const TRIVIAL_LUA: &str = "return redis.call('INCR', KEYS[1])";
+
+/// The usual one-key GCRA script: emission interval and capacity in microseconds.
+const GCRA_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local emission = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + emission
+if new_tat - now > capacity then
+  return {0, new_tat - now - capacity}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000))
+return {1, 0}
+";
+
+/// The four limits of `ours_four_limits` and `drf_four_limits`: (policy, rate, period in µs).
+const FOUR: [(&str, &str, u64); 4] = [
+    ("burst", "1000/minute", 60_000_000),
+    ("sustained", "10000/hour", 3_600_000_000),
+    ("role", "5000/hour", 3_600_000_000),
+    ("daily", "100000/day", 86_400_000_000),
+];
+
+struct Fixture {
+    store: RedisStore,
+    pool: Pool,
+    limiter: Limiter,
+    trivial_sha: String,
+    gcra_sha: String,
+    single: Batch,
+    four: Vec<Batch>,
+    drf_keys: Vec<[String; 4]>,
+    requests: Vec<Request>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Variant {
+    TrivialEvalsha,
+    GcraScript,
+    OursSingleLimit,
+    OursFourLimits,
+    DrfFourLimits,
+    OursDefaultDecision,
+}
+
+const VARIANTS: [Variant; 6] = [
+    Variant::TrivialEvalsha,
+    Variant::GcraScript,
+    Variant::OursSingleLimit,
+    Variant::OursFourLimits,
+    Variant::DrfFourLimits,
+    Variant::OursDefaultDecision,
+];
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::TrivialEvalsha => "trivial_evalsha",
+            Variant::GcraScript => "gcra_script",
+            Variant::OursSingleLimit => "ours_single_limit",
+            Variant::OursFourLimits => "ours_four_limits",
+            Variant::DrfFourLimits => "drf_four_limits",
+            Variant::OursDefaultDecision => "ours_default_decision",
+        }
+    }
+
+    /// One decision, the `i`th; whether it was admitted.
+    async fn run(self, f: &Fixture, i: usize) -> bool {
+        let name = self.name();
+        match self {
+            Variant::TrivialEvalsha => {
+                let n: i64 = f
+                    .pool
+                    .evalsha(f.trivial_sha.as_str(), "bench:trivial", ())
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: EVALSHA: {e}"));
+                n > 0
+            }
+            Variant::GcraScript => {
+                // 10^6 per second: one microsecond per unit, a capacity of 10^6 µs (as ours).
+                let reply: Vec<i64> = f
+                    .pool
+                    .evalsha(f.gcra_sha.as_str(), "bench:gcra", vec![1_i64, 1_000_000])
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: EVALSHA: {e}"));
+                reply.first() == Some(&1)
+            }
+            Variant::OursSingleLimit => {
+                let at = EvalOptions::at(SystemClock.now());
+                f.store
+                    .evaluate(&f.single, &at)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: evaluate: {e}"))
+                    .allowed
+            }
+            Variant::OursFourLimits => {
+                let at = EvalOptions::at(SystemClock.now());
+                let batch = &f.four[i % f.four.len()];
+                f.store
+                    .evaluate(batch, &at)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: evaluate: {e}"))
+                    .allowed
+            }
+            Variant::DrfFourLimits => drf(f, &f.drf_keys[i % f.drf_keys.len()]).await,
+            Variant::OursDefaultDecision => f
+                .limiter
+                .check(&f.requests[i % f.requests.len()])
+                .await
+                .unwrap_or_else(|e| panic!("{name}: check: {e}"))
+                .is_allowed(),
+        }
+    }
+}
+
+/// DRF's throttles, one after the other: each reads its history, trims it to the period, and
+/// either fails (stopping there) or prepends now and writes the history back.
+async fn drf(f: &Fixture, keys: &[String; 4]) -> bool {
+    let now = SystemClock.now();
+    for (key, (_, rate, period)) in keys.iter().zip(FOUR) {
+        let limit: usize = rate
+            .split('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let raw: Option<String> = f.pool.get(key.as_str()).await.expect("drf: GET");
+        let mut history: Vec<u64> = raw
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|t| t.parse().ok())
+            .filter(|&t| t + period > now)
+            .collect();
+        if history.len() >= limit {
+            return false;
+        }
+        history.insert(0, now);
+        let value = history
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let ttl = i64::try_from(period / 1_000_000).unwrap_or(i64::MAX);
+        let expiry = Some(fred::types::Expiration::EX(ttl));
+        let _: () = f
+            .pool
+            .set(key.as_str(), value, expiry, None, false)
+            .await
+            .expect("drf: SET");
+    }
+    true
+}
+
+async fn fixture(url: &str) -> Fixture {
+    let store = RedisStore::connect(RedisConfig::new(url).with_pool_size(POOL))
+        .await
+        .expect("connect to the bench server");
+    let pool = store.pool().clone();
+    let trivial_sha: String = pool.script_load(TRIVIAL_LUA).await.expect("SCRIPT LOAD");
+    let gcra_sha: String = pool.script_load(GCRA_LUA).await.expect("SCRIPT LOAD");
+    let rate = |s: &str| s.parse::<Rate>().expect("bench rates are valid");
+    let single = Batch::new(vec![Check::new(
+        "burst",
+        Key::new("bench", "single", SubjectKind::User, "hot"),
+        Limit::gcra(rate("1000000/second")),
+        1,
+    )])
+    .expect("batch");
+    let four = (0..SUBJECTS)
+        .map(|s| {
+            let subject = format!("user-{s}");
+            let checks = FOUR
+                .iter()
+                .map(|&(policy, r, _)| {
+                    let limit = match policy {
+                        "burst" => Limit::gcra(rate(r)),
+                        "daily" => Limit::calendar(rate(r), Calendar::utc()).expect("calendar"),
+                        _ => Limit::sliding_window(rate(r)),
+                    };
+                    Check::new(
+                        policy,
+                        Key::new("bench", policy, SubjectKind::User, &subject),
+                        limit,
+                        1,
+                    )
+                })
+                .collect();
+            Batch::new(checks).expect("batch")
+        })
+        .collect();
+    let drf_keys = (0..SUBJECTS)
+        .map(|s| FOUR.map(|(policy, _, _)| format!("bench:drf:{policy}:user-{s}")))
+        .collect();
+    let requests = (0..SUBJECTS)
+        .map(|s| {
+            let [a, b] = u16::try_from(s).unwrap_or(0).to_be_bytes();
+            let mut request = Request::new()
+                .tenant(format!("tenant-{s}"))
+                .plan("enterprise")
+                .user(format!("owner-{s}"))
+                .role("owner");
+            request.client_ip = Some(IpAddr::V4(Ipv4Addr::new(10, 1, a, b)));
+            request
+        })
+        .collect();
+    let limiter = Limiter::builder(PolicySet::default(), store.clone())
+        .clock(SystemClock)
+        .build();
+    Fixture {
+        store,
+        pool,
+        limiter,
+        trivial_sha,
+        gcra_sha,
+        single,
+        four,
+        drf_keys,
+        requests,
+    }
+}
+
+/// Runs `total` decisions of `variant` over `tasks` tasks; returns the wall time, the latency
+/// of every decision and how many were admitted.
+async fn run_tasks(
+    f: &Arc<Fixture>,
+    variant: Variant,
+    tasks: usize,
+    total: usize,
+    timed: bool,
+) -> Run {
+    let per_task = total.div_ceil(tasks);
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for task in 0..tasks {
+        let f = Arc::clone(f);
+        set.spawn(async move {
+            let mut latencies = Vec::with_capacity(if timed { per_task } else { 0 });
+            let mut admitted = 0;
+            for n in 0..per_task {
+                let i = task * per_task + n;
+                let t = timed.then(Instant::now);
+                admitted += usize::from(variant.run(&f, i).await);
+                if let Some(t) = t {
+                    latencies.push(t.elapsed());
+                }
+            }
+            (latencies, admitted)
+        });
+    }
+    let mut run = Run {
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+        admitted: 0,
+        decisions: per_task * tasks,
+    };
+    for (latencies, admitted) in set.join_all().await {
+        run.latencies.extend(latencies);
+        run.admitted += admitted;
+    }
+    run.elapsed = start.elapsed();
+    run
+}
+
+struct Run {
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    admitted: usize,
+    decisions: usize,
+}
+
+impl Run {
+    fn per_second(&self) -> f64 {
+        self.decisions as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The latency below which `permille` of the decisions completed.
+    fn percentile(&mut self, permille: usize) -> Duration {
+        self.latencies.sort_unstable();
+        let last = self.latencies.len().saturating_sub(1);
+        self.latencies
+            .get(last * permille / 1000)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// Per-command call counts from `INFO commandstats`, without `info` itself.
+fn command_stats(server: &RedisServer) -> BTreeMap<String, u64> {
+    let info = server
+        .command(&["INFO", "commandstats"])
+        .expect("INFO commandstats");
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            let calls = rest.split(',').next()?.parse().ok()?;
+            (name != "info").then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
+fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) {
+    const DECISIONS: usize = 6_400;
+    eprintln!("\nRedis store report ({DECISIONS} decisions per row, pool of {POOL} connections)");
+    eprintln!(
+        "{:<24} {:>5} {:>12} {:>10} {:>10} {:>9}  commands per decision",
+        "variant", "tasks", "decisions/s", "median", "p99", "admitted"
+    );
+    let mut throughput = BTreeMap::new();
+    for variant in VARIANTS {
+        for tasks in CONCURRENCY {
+            // Warm up (connections, script caches, keys), then measure.
+            rt.block_on(run_tasks(f, variant, tasks, 640, false));
+            let before = command_stats(server);
+            let mut run = rt.block_on(run_tasks(f, variant, tasks, DECISIONS, true));
+            let after = command_stats(server);
+            let commands: Vec<String> = after
+                .iter()
+                .filter_map(|(name, &calls)| {
+                    let delta = calls - before.get(name).copied().unwrap_or(0);
+                    (delta > 0)
+                        .then(|| format!("{name} {:.2}", delta as f64 / run.decisions as f64))
+                })
+                .collect();
+            let (median, p99) = (run.percentile(500), run.percentile(990));
+            eprintln!(
+                "{:<24} {:>5} {:>12.0} {:>8.0}µs {:>8.0}µs {:>8.1}%  {}",
+                variant.name(),
+                tasks,
+                run.per_second(),
+                median.as_secs_f64() * 1e6,
+                p99.as_secs_f64() * 1e6,
+                100.0 * run.admitted as f64 / run.decisions as f64,
+                commands.join(", ")
+            );
+            throughput.insert((variant.name(), tasks), run.per_second());
+        }
+    }
+    let ratio = |a: &str, b: &str, tasks: usize| throughput[&(a, tasks)] / throughput[&(b, tasks)];
+    eprintln!(
+        "targets: default decision / trivial EVALSHA at 64 tasks = {:.2} (target >= 0.8); \
+         single limit / GCRA script = {:.2} at 1 task, {:.2} at 64 (target >= 1.0); \
+         four limits ours / DRF-style = {:.2} at 1 task, {:.2} at 64\n",
+        ratio("ours_default_decision", "trivial_evalsha", 64),
+        ratio("ours_single_limit", "gcra_script", 1),
+        ratio("ours_single_limit", "gcra_script", 64),
+        ratio("ours_four_limits", "drf_four_limits", 1),
+        ratio("ours_four_limits", "drf_four_limits", 64),
+    );
+}
+
+fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, f: &Arc<Fixture>) {
+    let mut group = c.benchmark_group("redis");
+    group.throughput(Throughput::Elements(1));
+    for variant in VARIANTS {
+        for tasks in CONCURRENCY {
+            group.bench_function(BenchmarkId::new(variant.name(), tasks), |b| {
+                b.to_async(rt).iter_custom(|iters| {
+                    let f = Arc::clone(f);
+                    async move {
+                        let total = usize::try_from(iters).unwrap_or(usize::MAX);
+                        let run = run_tasks(&f, variant, tasks, total, false).await;
+                        // Scale to the iterations asked for (tasks may round them up).
+                        run.elapsed.mul_f64(total as f64 / run.decisions as f64)
+                    }
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+fn main() {
+    let server = match RedisServer::start() {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("\n==== SKIPPED the Redis bench: cannot start redis-server: {e} ====\n");
+            return;
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let f = Arc::new(rt.block_on(fixture(&server.url())));
+    // `cargo test --benches` runs without `--bench`: skip the long report there.
+    if std::env::args().any(|a| a == "--bench") {
+        report(&rt, &f, &server);
+    }
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c, &rt, &f);
+    c.final_summary();
+}

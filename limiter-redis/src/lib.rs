@@ -1,1 +1,16 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod error;
+#[cfg(feature = "harness")]
+pub mod harness;
+mod script;
+mod store;
+
+pub use config::{RedisConfig, TimeSource};
+pub use store::RedisStore;
+
+/// The Redis client this store is built on, for its configuration types
+/// ([`ReconnectPolicy`](fred::types::config::ReconnectPolicy)) and the
+/// [`pool`](RedisStore::pool).
+pub use fred;

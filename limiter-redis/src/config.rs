@@ -1,0 +1,140 @@
+//! The options of a [`RedisStore`](crate::RedisStore).
+
+use std::time::Duration;
+
+use fred::types::config::ReconnectPolicy;
+
+/// Where a [`RedisStore`](crate::RedisStore) reads the time its scripts compute with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeSource {
+    /// The Redis server's clock (`redis.call('TIME')`), so that application hosts with skewed
+    /// clocks still agree. The default.
+    #[default]
+    Server,
+    /// The caller's `now` ([`EvalOptions::now`](limiter_core::EvalOptions::now)): for tests,
+    /// simulations and the conformance suite, which drive time with a
+    /// [`ManualClock`](limiter_core::ManualClock).
+    ///
+    /// Keys still expire by the server's clock, which the caller's time need not follow (a
+    /// frozen test clock does not move at all): each key then lives a day longer than its state
+    /// needs, so that none is dropped while still live.
+    Injected,
+}
+
+/// The options of a [`RedisStore`](crate::RedisStore): [`Default`] or [`new`](Self::new), then
+/// `with_*` methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use limiter_redis::{RedisConfig, TimeSource};
+///
+/// let config = RedisConfig::new("redis://10.0.0.5:6379")
+///     .with_pool_size(8)
+///     .with_command_timeout(Duration::from_millis(200));
+/// assert_eq!(config.time_source, TimeSource::Server);
+///
+/// // Any node of a cluster will do as a seed; the others are discovered.
+/// let cluster = RedisConfig::cluster(["10.0.0.5:7000", "10.0.0.6:7000"]);
+/// assert_eq!(cluster.url, "redis-cluster://10.0.0.5:7000?node=10.0.0.6:7000");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// The server or cluster: `redis://host:port[/db]` is one server,
+    /// `redis-cluster://host:port?node=host:port&...` a cluster (credentials as
+    /// `redis://user:password@host`; see fred's `Config::from_url`).
+    pub url: String,
+    /// Connections (per cluster node); calls are spread over them. At least 1.
+    pub pool_size: usize,
+    /// How long a call may wait for its reply when the caller gives no timeout of its own
+    /// ([`EvalOptions::timeout`](limiter_core::EvalOptions::timeout)). Past it the call fails
+    /// with a temporary [`Error::Timeout`](limiter_core::Error::Timeout); its script may still
+    /// have run, once.
+    pub command_timeout: Duration,
+    /// How long [`RedisStore::connect`](crate::RedisStore::connect) waits for its connections.
+    pub connect_timeout: Duration,
+    /// How lost connections are re-established. Whatever the policy, a command is never
+    /// replayed after a reconnection (fred's `max_command_attempts` is 1): a replayed script
+    /// would charge twice.
+    pub reconnect: ReconnectPolicy,
+    /// Where the time comes from (the server's clock by default).
+    pub time_source: TimeSource,
+}
+
+impl Default for RedisConfig {
+    /// A local server (`redis://127.0.0.1:6379`), 4 connections, 1 s command timeout, 5 s
+    /// connect timeout, reconnecting forever with exponential backoff from 10 ms to 2 s, and
+    /// server time.
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            pool_size: 4,
+            command_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
+            reconnect: ReconnectPolicy::new_exponential(0, 10, 2_000, 2),
+            time_source: TimeSource::Server,
+        }
+    }
+}
+
+impl RedisConfig {
+    /// The defaults, for the server or cluster at `url` (see [`url`](Self::url)).
+    pub fn new(url: impl Into<String>) -> RedisConfig {
+        RedisConfig::default().with_url(url)
+    }
+
+    /// The defaults, for the Redis Cluster reachable at the seed nodes `host:port`.
+    pub fn cluster<I, S>(nodes: I) -> RedisConfig
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut url = String::from("redis-cluster://");
+        for (i, node) in nodes.into_iter().enumerate() {
+            url.push_str(match i {
+                0 => "",
+                1 => "?node=",
+                _ => "&node=",
+            });
+            url.push_str(node.as_ref());
+        }
+        RedisConfig::new(url)
+    }
+
+    /// Sets [`url`](Self::url).
+    pub fn with_url(mut self, url: impl Into<String>) -> RedisConfig {
+        self.url = url.into();
+        self
+    }
+
+    /// Sets [`pool_size`](Self::pool_size).
+    pub fn with_pool_size(mut self, size: usize) -> RedisConfig {
+        self.pool_size = size;
+        self
+    }
+
+    /// Sets [`command_timeout`](Self::command_timeout).
+    pub fn with_command_timeout(mut self, timeout: Duration) -> RedisConfig {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> RedisConfig {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`reconnect`](Self::reconnect).
+    pub fn with_reconnect(mut self, policy: ReconnectPolicy) -> RedisConfig {
+        self.reconnect = policy;
+        self
+    }
+
+    /// Sets [`time_source`](Self::time_source).
+    pub fn with_time_source(mut self, source: TimeSource) -> RedisConfig {
+        self.time_source = source;
+        self
+    }
+}

@@ -1,0 +1,523 @@
+//! [`RedisStore`]: the [`Store`] on Redis or Redis Cluster.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::clients::Pool;
+use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
+use fred::types::config::{Config, Options, ServerConfig};
+use fred::types::{Builder, Key as FredKey, Value};
+use fred::util::redis_keyslot;
+use limiter_core::{
+    Batch, BatchOutcome, Check, Clock, Error, EvalOptions, Key, LimitStatus, Store, SystemClock,
+};
+
+use crate::config::{RedisConfig, TimeSource};
+use crate::error::{RedisError, to_core};
+use crate::script::{DECIDE_LUA, DayBounds, ScriptMode, ScriptTime, arguments, parse_reply};
+
+/// The URL schemes fred understands.
+const SCHEMES: &[&str] = &[
+    "redis",
+    "rediss",
+    "valkey",
+    "valkeys",
+    "redis-cluster",
+    "rediss-cluster",
+    "valkey-cluster",
+    "valkeys-cluster",
+    "redis-sentinel",
+    "rediss-sentinel",
+    "valkey-sentinel",
+    "valkeys-sentinel",
+    "redis+unix",
+    "valkey+unix",
+];
+
+/// A [`Store`] on Redis or Redis Cluster: one `EVALSHA` per decision (on a cluster, per
+/// decision whose keys share a slot; see the crate documentation for the others).
+///
+/// Cheap to clone (clones share the connections); the connections close when the last clone
+/// is dropped. See the [crate documentation](crate) for the guarantees and how they are kept.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    /// `redis://host:port` or `redis-cluster://host:port,...`, without credentials.
+    target: String,
+    clustered: bool,
+    time_source: TimeSource,
+    command_timeout: Duration,
+    sha: fred::bytes_utils::Str,
+    days: DayBounds,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Close the connections rather than leave their tasks running in the runtime.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let pool = self.pool.clone();
+            runtime.spawn(async move {
+                let _ = pool.quit().await;
+            });
+        }
+    }
+}
+
+impl RedisStore {
+    /// Connects to the server or cluster of `config`, waiting at most its connect timeout, and
+    /// loads the decision script.
+    ///
+    /// Fails with [`Error::InvalidConfig`] for an unusable configuration (a malformed URL, a
+    /// pool of 0), or the error of the failed connection.
+    pub async fn connect(config: RedisConfig) -> Result<RedisStore, Error> {
+        let invalid = |message: String| {
+            to_core(
+                &redact(&config.url),
+                RedisError::Config(message),
+                Duration::ZERO,
+            )
+        };
+        let scheme = config.url.split("://").next().unwrap_or_default();
+        if !config.url.contains("://") || !SCHEMES.contains(&scheme) {
+            return Err(invalid(format!(
+                "invalid Redis URL {:?}: unknown scheme {scheme:?}; expected redis://host:port[/db] \
+                 or redis-cluster://host:port?node=host:port (or rediss, valkey, -sentinel)",
+                redact(&config.url)
+            )));
+        }
+        if config.pool_size == 0 {
+            return Err(invalid(
+                "pool_size is 0; expected at least 1 connection".into(),
+            ));
+        }
+        let fred_config = Config::from_url(&config.url).map_err(|e| {
+            invalid(format!(
+                "invalid Redis URL {:?}: {}; expected redis://host:port[/db] or \
+                 redis-cluster://host:port?node=host:port",
+                redact(&config.url),
+                e.details()
+            ))
+        })?;
+        let target = describe(&fred_config.server);
+        let clustered = fred_config.server.is_clustered();
+        let mut builder = Builder::from_config(fred_config);
+        builder
+            .set_policy(config.reconnect.clone())
+            .with_connection_config(|c| {
+                // Never replay a command after a reconnection: a script that ran before the
+                // connection dropped would charge twice.
+                c.max_command_attempts = 1;
+                c.connection_timeout = config.connect_timeout;
+                c.internal_command_timeout = config.connect_timeout;
+            })
+            .with_performance_config(|p| p.default_command_timeout = config.command_timeout);
+        let backend = format!("RedisStore({target})");
+        let fail = |e: fred::error::Error| to_core(&backend, e.into(), config.connect_timeout);
+        let pool = builder.build_pool(config.pool_size).map_err(fail)?;
+        match tokio::time::timeout(config.connect_timeout, pool.init()).await {
+            Ok(Ok(_connection_task)) => {}
+            Ok(Err(e)) => {
+                let _ = pool.quit().await;
+                return Err(fail(e));
+            }
+            Err(_) => {
+                let _ = pool.quit().await;
+                let waited = fred::error::Error::new(
+                    fred::error::ErrorKind::Timeout,
+                    "no connection within the connect timeout",
+                );
+                return Err(fail(waited));
+            }
+        }
+        let store = RedisStore {
+            inner: Arc::new(Inner {
+                pool,
+                target,
+                clustered,
+                time_source: config.time_source,
+                command_timeout: config.command_timeout,
+                sha: fred::util::sha1_hash(DECIDE_LUA).into(),
+                days: DayBounds::default(),
+            }),
+        };
+        store
+            .load_script(config.connect_timeout)
+            .await
+            .map_err(|e| to_core(&store, e, config.connect_timeout))?;
+        Ok(store)
+    }
+
+    /// The fred connection pool, for commands of your own on the same connections. It is
+    /// closed when the last clone of the store is dropped, even if you cloned it.
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// Whether the store talks to a Redis Cluster.
+    pub fn is_clustered(&self) -> bool {
+        self.inner.clustered
+    }
+
+    fn options(timeout: Duration) -> Options {
+        Options {
+            timeout: Some(timeout),
+            max_attempts: Some(1),
+            ..Options::default()
+        }
+    }
+
+    fn timeout(&self, options: &EvalOptions) -> Duration {
+        options.timeout.map_or(self.inner.command_timeout, |t| {
+            t.min(self.inner.command_timeout)
+        })
+    }
+
+    fn time(&self, options: &EvalOptions) -> ScriptTime {
+        match self.inner.time_source {
+            TimeSource::Injected => ScriptTime::Injected(options.now),
+            // The client's own clock only places calendar days around the server's time.
+            _ => ScriptTime::Server {
+                client_now: SystemClock.now(),
+            },
+        }
+    }
+
+    /// `SCRIPT LOAD` on every primary (cluster) or the server.
+    async fn load_script(&self, timeout: Duration) -> Result<(), RedisError> {
+        let client = self.inner.pool.next().with_options(&Self::options(timeout));
+        client.script_load_cluster::<(), _>(DECIDE_LUA).await?;
+        Ok(())
+    }
+
+    /// One script call over `checks` (all in one slot when clustered).
+    async fn call(
+        &self,
+        mode: ScriptMode,
+        checks: &[&Check],
+        options: &EvalOptions,
+    ) -> Result<Value, Error> {
+        let timeout = self.timeout(options);
+        let time = self.time(options);
+        let (keys, args) = arguments(mode, time, checks, &self.inner.days)?;
+        let client = self.inner.pool.next().with_options(&Self::options(timeout));
+        match client
+            .evalsha::<Value, _, _, _>(self.inner.sha.clone(), keys, args)
+            .await
+        {
+            // The server lost its scripts (restarted, flushed, a new node): the script did not
+            // run, so loading it and trying once more cannot charge twice.
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                self.load_script(timeout)
+                    .await
+                    .map_err(|e| to_core(self, e, timeout))?;
+                let (keys, args) = arguments(mode, time, checks, &self.inner.days)?;
+                client
+                    .evalsha::<Value, _, _, _>(self.inner.sha.clone(), keys, args)
+                    .await
+                    .map_err(|e| to_core(self, e.into(), timeout))
+            }
+            result => result.map_err(|e| to_core(self, e.into(), timeout)),
+        }
+    }
+
+    /// Consume or peek over `checks`: whether admitted, and their statuses.
+    async fn decide(
+        &self,
+        mode: ScriptMode,
+        checks: &[&Check],
+        options: &EvalOptions,
+    ) -> Result<(bool, Vec<LimitStatus>), Error> {
+        let reply = self.call(mode, checks, options).await?;
+        parse_reply(reply, checks).map_err(|e| to_core(self, e, Duration::ZERO))
+    }
+
+    /// The batch's checks grouped by cluster slot, in order of first appearance; one group
+    /// when the store is not clustered.
+    fn groups<'b>(&self, batch: &'b Batch) -> Vec<(Vec<usize>, Vec<&'b Check>)> {
+        let checks = batch.checks();
+        if !self.inner.clustered {
+            return vec![((0..checks.len()).collect(), checks.iter().collect())];
+        }
+        let mut slots: Vec<u16> = Vec::new();
+        let mut groups: Vec<(Vec<usize>, Vec<&Check>)> = Vec::new();
+        for (i, check) in checks.iter().enumerate() {
+            let slot = redis_keyslot(check.key.as_str().as_bytes());
+            match slots.iter().position(|&s| s == slot) {
+                Some(g) => {
+                    groups[g].0.push(i);
+                    groups[g].1.push(check);
+                }
+                None => {
+                    slots.push(slot);
+                    groups.push((vec![i], vec![check]));
+                }
+            }
+        }
+        groups
+    }
+
+    /// A batch spanning cluster slots: one script call per slot, so not atomic as a whole.
+    ///
+    /// Every slot is first peeked: a decision that some slot denies charges nothing anywhere,
+    /// exactly as one script would. If every slot admits, each is charged; when a concurrent
+    /// decision took the room in between and a slot now denies, what the other slots took is
+    /// given back. So a cross-slot decision may briefly under-admit, never over-admit. Slots
+    /// are called concurrently: two round trips of latency whatever their number.
+    async fn evaluate_across_slots(
+        &self,
+        groups: Vec<(Vec<usize>, Vec<&Check>)>,
+        options: &EvalOptions,
+    ) -> Result<BatchOutcome, Error> {
+        let n = groups.iter().map(|g| g.0.len()).sum();
+        let mut statuses: Vec<Option<LimitStatus>> = vec![None; n];
+        let peeks = join_all(
+            groups
+                .iter()
+                .map(|(_, checks)| self.decide(ScriptMode::Peek, checks, options)),
+        )
+        .await;
+        let mut admitted = true;
+        for ((indices, _), peek) in groups.iter().zip(peeks) {
+            let (group_admitted, group_statuses) = peek?;
+            admitted &= group_admitted;
+            for (&i, status) in indices.iter().zip(group_statuses) {
+                statuses[i] = Some(status);
+            }
+        }
+        if admitted {
+            let consumed = join_all(
+                groups
+                    .iter()
+                    .map(|(_, checks)| self.decide(ScriptMode::Consume, checks, options)),
+            )
+            .await;
+            let mut taken: Vec<&Check> = Vec::new();
+            let mut failure = None;
+            for ((indices, checks), result) in groups.iter().zip(consumed) {
+                match result {
+                    Ok((group_admitted, group_statuses)) => {
+                        admitted &= group_admitted;
+                        for ((&i, &check), status) in indices.iter().zip(checks).zip(group_statuses)
+                        {
+                            if group_admitted && status.is_allowed() {
+                                taken.push(check);
+                            }
+                            statuses[i] = Some(status);
+                        }
+                    }
+                    Err(e) => {
+                        admitted = false;
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            if !admitted {
+                // If giving back fails, those limits stay charged until they refill: fewer
+                // requests admitted for a while, never more.
+                let _ = self.refund_checks(&taken, options).await;
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        }
+        Ok(BatchOutcome {
+            allowed: admitted,
+            statuses: statuses.into_iter().flatten().collect(),
+        })
+    }
+
+    /// Gives back each check's cost, one script call per slot.
+    async fn refund_checks(&self, checks: &[&Check], options: &EvalOptions) -> Result<(), Error> {
+        if checks.is_empty() {
+            return Ok(());
+        }
+        if !self.inner.clustered {
+            return self
+                .call(ScriptMode::Refund, checks, options)
+                .await
+                .map(drop);
+        }
+        let mut slots: Vec<(u16, Vec<&Check>)> = Vec::new();
+        for &check in checks {
+            let slot = redis_keyslot(check.key.as_str().as_bytes());
+            match slots.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, group)) => group.push(check),
+                None => slots.push((slot, vec![check])),
+            }
+        }
+        let results = join_all(
+            slots
+                .iter()
+                .map(|(_, group)| self.call(ScriptMode::Refund, group, options)),
+        )
+        .await;
+        let first_error = results.into_iter().find_map(Result::err);
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn evaluate(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
+        if batch.is_empty() {
+            return Ok(BatchOutcome {
+                allowed: true,
+                statuses: Vec::new(),
+            });
+        }
+        let mut groups = self.groups(batch);
+        if groups.len() > 1 {
+            return self.evaluate_across_slots(groups, options).await;
+        }
+        let (_, checks) = groups.pop().unwrap_or_default();
+        let (allowed, statuses) = self.decide(ScriptMode::Consume, &checks, options).await?;
+        Ok(BatchOutcome { allowed, statuses })
+    }
+
+    async fn peek(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
+        let mut outcome = BatchOutcome {
+            allowed: true,
+            statuses: Vec::new(),
+        };
+        if batch.is_empty() {
+            return Ok(outcome);
+        }
+        let groups = self.groups(batch);
+        let peeks = join_all(
+            groups
+                .iter()
+                .map(|(_, checks)| self.decide(ScriptMode::Peek, checks, options)),
+        )
+        .await;
+        let mut statuses: Vec<Option<LimitStatus>> = vec![None; batch.len()];
+        for ((indices, _), peek) in groups.iter().zip(peeks) {
+            let (admitted, group_statuses) = peek?;
+            outcome.allowed &= admitted;
+            for (&i, status) in indices.iter().zip(group_statuses) {
+                statuses[i] = Some(status);
+            }
+        }
+        outcome.statuses = statuses.into_iter().flatten().collect();
+        Ok(outcome)
+    }
+
+    async fn reset(&self, key: &Key) -> Result<(), Error> {
+        let timeout = self.inner.command_timeout;
+        self.inner
+            .pool
+            .next()
+            .with_options(&Self::options(timeout))
+            .del::<i64, _>(FredKey::from(key.as_str()))
+            .await
+            .map(drop)
+            .map_err(|e| to_core(self, e.into(), timeout))
+    }
+
+    async fn refund(&self, batch: &Batch, options: &EvalOptions) -> Result<(), Error> {
+        let checks: Vec<&Check> = batch.checks().iter().collect();
+        self.refund_checks(&checks, options).await
+    }
+}
+
+impl fmt::Display for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisStore({})", self.inner.target)
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("target", &self.inner.target)
+            .field("clustered", &self.inner.clustered)
+            .field("pool_size", &self.inner.pool.size())
+            .field("time_source", &self.inner.time_source)
+            .field("command_timeout", &self.inner.command_timeout)
+            .finish()
+    }
+}
+
+/// Runs `futures` concurrently; their outputs in order.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// `redis://host:port` for a server, `redis-cluster://host:port,host:port` for a cluster's
+/// seeds: where the store points, without credentials.
+fn describe(server: &ServerConfig) -> String {
+    match server {
+        ServerConfig::Centralized { server } => format!("redis://{}:{}", server.host, server.port),
+        ServerConfig::Clustered { hosts, .. } => {
+            let mut hosts: Vec<String> = hosts
+                .iter()
+                .map(|s| format!("{}:{}", s.host, s.port))
+                .collect();
+            // fred lists the URL's own host after its `node=` hosts: show the URL's order.
+            hosts.rotate_right(1);
+            format!("redis-cluster://{}", hosts.join(","))
+        }
+        ServerConfig::Sentinel {
+            hosts,
+            service_name,
+            ..
+        } => {
+            let hosts: Vec<String> = hosts
+                .iter()
+                .map(|s| format!("{}:{}", s.host, s.port))
+                .collect();
+            format!("redis-sentinel://{}/{service_name}", hosts.join(","))
+        }
+    }
+}
+
+/// The URL with any credentials masked, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_messages() {
+        assert_eq!(
+            redact("redis://user:secret@host:6379"),
+            "redis://***@host:6379"
+        );
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+    }
+}

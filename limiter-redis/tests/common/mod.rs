@@ -1,0 +1,75 @@
+//! Helpers shared by the test files.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use limiter_core::{Batch, Check, EvalOptions, Key, Limit, Micros, Rate, SubjectKind};
+use limiter_redis::{RedisConfig, RedisStore, TimeSource};
+
+/// 2026-11-26T10:00:00Z.
+pub const NOW: Micros = 1_795_651_200_000_000 + 10 * 3_600_000_000;
+
+/// A store on `url` with injected time and `pool_size` connections.
+pub async fn store(url: &str, pool_size: usize) -> RedisStore {
+    connect(
+        RedisConfig::new(url)
+            .with_pool_size(pool_size)
+            .with_time_source(TimeSource::Injected),
+    )
+    .await
+}
+
+/// Connects or fails the test, naming the server.
+pub async fn connect(config: RedisConfig) -> RedisStore {
+    let url = config.url.clone();
+    RedisStore::connect(config)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test server {url}: {e}"))
+}
+
+pub fn rate(s: &str) -> Rate {
+    s.parse().unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn key(namespace: &str, policy: &str, subject: &str) -> Key {
+    Key::new(namespace, policy, SubjectKind::User, subject)
+}
+
+pub fn check(namespace: &str, policy: &str, subject: &str, limit: Limit, cost: u64) -> Check {
+    Check::new(
+        policy,
+        key(namespace, policy, subject),
+        Arc::new(limit),
+        cost,
+    )
+}
+
+pub fn batch(checks: Vec<Check>) -> Batch {
+    Batch::new(checks).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn at(now: Micros) -> EvalOptions {
+    EvalOptions::at(now)
+}
+
+/// The four algorithms, each limiting to `limit` (per minute, or per day for the calendar).
+pub fn every_algorithm(limit: u64) -> Vec<Limit> {
+    vec![
+        Limit::gcra(rate(&format!("{limit}/minute"))),
+        Limit::sliding_window(rate(&format!("{limit}/minute"))),
+        Limit::sliding_log(rate(&format!("{limit}/minute"))).unwrap_or_else(|e| panic!("{e}")),
+        Limit::calendar(rate(&format!("{limit}/day")), limiter_core::Calendar::utc())
+            .unwrap_or_else(|e| panic!("{e}")),
+    ]
+}
+
+/// The value of `field` in the `INFO` section text (`calls` of `cmdstat_evalsha`, ...).
+pub fn command_calls(info: &str, command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}

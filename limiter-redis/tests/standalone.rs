@@ -1,0 +1,342 @@
+//! What the Redis store adds to the conformance suite, on a standalone server: one command per
+//! decision, key expiry, server time, script reloading, configuration errors.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
+use limiter_core::{Calendar, Limit, Outcome, Store};
+use limiter_redis::harness::{self, RedisServer};
+use limiter_redis::{RedisConfig, RedisStore, TimeSource};
+
+/// A private server, for tests that count its commands or flush its scripts.
+fn private_server() -> Option<RedisServer> {
+    if std::env::var(harness::URL_VAR).is_ok() {
+        // A given server is shared with whatever else uses it: its counters are not ours.
+        eprintln!(
+            "skipped: needs a private server, and {} is set",
+            harness::URL_VAR
+        );
+        return None;
+    }
+    match RedisServer::start() {
+        Ok(server) => Some(server),
+        Err(e) => harness::unavailable("a Redis server", &e.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn display_names_the_server() {
+    let Some(url) = harness::standalone_url() else {
+        return;
+    };
+    let store = store(&url, 1).await;
+    let shown = store.to_string();
+    assert!(shown.starts_with("RedisStore(redis://"), "{shown}");
+    if std::env::var(harness::URL_VAR).is_err() {
+        assert_eq!(shown, format!("RedisStore({url})"));
+    }
+    let debug = format!("{store:?}");
+    assert!(debug.contains("Injected"), "{debug}");
+}
+
+#[tokio::test]
+async fn one_command_per_decision_whatever_the_number_of_limits() {
+    let Some(server) = private_server() else {
+        return;
+    };
+    let store = store(&server.url(), 2).await;
+    let ns = harness::namespace("one_command");
+    // The limits of one subject, under every algorithm.
+    let checks: Vec<_> = every_algorithm(1_000)
+        .into_iter()
+        .enumerate()
+        .map(|(i, limit)| check(&ns, &format!("p{i}"), "alice", limit, 1))
+        .collect();
+    let before = server.command(&["INFO", "commandstats"]).expect("INFO");
+    let decisions = 25;
+    for n in 0..decisions {
+        let b = batch(checks.clone());
+        let outcome = store.evaluate(&b, &at(NOW + n)).await.expect("evaluate");
+        assert!(outcome.allowed);
+    }
+    let after = server.command(&["INFO", "commandstats"]).expect("INFO");
+    let evalsha = command_calls(&after, "evalsha") - command_calls(&before, "evalsha");
+    assert_eq!(
+        evalsha, decisions,
+        "EVALSHA calls for {decisions} decisions of 4 limits"
+    );
+    // Nothing else went over the wire: every other command ran inside the script.
+    for other in ["eval", "script|load", "get", "set", "time"] {
+        let from_clients = command_calls(&after, other) - command_calls(&before, other);
+        let inside = match other {
+            "get" | "set" => 4 * decisions,
+            _ => 0,
+        };
+        assert_eq!(from_clients, inside, "{other} calls");
+    }
+}
+
+#[tokio::test]
+async fn a_flushed_script_cache_is_reloaded() {
+    let Some(server) = private_server() else {
+        return;
+    };
+    let store = store(&server.url(), 1).await;
+    let ns = harness::namespace("noscript");
+    let b = batch(vec![check(
+        &ns,
+        "p",
+        "bob",
+        Limit::gcra(rate("2/minute")),
+        1,
+    )]);
+    assert!(store.evaluate(&b, &at(NOW)).await.expect("first").allowed);
+    server.command(&["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH");
+    // NOSCRIPT means the script did not run: reloading and retrying charges once.
+    assert!(
+        store
+            .evaluate(&b, &at(NOW))
+            .await
+            .expect("after the flush")
+            .allowed
+    );
+    let third = store.evaluate(&b, &at(NOW)).await.expect("third");
+    assert!(
+        !third.allowed,
+        "2/minute admitted a third request: {third:?}"
+    );
+}
+
+#[tokio::test]
+async fn keys_expire_when_their_state_is_fresh_again() {
+    let Some(url) = harness::standalone_url() else {
+        return;
+    };
+    let store = store(&url, 1).await;
+    let ns = harness::namespace("expiry");
+    let day_end = Calendar::utc().day_bounds(NOW).1;
+    let cases = [
+        // GCRA 10/minute: one request leaves a backlog of one emission interval, 6 s.
+        (Limit::gcra(rate("10/minute")), 6_000, true),
+        // Sliding window 100/hour: counts until the end of the next window.
+        (
+            Limit::sliding_window(rate("100/hour")),
+            (NOW - NOW % 3_600_000_000 + 7_200_000_000 - NOW) / 1_000,
+            false,
+        ),
+        // Sliding log 5/minute: the entry leaves the window a minute later.
+        (
+            Limit::sliding_log(rate("5/minute")).expect("log"),
+            60_000,
+            true,
+        ),
+        // Calendar: at the next UTC midnight.
+        (
+            Limit::calendar(rate("500/day"), Calendar::utc()).expect("calendar"),
+            (day_end - NOW) / 1_000,
+            false,
+        ),
+    ];
+    for (i, (limit, expected_ms, fresh_when_refunded)) in cases.into_iter().enumerate() {
+        let c = check(&ns, &format!("p{i}"), "carol", limit.clone(), 1);
+        let b = batch(vec![c.clone()]);
+        assert!(
+            store
+                .evaluate(&b, &at(NOW))
+                .await
+                .expect("evaluate")
+                .allowed
+        );
+        let ttl: i64 = store.pool().pttl(c.key.as_str()).await.expect("PTTL");
+        // With injected time, a day of grace is added to every expiry.
+        let expected = i64::try_from(expected_ms).expect("small") + 24 * 3_600_000;
+        // Set to the instant the state is fresh again; read a moment later.
+        assert!(
+            ttl <= expected && ttl > expected - 10_000,
+            "{limit}: PTTL {ttl} ms, expected {expected} ms"
+        );
+        // Refunded, a GCRA or log state is fresh at once (Limit::fresh_at): the key goes after
+        // the grace alone. A window or calendar state keeps its window, and its expiry.
+        store.refund(&b, &at(NOW)).await.expect("refund");
+        let ttl: i64 = store.pool().pttl(c.key.as_str()).await.expect("PTTL");
+        let grace = 24 * 3_600_000;
+        if fresh_when_refunded {
+            // At least a millisecond, then the grace.
+            assert!(
+                ttl <= grace + 1 && ttl > grace - 10_000,
+                "{limit}: PTTL {ttl} ms after a refund"
+            );
+        } else {
+            assert!(
+                ttl <= expected && ttl > expected - 10_000,
+                "{limit}: PTTL {ttl} ms after a refund"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_denied_request_writes_nothing() {
+    let Some(url) = harness::standalone_url() else {
+        return;
+    };
+    let store = store(&url, 1).await;
+    let ns = harness::namespace("denied_writes");
+    let open = check(&ns, "open", "dave", Limit::gcra(rate("10/minute")), 1);
+    let shut = check(&ns, "shut", "dave", Limit::gcra(rate("1/minute")), 2);
+    let outcome = store
+        .evaluate(&batch(vec![open.clone(), shut]), &at(NOW))
+        .await
+        .expect("evaluate");
+    assert!(!outcome.allowed);
+    assert_eq!(outcome.statuses[1].outcome, Outcome::Impossible);
+    let exists: i64 = store
+        .pool()
+        .exists(open.key.as_str())
+        .await
+        .expect("EXISTS");
+    assert_eq!(exists, 0, "a denied batch created a key");
+}
+
+#[tokio::test]
+async fn state_of_another_algorithm_reads_as_fresh() {
+    let Some(url) = harness::standalone_url() else {
+        return;
+    };
+    let store = store(&url, 1).await;
+    let ns = harness::namespace("algorithm_change");
+    let gcra = check(&ns, "p", "erin", Limit::gcra(rate("1/hour")), 1);
+    assert!(
+        store
+            .evaluate(&batch(vec![gcra.clone()]), &at(NOW))
+            .await
+            .expect("gcra")
+            .allowed
+    );
+    assert!(
+        !store
+            .evaluate(&batch(vec![gcra]), &at(NOW))
+            .await
+            .expect("gcra")
+            .allowed
+    );
+    // The policy now counts with a sliding window under the same key.
+    let window = check(&ns, "p", "erin", Limit::sliding_window(rate("1/hour")), 1);
+    let outcome = store
+        .evaluate(&batch(vec![window]), &at(NOW))
+        .await
+        .expect("window");
+    assert!(outcome.allowed, "{outcome:?}");
+}
+
+#[tokio::test]
+async fn server_time_is_the_default() {
+    let Some(url) = harness::standalone_url() else {
+        return;
+    };
+    let config = RedisConfig::new(url.clone());
+    assert_eq!(config.time_source, TimeSource::Server);
+    let store = connect(config).await;
+    let ns = harness::namespace("server_time");
+    let gcra = check(&ns, "burst", "frank", Limit::gcra(rate("10/minute")), 1);
+    let daily = check(
+        &ns,
+        "daily",
+        "frank",
+        Limit::calendar(
+            rate("500/day"),
+            Calendar::new("Europe/Paris").expect("zone"),
+        )
+        .expect("calendar"),
+        1,
+    );
+    let b = batch(vec![gcra.clone(), daily]);
+    // The caller's `now` is ignored: a client clock at the epoch changes nothing.
+    let outcome = store.evaluate(&b, &at(0)).await.expect("evaluate");
+    assert!(outcome.allowed, "{outcome:?}");
+    // Relative to the server's time: one emission interval of backlog, and the rest of the
+    // server's local day in Paris.
+    assert_eq!(outcome.statuses[0].reset_after, 6_000_000);
+    assert_eq!(outcome.statuses[0].remaining, 9);
+    let to_midnight = outcome.statuses[1].reset_after;
+    assert!(
+        to_midnight > 0 && to_midnight <= 25 * 3_600_000_000,
+        "{to_midnight}"
+    );
+    assert_eq!(outcome.statuses[1].remaining, 499);
+    // On the server's clock, the key goes exactly when the bucket is full again.
+    let ttl: i64 = store.pool().pttl(gcra.key.as_str()).await.expect("PTTL");
+    assert!(ttl <= 6_000 && ttl > 0, "PTTL {ttl} ms");
+    let (seconds, _): (String, String) = store
+        .pool()
+        .eval("return redis.call('TIME')", (), ())
+        .await
+        .expect("TIME");
+    let server_now = seconds.parse::<u64>().expect("seconds") * 1_000_000;
+    let end = Calendar::new("Europe/Paris")
+        .expect("zone")
+        .day_bounds(server_now)
+        .1;
+    // The day the script picked is the server's, to within the second TIME was read in.
+    assert!(
+        end.abs_diff(server_now + to_midnight) <= 2_000_000,
+        "{end} vs {}",
+        server_now + to_midnight
+    );
+}
+
+#[tokio::test]
+async fn invalid_configuration_is_named() {
+    let e = RedisStore::connect(RedisConfig::new("redis://127.0.0.1:1").with_pool_size(0))
+        .await
+        .expect_err("a pool of 0");
+    assert!(e.to_string().contains("pool_size is 0"), "{e}");
+    let e = RedisStore::connect(RedisConfig::new("http://user:hunter2@nowhere"))
+        .await
+        .expect_err("a bad scheme");
+    let message = e.to_string();
+    assert!(message.contains("invalid Redis URL"), "{message}");
+    assert!(
+        !message.contains("hunter2"),
+        "the password leaked: {message}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_temporary_error() {
+    // A port nothing listens on (bound, then released): connecting fails, and may succeed
+    // later, so the error is temporary.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let config = RedisConfig::new(format!("redis://127.0.0.1:{port}"))
+        .with_connect_timeout(Duration::from_millis(500));
+    let e = RedisStore::connect(config)
+        .await
+        .expect_err("nothing listens");
+    assert!(e.is_temporary(), "{e}");
+}
+
+#[tokio::test]
+async fn quitting_the_pool_fails_calls_without_hanging() {
+    let Some(url) = harness::standalone_url() else {
+        return;
+    };
+    let store = store(&url, 1).await;
+    let _ = store.pool().quit().await;
+    let ns = harness::namespace("quit");
+    let b = batch(vec![check(
+        &ns,
+        "p",
+        "gina",
+        Limit::gcra(rate("1/minute")),
+        1,
+    )]);
+    let result = tokio::time::timeout(Duration::from_secs(10), store.evaluate(&b, &at(NOW))).await;
+    let result = result.expect("a call on a closed pool hung");
+    assert!(result.is_err(), "{result:?}");
+}
