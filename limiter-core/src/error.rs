@@ -61,6 +61,10 @@ pub enum Error {
     },
 
     /// A store did not answer within the configured timeout.
+    ///
+    /// The call may still have been carried out, once, after the caller stopped waiting (a
+    /// script that ran but whose reply was lost): a timed-out decision may have been charged.
+    /// Stores never retry a decision on their own, so it is never charged twice.
     #[error("{backend} store did not answer within {timeout:?}")]
     Timeout {
         /// The backend, as its `Display` prints it.

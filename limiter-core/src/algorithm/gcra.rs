@@ -9,7 +9,7 @@
 //! the eleventh is denied with retry after 6 s; at `t = 6 s` one more is admitted; at
 //! `t = 60 s` the bucket is full again.
 
-use super::{LimitStatus, Outcome, State};
+use super::{LimitStatus, State};
 use crate::time::Micros;
 
 pub(super) fn emission_interval(limit: u64, period: Micros) -> Micros {
@@ -36,31 +36,13 @@ pub(super) fn check(
     let backlog = tat - now;
     let remaining_before = capacity.saturating_sub(backlog) / t;
     if cost > limit {
-        return LimitStatus {
-            outcome: Outcome::Impossible,
-            limit,
-            remaining: remaining_before,
-            reset_after: backlog,
-            retry_after: 0,
-        };
+        return LimitStatus::impossible(limit, remaining_before, backlog);
     }
     let backlog_after = backlog.saturating_add(cost * t);
     if backlog_after <= capacity {
-        LimitStatus {
-            outcome: Outcome::Allowed,
-            limit,
-            remaining: (capacity - backlog_after) / t,
-            reset_after: backlog_after,
-            retry_after: 0,
-        }
+        LimitStatus::allowed(limit, (capacity - backlog_after) / t, backlog_after)
     } else {
-        LimitStatus {
-            outcome: Outcome::Denied,
-            limit,
-            remaining: remaining_before,
-            reset_after: backlog,
-            retry_after: backlog_after - capacity,
-        }
+        LimitStatus::denied(limit, remaining_before, backlog, backlog_after - capacity)
     }
 }
 

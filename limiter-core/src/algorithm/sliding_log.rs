@@ -8,7 +8,7 @@
 //! Worked example, `5/minute`: five logins at 10:00:00, 10:00:10, ..., 10:00:40 are admitted;
 //! a sixth at 10:00:50 is denied with retry after 10 s, when the first one leaves the window.
 
-use super::{LimitStatus, Outcome, State};
+use super::{LimitStatus, State};
 use crate::time::Micros;
 
 fn live(state: &State, period: Micros, now: Micros) -> &[Micros] {
@@ -35,22 +35,10 @@ pub(super) fn check(
         .map_or(0, |t| t.saturating_add(period).saturating_sub(now));
     let remaining_before = limit.saturating_sub(count);
     if cost > limit {
-        return LimitStatus {
-            outcome: Outcome::Impossible,
-            limit,
-            remaining: remaining_before,
-            reset_after,
-            retry_after: 0,
-        };
+        return LimitStatus::impossible(limit, remaining_before, reset_after);
     }
     if count + cost <= limit {
-        return LimitStatus {
-            outcome: Outcome::Allowed,
-            limit,
-            remaining: limit - count - cost,
-            reset_after: reset_after.max(period),
-            retry_after: 0,
-        };
+        return LimitStatus::allowed(limit, limit - count - cost, reset_after.max(period));
     }
     // The oldest `count + cost - limit` live units must leave the window first.
     let must_leave = count + cost - limit;
@@ -58,13 +46,7 @@ pub(super) fn check(
     let retry_after = live
         .get(index)
         .map_or(period, |t| t.saturating_add(period).saturating_sub(now));
-    LimitStatus {
-        outcome: Outcome::Denied,
-        limit,
-        remaining: remaining_before,
-        reset_after,
-        retry_after: retry_after.max(1),
-    }
+    LimitStatus::denied(limit, remaining_before, reset_after, retry_after)
 }
 
 pub(super) fn apply(period: Micros, state: &mut State, now: Micros, cost: u64) {

@@ -19,7 +19,7 @@
 //! the previous window still counts for `ceil(90 * 0.75) = 68`, so 32 more are admitted; at
 //! 11:30, `45` counts, and 55 are admitted in all.
 
-use super::{LimitStatus, Outcome, State};
+use super::{LimitStatus, State};
 use crate::time::Micros;
 
 /// The resolution of the previous window's weight: 2^16 steps per window.
@@ -114,23 +114,11 @@ pub(super) fn check(
     };
     let remaining_before = limit.saturating_sub(used);
     if cost > limit {
-        return LimitStatus {
-            outcome: Outcome::Impossible,
-            limit,
-            remaining: remaining_before,
-            reset_after,
-            retry_after: 0,
-        };
+        return LimitStatus::impossible(limit, remaining_before, reset_after);
     }
     if used.saturating_add(cost) <= limit {
         let reset_after = v.start.saturating_add(2 * period).saturating_sub(now);
-        return LimitStatus {
-            outcome: Outcome::Allowed,
-            limit,
-            remaining: limit - used - cost,
-            reset_after,
-            retry_after: 0,
-        };
+        return LimitStatus::allowed(limit, limit - used - cost, reset_after);
     }
     let retry_after = if v.current.saturating_add(cost) <= limit {
         // Wait in this window for the previous one to weigh less.
@@ -140,13 +128,7 @@ pub(super) fn check(
         let to_next = v.start.saturating_add(period).saturating_sub(now);
         to_next.saturating_add(wait_for_weight(v.current, limit - cost, period, 0))
     };
-    LimitStatus {
-        outcome: Outcome::Denied,
-        limit,
-        remaining: remaining_before,
-        reset_after,
-        retry_after: retry_after.max(1),
-    }
+    LimitStatus::denied(limit, remaining_before, reset_after, retry_after)
 }
 
 pub(super) fn apply(period: Micros, state: &mut State, now: Micros, cost: u64) {

@@ -35,6 +35,44 @@ pub struct LimitStatus {
 }
 
 impl LimitStatus {
+    /// An admitting status.
+    pub fn allowed(limit: u64, remaining: u64, reset_after: Micros) -> LimitStatus {
+        LimitStatus {
+            outcome: Outcome::Allowed,
+            limit,
+            remaining,
+            reset_after,
+            retry_after: 0,
+        }
+    }
+
+    /// A "not yet" status: the same request fits after `retry_after` (at least 1 µs).
+    pub fn denied(
+        limit: u64,
+        remaining: u64,
+        reset_after: Micros,
+        retry_after: Micros,
+    ) -> LimitStatus {
+        LimitStatus {
+            outcome: Outcome::Denied,
+            limit,
+            remaining,
+            reset_after,
+            retry_after: retry_after.max(1),
+        }
+    }
+
+    /// A "never" status: the cost exceeds what the limit admits in a whole period.
+    pub fn impossible(limit: u64, remaining: u64, reset_after: Micros) -> LimitStatus {
+        LimitStatus {
+            outcome: Outcome::Impossible,
+            limit,
+            remaining,
+            reset_after,
+            retry_after: 0,
+        }
+    }
+
     /// Whether the limit admits the request.
     pub fn is_allowed(&self) -> bool {
         self.outcome == Outcome::Allowed

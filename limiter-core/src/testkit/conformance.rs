@@ -48,7 +48,9 @@ pub fn namespace(contract: &str) -> String {
 /// [`testkit::conformance`](crate::testkit::conformance), each running against a fresh store
 /// from `$new_store` in a namespace of its own.
 ///
-/// `$new_store` names an `async fn() -> impl Store + 'static` in the invoking file. The store
+/// `$new_store` names an `async fn() -> impl Store + 'static` in the invoking file, or one
+/// returning `Option<impl Store + 'static>` whose `None` skips each contract with a message
+/// (a server that is not available). The store
 /// must take its time from [`EvalOptions::now`](crate::EvalOptions) (a Redis store configured
 /// for injected time). The invoking crate needs `tokio` (features `macros`, `rt-multi-thread`)
 /// and `limiter-core` with feature `testkit` among its dev-dependencies.
@@ -104,13 +106,39 @@ macro_rules! __conformance_tests {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $contract() {
-                let store: ::std::sync::Arc<dyn $crate::Store> =
-                    ::std::sync::Arc::new($new_store().await);
+                let Some(store) =
+                    $crate::testkit::conformance::MaybeStore::into_store($new_store().await)
+                else {
+                    ::std::eprintln!(
+                        "SKIPPED {}: the constructor has no store to test (see the banner above)",
+                        ::std::stringify!($contract)
+                    );
+                    return;
+                };
                 let namespace = $crate::testkit::conformance::namespace(stringify!($contract));
                 $crate::testkit::conformance::$contract(&store, &namespace).await;
             }
         )*
     };
+}
+
+/// What a conformance constructor may return: a store, or `None` to skip the suite (a backend
+/// whose server is not available; the backend prints why).
+pub trait MaybeStore {
+    /// The store to test, if any.
+    fn into_store(self) -> Option<Arc<dyn Store>>;
+}
+
+impl<S: Store + 'static> MaybeStore for S {
+    fn into_store(self) -> Option<Arc<dyn Store>> {
+        Some(Arc::new(self))
+    }
+}
+
+impl<S: Store + 'static> MaybeStore for Option<S> {
+    fn into_store(self) -> Option<Arc<dyn Store>> {
+        self.map(|s| Arc::new(s) as Arc<dyn Store>)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
