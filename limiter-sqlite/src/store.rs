@@ -41,6 +41,27 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Evaluates `batch` on the worker; an empty batch is admitted without a transaction.
+    async fn decide(
+        &self,
+        batch: &Batch,
+        options: &EvalOptions,
+        mode: Mode,
+    ) -> Result<BatchOutcome, Error> {
+        if batch.is_empty() {
+            return Ok(BatchOutcome {
+                allowed: true,
+                statuses: Vec::new(),
+            });
+        }
+        let job = Job::Evaluate {
+            batch: batch.clone(),
+            now: options.now,
+            mode,
+        };
+        self.outcome(job, options).await
+    }
+
     /// Opens the database file at `path`, creating it if missing, and brings its schema to the
     /// current version. The file is switched to WAL mode.
     ///
@@ -155,33 +176,11 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn evaluate(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
-        if batch.is_empty() {
-            return Ok(BatchOutcome {
-                allowed: true,
-                statuses: Vec::new(),
-            });
-        }
-        let job = Job::Evaluate {
-            batch: batch.clone(),
-            now: options.now,
-            mode: Mode::Consume,
-        };
-        self.outcome(job, options).await
+        self.decide(batch, options, Mode::Consume).await
     }
 
     async fn peek(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
-        if batch.is_empty() {
-            return Ok(BatchOutcome {
-                allowed: true,
-                statuses: Vec::new(),
-            });
-        }
-        let job = Job::Evaluate {
-            batch: batch.clone(),
-            now: options.now,
-            mode: Mode::Peek,
-        };
-        self.outcome(job, options).await
+        self.decide(batch, options, Mode::Peek).await
     }
 
     async fn reset(&self, key: &Key) -> Result<(), Error> {
