@@ -58,16 +58,10 @@ impl Batch {
     /// A batch of `checks`; an error if two checks share a key (a store could not evaluate them
     /// independently and all or nothing at once).
     pub fn new(checks: Vec<Check>) -> Result<Batch, Error> {
-        if checks.len() > 1 {
-            let mut seen = HashSet::with_capacity(checks.len());
-            for c in &checks {
-                if !seen.insert(&c.key) {
-                    return Err(Error::InvalidRequest(format!(
-                        "two checks in one batch share the key {}; keys must be distinct",
-                        c.key
-                    )));
-                }
-            }
+        if let Some(key) = first_repeated_key(&checks) {
+            return Err(Error::InvalidRequest(format!(
+                "two checks in one batch share the key {key}; keys must be distinct"
+            )));
         }
         Ok(Batch { checks })
     }
@@ -85,6 +79,24 @@ impl Batch {
     /// The number of checks.
     pub fn len(&self) -> usize {
         self.checks.len()
+    }
+}
+
+/// Batches up to this size are checked for repeated keys pair by pair: a decision's few keys
+/// are compared without allocating or hashing, on every request.
+const PAIRWISE_MAX: usize = 16;
+
+/// The first key that appears twice in `checks`, if any.
+fn first_repeated_key(checks: &[Check]) -> Option<&Key> {
+    if checks.len() <= PAIRWISE_MAX {
+        checks
+            .iter()
+            .enumerate()
+            .find(|(i, c)| checks[i + 1..].iter().any(|d| d.key == c.key))
+            .map(|(_, c)| &c.key)
+    } else {
+        let mut seen = HashSet::with_capacity(checks.len());
+        checks.iter().map(|c| &c.key).find(|k| !seen.insert(*k))
     }
 }
 
@@ -137,4 +149,39 @@ pub fn evaluate<S: DerefMut<Target = State>>(
         }
     }
     allowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Rate, SubjectKind};
+
+    fn checks(n: usize, repeat: Option<(usize, usize)>) -> Vec<Check> {
+        let limit = Arc::new(Limit::gcra(Rate::per(10, crate::Unit::Minute).unwrap()));
+        (0..n)
+            .map(|i| {
+                let subject = match repeat {
+                    Some((a, b)) if i == b => a,
+                    _ => i,
+                };
+                let key = Key::new("n", "p", SubjectKind::User, &subject.to_string());
+                Check::new("p", key, Arc::clone(&limit), 1)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn repeated_keys_are_refused_in_small_and_large_batches() {
+        for n in [2, 5, PAIRWISE_MAX, PAIRWISE_MAX + 1, 40] {
+            assert!(Batch::new(checks(n, None)).is_ok(), "{n} distinct keys");
+            let err = Batch::new(checks(n, Some((0, n - 1))))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("share the key n:p:{u=0}; keys must be distinct"),
+                "{n}: {err}"
+            );
+        }
+        assert!(Batch::new(Vec::new()).is_ok());
+    }
 }
