@@ -125,48 +125,29 @@ mod tests {
 
     #[test]
     fn failures_that_go_away_are_temporary() {
-        assert_eq!(kind_of(FredKind::IO, "broken pipe"), ErrorKind::Temporary);
-        assert_eq!(
-            kind_of(FredKind::Timeout, "timed out"),
-            ErrorKind::Temporary
-        );
-        assert_eq!(
-            kind_of(FredKind::Unknown, "BUSY Redis is busy running a script"),
-            ErrorKind::Temporary
-        );
-        assert_eq!(
-            kind_of(FredKind::Cluster, "CLUSTERDOWN The cluster is down"),
-            ErrorKind::Temporary
-        );
-        assert_eq!(
-            kind_of(FredKind::Unknown, "LOADING Redis is loading"),
-            ErrorKind::Temporary
-        );
-        assert_eq!(
-            kind_of(FredKind::Unknown, "Too many failed write attempts."),
-            ErrorKind::Temporary
-        );
-        assert_eq!(
-            kind_of(FredKind::Unknown, "Failed to route command."),
-            ErrorKind::Temporary
-        );
+        for (kind, details) in [
+            (FredKind::IO, "broken pipe"),
+            (FredKind::Timeout, "timed out"),
+            (FredKind::Unknown, "BUSY Redis is busy running a script"),
+            (FredKind::Cluster, "CLUSTERDOWN The cluster is down"),
+            (FredKind::Unknown, "LOADING Redis is loading"),
+            (FredKind::Unknown, "Too many failed write attempts."),
+            (FredKind::Unknown, "Failed to route command."),
+        ] {
+            assert_eq!(kind_of(kind, details), ErrorKind::Temporary, "{details}");
+        }
     }
 
     #[test]
     fn failures_that_need_a_fix_are_permanent() {
-        assert_eq!(
-            kind_of(FredKind::Auth, "WRONGPASS invalid password"),
-            ErrorKind::Permanent
-        );
-        assert_eq!(
-            kind_of(FredKind::Unknown, "ERR user_script:1: bad"),
-            ErrorKind::Permanent
-        );
-        assert_eq!(
-            kind_of(FredKind::Unknown, "LIMITER_CLOCK_SKEW server time 1"),
-            ErrorKind::Permanent
-        );
-        assert_eq!(kind_of(FredKind::Url, "bad url"), ErrorKind::Permanent);
+        for (kind, details) in [
+            (FredKind::Auth, "WRONGPASS invalid password"),
+            (FredKind::Unknown, "ERR user_script:1: bad"),
+            (FredKind::Unknown, "LIMITER_CLOCK_SKEW server time 1"),
+            (FredKind::Url, "bad url"),
+        ] {
+            assert_eq!(kind_of(kind, details), ErrorKind::Permanent, "{details}");
+        }
     }
 
     #[test]
