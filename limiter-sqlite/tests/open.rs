@@ -1,6 +1,8 @@
 //! Opening: a new or empty file, and every kind of bad input, each on a real file. A refused
 //! file is left exactly as it was.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -49,13 +51,7 @@ async fn a_missing_file_is_created_and_an_empty_one_is_initialised() {
             std::fs::write(&path, b"").expect("create empty file");
         }
         let store = SqliteStore::open(&path, config()).await.expect("open");
-        assert!(
-            store
-                .evaluate(&one_request(), &EvalOptions::at(1))
-                .await
-                .expect("ok")
-                .allowed
-        );
+        assert!(common::admitted(&store, &one_request(), 1).await);
         drop(store);
         let version: i64 = Connection::open(&path)
             .expect("raw")
@@ -262,13 +258,7 @@ async fn a_database_locked_beyond_the_busy_timeout_is_a_temporary_error_and_lose
     let store = SqliteStore::open(&path, config())
         .await
         .expect("open after unlock");
-    assert!(
-        store
-            .evaluate(&one_request(), &EvalOptions::at(1))
-            .await
-            .expect("ok")
-            .allowed
-    );
+    assert!(common::admitted(&store, &one_request(), 1).await);
     drop(store);
     let kept: String = Connection::open(&path)
         .expect("raw")

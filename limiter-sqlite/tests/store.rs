@@ -1,6 +1,8 @@
 //! The store's own behaviour on real SQLite files: persistence, group commit, sweeping,
 //! timeouts. The contracts every store shares are in `conformance.rs`.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -496,24 +498,9 @@ async fn in_memory_stores_are_private() {
     let b = SqliteStore::open_in_memory(config()).await.expect("open");
     let one = limit("1/hour");
     let req = batch(&[("k", &one)]);
-    assert!(
-        a.evaluate(&req, &EvalOptions::at(NOW))
-            .await
-            .expect("ok")
-            .allowed
-    );
-    assert!(
-        !a.evaluate(&req, &EvalOptions::at(NOW))
-            .await
-            .expect("ok")
-            .allowed
-    );
-    assert!(
-        b.evaluate(&req, &EvalOptions::at(NOW))
-            .await
-            .expect("ok")
-            .allowed
-    );
+    assert!(common::admitted(&a, &req, NOW).await);
+    assert!(!common::admitted(&a, &req, NOW).await);
+    assert!(common::admitted(&b, &req, NOW).await);
 }
 
 #[tokio::test]
@@ -526,13 +513,7 @@ async fn the_wal_is_checkpointed_into_the_database_while_the_store_is_open() {
     // Enough rows written for several checkpoints, each row on a key of its own.
     for i in 0..3_000 {
         let b = batch(&[(&format!("key-{i}"), &ten)]);
-        assert!(
-            store
-                .evaluate(&b, &EvalOptions::at(NOW))
-                .await
-                .expect("ok")
-                .allowed
-        );
+        assert!(common::admitted(&store, &b, NOW).await);
     }
     // The checkpointer runs on a thread of its own: wait (in real time) for its copy to reach
     // the database file. Nothing reaches it before a checkpoint, as long as the store is open.
