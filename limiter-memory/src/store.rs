@@ -27,10 +27,6 @@ const INLINE: usize = 8;
 /// evicted between lookup and lock) before it gives up with a temporary error.
 const MAX_ATTEMPTS: u32 = 16;
 
-/// Automatic sweeps spare states that became fresh less than this long before the sweeping
-/// call's `now`, so that a concurrent call whose clock read a little earlier still finds them.
-const SWEEP_GRACE: Micros = 1_000_000;
-
 /// The state of one key. A cell is *current* from its insertion into the cache until it is
 /// retired; only a current cell is ever charged.
 #[derive(Debug, Default)]
@@ -44,9 +40,12 @@ struct Cell {
 #[derive(Debug, Default)]
 struct Slot {
     state: State,
-    /// `Limit::fresh_at(&state)` under the limit that last changed it: from then on the state
-    /// is indistinguishable from fresh and may be swept.
-    fresh_at: Micros,
+    /// When the state may be dropped: `Limit::fresh_at(&state)` under the limit that last
+    /// changed it, plus one period of that limit. A call whose clock went back by less than a
+    /// period (a skewed caller) still finds the state, so dropping it never hands out a whole
+    /// budget early; every period is at least a second, which also covers concurrent callers
+    /// whose clocks read slightly apart.
+    droppable_at: Micros,
 }
 
 /// Counters shared with the eviction listener.
@@ -67,8 +66,8 @@ pub struct MemoryStats {
     pub keys: u64,
     /// Keys evicted because the store was at capacity.
     pub evictions: u64,
-    /// Of those, the keys whose state was still live (not yet fresh at the latest `now`, or
-    /// in use at that moment): each restarted with a whole budget. Alert on it, and raise
+    /// Of those, the keys whose state was not yet droppable at the latest `now` (fresh for a
+    /// period of its limit), or in use at that moment: each restarted with a whole budget. Alert on it, and raise
     /// [`MemoryConfig::capacity`] until it stays 0.
     pub evicted_live: u64,
     /// Keys removed by sweeps because their state had become indistinguishable from fresh.
@@ -149,8 +148,10 @@ impl MemoryStore {
         self.run(batch.checks(), now, Action::Evaluate(Mode::Peek), out)
     }
 
-    /// Removes every key whose state is indistinguishable from fresh at `now`, then runs
-    /// moka's pending maintenance (evictions, counts). Returns how many keys were removed.
+    /// Removes every key whose state has been indistinguishable from fresh for at least one
+    /// period of its limit at `now` (so that a caller whose clock is behind by less than a
+    /// period still finds it), then runs moka's pending maintenance (evictions, counts).
+    /// Returns how many keys were removed.
     ///
     /// Automatic sweeps do this every [`MemoryConfig::sweep_interval`]; call it yourself when
     /// they are off. Removing such a key changes no decision: its next request finds a fresh
@@ -244,7 +245,10 @@ impl MemoryStore {
             if allowed && action != Action::Evaluate(Mode::Peek) {
                 for (check, guard) in checks.iter().zip(guards.as_mut().iter_mut()) {
                     if let Some(slot) = guard {
-                        slot.fresh_at = check.limit.fresh_at(&slot.state);
+                        slot.droppable_at = check
+                            .limit
+                            .fresh_at(&slot.state)
+                            .saturating_add(check.limit.rate().period().micros());
                     }
                 }
             }
@@ -303,11 +307,11 @@ impl MemoryStore {
             .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            self.sweep(now.saturating_sub(SWEEP_GRACE));
+            self.sweep(now);
         }
     }
 
-    /// Removes the cells whose state is fresh at `at`. Each is removed while locked, only if
+    /// Removes the cells droppable at `at`. Each is removed while locked, only if
     /// the cache still maps its key to this very cell, and retired before it is unlocked.
     fn sweep(&self, at: Micros) -> u64 {
         let mut removed = 0;
@@ -318,7 +322,7 @@ impl MemoryStore {
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(TryLockError::WouldBlock) => continue,
             };
-            if slot.fresh_at > at || cell.retired.load(Ordering::SeqCst) {
+            if slot.droppable_at > at || cell.retired.load(Ordering::SeqCst) {
                 continue;
             }
             let result =
@@ -353,8 +357,8 @@ fn on_removal(shared: &Shared, cell: &Cell, cause: RemovalCause) {
     // Never block here: the listener may run inside a cache call of a thread holding cells.
     // A cell locked right now is being charged, hence live.
     let live = match cell.slot.try_lock() {
-        Ok(slot) => slot.fresh_at > latest,
-        Err(TryLockError::Poisoned(p)) => p.into_inner().fresh_at > latest,
+        Ok(slot) => slot.droppable_at > latest,
+        Err(TryLockError::Poisoned(p)) => p.into_inner().droppable_at > latest,
         Err(TryLockError::WouldBlock) => true,
     };
     if live {

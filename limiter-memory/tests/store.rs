@@ -143,3 +143,22 @@ fn the_store_and_its_trait_object_are_send_and_sync() {
     assert::<MemoryStore>();
     let _: Arc<dyn Store> = Arc::new(MemoryStore::default());
 }
+
+#[test]
+fn a_sweep_keeps_state_that_a_caller_behind_by_less_than_a_period_still_needs() {
+    let store = MemoryStore::new(MemoryConfig::new().sweep_interval(None)).expect("store");
+    let mut out = Vec::new();
+    let hourly = one("skewed", &limit(1, Unit::Hour));
+    assert!(store.evaluate_sync(&hourly, NOW, &mut out).expect("answer"));
+    // At NOW + 61 minutes the state is fresh, but a caller whose clock is 30 minutes behind
+    // still needs it: the sweep must keep it.
+    assert_eq!(store.purge(NOW + 61 * MINUTE), 0);
+    assert!(
+        !store
+            .evaluate_sync(&hourly, NOW + 31 * MINUTE, &mut out)
+            .expect("answer"),
+        "the skewed caller is still limited"
+    );
+    // A period later it goes.
+    assert_eq!(store.purge(NOW + 121 * MINUTE), 1);
+}
