@@ -19,6 +19,9 @@
 //! round trips are the `evalsha` column for scripts), and the target ratios.
 //!
 //! Run: `cargo bench -p limiter-benches --bench redis -- --warm-up-time 1 --measurement-time 3`
+//!
+//! `LIMITER_BENCH_REPORT=<text>` keeps only the report rows whose `variant/tasks` contains the
+//! text (`none`: no report), to profile one of them.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -327,6 +330,36 @@ impl Run {
     }
 }
 
+/// The server's CPU time so far (user + system), from `INFO cpu`.
+fn server_cpu(server: &RedisServer) -> Duration {
+    let info = server.command(&["INFO", "cpu"]).expect("INFO cpu");
+    let seconds: f64 = info
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            matches!(name, "used_cpu_sys" | "used_cpu_user")
+                .then(|| value.trim().parse::<f64>().ok())?
+        })
+        .sum();
+    Duration::from_secs_f64(seconds)
+}
+
+/// This process's CPU time so far (user + system), from `/proc/self/stat`; zero where that
+/// file does not exist.
+fn client_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th
+    // and 13th of them, in clock ticks (100 per second on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 /// Per-command call counts from `INFO commandstats`, without `info` itself.
 fn command_stats(server: &RedisServer) -> BTreeMap<String, u64> {
     let info = server
@@ -342,19 +375,33 @@ fn command_stats(server: &RedisServer) -> BTreeMap<String, u64> {
 }
 
 fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) {
-    const DECISIONS: usize = 6_400;
-    eprintln!("\nRedis store report ({DECISIONS} decisions per row, pool of {POOL} connections)");
+    // Enough decisions per row that CPU times (counted in 10 ms ticks) mean something.
+    let decisions = |tasks: usize| if tasks == 1 { 6_400 } else { 64_000 };
     eprintln!(
-        "{:<24} {:>5} {:>12} {:>10} {:>10} {:>9}  commands per decision",
-        "variant", "tasks", "decisions/s", "median", "p99", "admitted"
+        "\nRedis store report ({} decisions per row at 1 task, {} at 64; pool of {POOL} \
+         connections; server and client: CPU time per decision)",
+        decisions(1),
+        decisions(64)
     );
+    eprintln!(
+        "{:<24} {:>5} {:>12} {:>10} {:>10} {:>9} {:>9} {:>9}  commands per decision",
+        "variant", "tasks", "decisions/s", "median", "p99", "admitted", "server", "client"
+    );
+    let only = std::env::var("LIMITER_BENCH_REPORT").unwrap_or_default();
     let mut throughput = BTreeMap::new();
     for variant in VARIANTS {
         for tasks in CONCURRENCY {
+            if !format!("{}/{tasks}", variant.name()).contains(only.as_str()) {
+                continue;
+            }
             // Warm up (connections, script caches, keys), then measure.
             rt.block_on(run_tasks(f, variant, tasks, 640, false));
             let before = command_stats(server);
-            let mut run = rt.block_on(run_tasks(f, variant, tasks, DECISIONS, true));
+            let (server_before, client_before) = (server_cpu(server), client_cpu());
+            let mut run = rt.block_on(run_tasks(f, variant, tasks, decisions(tasks), true));
+            let per_decision = |d: Duration| d.as_secs_f64() * 1e6 / run.decisions as f64;
+            let server_us = per_decision(server_cpu(server).saturating_sub(server_before));
+            let client_us = per_decision(client_cpu().saturating_sub(client_before));
             let after = command_stats(server);
             let commands: Vec<String> = after
                 .iter()
@@ -366,17 +413,22 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) 
                 .collect();
             let (median, p99) = (run.percentile(500), run.percentile(990));
             eprintln!(
-                "{:<24} {:>5} {:>12.0} {:>8.0}µs {:>8.0}µs {:>8.1}%  {}",
+                "{:<24} {:>5} {:>12.0} {:>8.0}µs {:>8.0}µs {:>8.1}% {:>7.1}µs {:>7.1}µs  {}",
                 variant.name(),
                 tasks,
                 run.per_second(),
                 median.as_secs_f64() * 1e6,
                 p99.as_secs_f64() * 1e6,
                 100.0 * run.admitted as f64 / run.decisions as f64,
+                server_us,
+                client_us,
                 commands.join(", ")
             );
             throughput.insert((variant.name(), tasks), run.per_second());
         }
+    }
+    if throughput.len() < VARIANTS.len() * CONCURRENCY.len() {
+        return;
     }
     let ratio = |a: &str, b: &str, tasks: usize| throughput[&(a, tasks)] / throughput[&(b, tasks)];
     eprintln!(

@@ -1,5 +1,6 @@
 //! A batch: the limits of one decision, evaluated all or nothing.
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::ops::DerefMut;
 use std::sync::Arc;
@@ -120,14 +121,16 @@ pub enum Mode {
 }
 
 /// The all-or-nothing rule, shared by every store that holds [`State`] (memory, SQLite, the
-/// reference model), so that they decide identically.
+/// reference model), so that they decide identically; a store that decides elsewhere (Redis,
+/// in a script) uses it in [`Mode::Peek`] to report what it decided.
 ///
-/// `states[i]` is the state of `checks[i].key`, locked by the caller for the duration.
+/// `checks` may be owned or borrowed. `states[i]` is the state of `checks[i].key`, locked by
+/// the caller for the duration.
 /// Statuses are written to `out` (cleared first). Returns whether the batch is admitted.
 /// If it is and `mode` is [`Mode::Consume`], every enforced check, and every shadow check that
 /// itself allowed, is applied to its state; otherwise no state changes.
-pub fn evaluate<S: DerefMut<Target = State>>(
-    checks: &[Check],
+pub fn evaluate<C: Borrow<Check>, S: DerefMut<Target = State>>(
+    checks: &[C],
     states: &mut [S],
     now: Micros,
     mode: Mode,
@@ -137,12 +140,14 @@ pub fn evaluate<S: DerefMut<Target = State>>(
     out.clear();
     let mut allowed = true;
     for (check, state) in checks.iter().zip(states.iter()) {
+        let check = check.borrow();
         let status = check.limit.check(state, now, check.cost);
         allowed &= check.shadow || status.is_allowed();
         out.push(status);
     }
     if allowed && mode == Mode::Consume {
         for ((check, state), status) in checks.iter().zip(states.iter_mut()).zip(out.iter()) {
+            let check = check.borrow();
             if status.is_allowed() {
                 check.limit.apply(state, now, check.cost);
             }

@@ -1,12 +1,15 @@
 //! The decision script's calling convention: the arguments the client sends, the reply it
-//! reads back (documented at the top of `scripts/decide.lua`).
+//! reads back (documented at the top of `scripts/decide.lua`), and the statuses the client
+//! derives from that reply with limiter-core.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use fred::bytes::Bytes;
 use fred::types::{Key as FredKey, Value};
+use limiter_core::algorithm::WEIGHT_STEPS;
 use limiter_core::time::MAX_TIMESTAMP;
-use limiter_core::{Algorithm, Calendar, Check, Error, LimitStatus, Micros, Outcome};
+use limiter_core::{Algorithm, Calendar, Check, Error, LimitStatus, Micros, Mode, State, batch};
 
 use crate::error::RedisError;
 
@@ -25,11 +28,11 @@ pub(crate) enum ScriptMode {
 }
 
 impl ScriptMode {
-    fn arg(self) -> &'static str {
+    fn code(self) -> u8 {
         match self {
-            ScriptMode::Consume => "c",
-            ScriptMode::Peek => "p",
-            ScriptMode::Refund => "r",
+            ScriptMode::Consume => 1,
+            ScriptMode::Peek => 2,
+            ScriptMode::Refund => 3,
         }
     }
 }
@@ -82,41 +85,39 @@ impl DayBounds {
     }
 }
 
-fn int(v: u64) -> Value {
-    Value::Integer(i64::try_from(v).unwrap_or(i64::MAX))
-}
-
-/// The keys and arguments of one script call over `checks`.
+/// The keys and the argument of one script call over `checks`: every number in one binary
+/// string.
 pub(crate) fn arguments(
     mode: ScriptMode,
     time: ScriptTime,
     checks: &[&Check],
     days: &DayBounds,
-) -> Result<(Vec<FredKey>, Vec<Value>), Error> {
+) -> Result<(Vec<FredKey>, Value), Error> {
     let mut keys = Vec::with_capacity(checks.len());
-    let mut args = Vec::with_capacity(3 + checks.len() * 9);
-    args.push(Value::from_static_str(mode.arg()));
-    let client_now = match time {
-        ScriptTime::Server { client_now } => {
-            args.push(Value::from_static_str("s"));
-            args.push(Value::Integer(0));
-            client_now
-        }
-        ScriptTime::Injected(now) => {
-            args.push(int(now.min(MAX_TIMESTAMP)));
-            args.push(Value::Integer(INJECTED_TTL_GRACE_MS));
-            now
-        }
-    }
-    .min(MAX_TIMESTAMP);
+    let (clock, now, grace, client_now) = match time {
+        ScriptTime::Server { client_now } => (1, 0, 0, client_now),
+        ScriptTime::Injected(now) => (0, now, INJECTED_TTL_GRACE_MS, now),
+    };
+    let mut arg = Vec::with_capacity(HEADER_SIZE + CHECK_SIZE * checks.len());
+    arg.extend_from_slice(&[mode.code(), clock]);
+    arg.extend_from_slice(&now.min(MAX_TIMESTAMP).to_le_bytes());
+    arg.extend_from_slice(&grace.to_le_bytes());
+    let client_now = client_now.min(MAX_TIMESTAMP);
     for check in checks {
         keys.push(FredKey::from(check.key.as_str()));
         let rate = check.limit.rate();
-        let code = match check.limit.algorithm() {
-            Algorithm::Gcra => 1,
-            Algorithm::SlidingWindow => 2,
-            Algorithm::SlidingLog => 3,
-            Algorithm::Calendar(_) => 4,
+        let (limit, period) = (rate.limit(), rate.period().micros());
+        let (code, derived) = match check.limit.algorithm() {
+            Algorithm::Gcra => {
+                let interval = period.div_ceil(limit);
+                (1, [interval, limit * interval, 0, 0])
+            }
+            Algorithm::SlidingWindow => {
+                let unit = period.div_ceil(WEIGHT_STEPS);
+                (2, [period, unit, period.div_ceil(unit), 0])
+            }
+            Algorithm::SlidingLog => (3, [period, 0, 0, 0]),
+            Algorithm::Calendar(calendar) => (4, days.around(calendar, client_now)),
             other => {
                 return Err(Error::InvalidRequest(format!(
                     "the algorithm {:?} of policy {} is not supported by the Redis store \
@@ -126,64 +127,91 @@ pub(crate) fn arguments(
                 )));
             }
         };
-        args.push(Value::Integer(code));
-        args.push(int(rate.limit()));
-        args.push(int(rate.period().micros()));
-        args.push(int(check.cost.min(MAX_SENT_COST)));
-        args.push(Value::Integer(i64::from(check.shadow)));
-        if let Algorithm::Calendar(calendar) = check.limit.algorithm() {
-            args.extend(days.around(calendar, client_now).map(int));
+        arg.extend_from_slice(&[code, u8::from(check.shadow)]);
+        for word in [check.cost.min(MAX_SENT_COST), limit]
+            .into_iter()
+            .chain(derived)
+        {
+            arg.extend_from_slice(&word.to_le_bytes());
         }
     }
-    Ok((keys, args))
+    Ok((keys, Value::Bytes(Bytes::from(arg))))
 }
 
-/// Reads a consume or peek reply: whether the batch was admitted, and one status per check.
+/// The size of the argument's header: mode, clock, time, expiry margin.
+const HEADER_SIZE: usize = 18;
+
+/// The size of one check in the argument: algorithm, shadow, cost, limit and four derived
+/// numbers.
+const CHECK_SIZE: usize = 50;
+
+/// Splits `n` bytes off the front of `bytes`.
+fn take<'a>(bytes: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], RedisError> {
+    if bytes.len() < n {
+        return Err(RedisError::Reply(format!(
+            "reply too short: {} bytes left where {what} needs {n}",
+            bytes.len()
+        )));
+    }
+    let (head, rest) = bytes.split_at(n);
+    *bytes = rest;
+    Ok(head)
+}
+
+fn le_u64(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]))
+}
+
+/// Reads a consume or peek reply (`'<BI8'` admitted and the time used, then each key's value
+/// before the call, length-prefixed): whether the batch was admitted (and, for consume,
+/// charged), and one status per check.
+///
+/// The statuses come from [`batch::evaluate`] over the states the script read, at the time it
+/// used: the numbers the core itself computes for them. The verdict of a consume is the
+/// script's, which decided and charged atomically; a peek's is the core's.
 pub(crate) fn parse_reply(
     reply: Value,
+    mode: ScriptMode,
     checks: &[&Check],
 ) -> Result<(bool, Vec<LimitStatus>), RedisError> {
-    let Value::Array(values) = reply else {
-        return Err(RedisError::Reply(format!(
-            "expected an array, got {reply:?}"
-        )));
-    };
-    if values.len() != 1 + 4 * checks.len() {
-        return Err(RedisError::Reply(format!(
-            "expected {} integers for {} checks, got {}",
-            1 + 4 * checks.len(),
-            checks.len(),
-            values.len()
-        )));
-    }
-    let mut ints = values.into_iter().map(|v| match v {
-        Value::Integer(i) => {
-            u64::try_from(i).map_err(|_| RedisError::Reply(format!("negative integer {i}")))
+    let bytes = match &reply {
+        Value::Bytes(bytes) => &bytes[..],
+        Value::String(text) => text.as_bytes(),
+        other => {
+            return Err(RedisError::Reply(format!(
+                "expected a binary string, got {other:?}"
+            )));
         }
-        other => Err(RedisError::Reply(format!(
-            "expected an integer, got {other:?}"
-        ))),
-    });
-    let mut next = || {
-        ints.next()
-            .unwrap_or_else(|| Err(RedisError::Reply("reply too short".into())))
     };
-    let admitted = next()? == 1;
-    let mut statuses = Vec::with_capacity(checks.len());
-    for check in checks {
-        let outcome = match next()? {
-            0 => Outcome::Allowed,
-            1 => Outcome::Denied,
-            2 => Outcome::Impossible,
-            o => return Err(RedisError::Reply(format!("unknown outcome code {o}"))),
-        };
-        statuses.push(LimitStatus {
-            outcome,
-            limit: check.limit.rate().limit(),
-            remaining: next()?,
-            reset_after: next()?,
-            retry_after: next()?,
-        });
+    let mut rest = bytes;
+    let script_admitted = take(&mut rest, 1, "the verdict")?[0] == 1;
+    let now = le_u64(take(&mut rest, 8, "the time")?);
+    let mut states = Vec::with_capacity(checks.len());
+    for _ in checks {
+        let len = take(&mut rest, 4, "a value's length")?;
+        let len = u32::from_le_bytes(len.try_into().unwrap_or([0; 4]));
+        let value = take(
+            &mut rest,
+            usize::try_from(len).unwrap_or(usize::MAX),
+            "a value",
+        )?;
+        // Anything that is not a state of the core's encoding (an absent key included) reads
+        // as fresh, as the script reads it.
+        states.push(State::decode(value).unwrap_or_default());
     }
+    if !rest.is_empty() {
+        return Err(RedisError::Reply(format!(
+            "{} bytes left over after the values of {} checks",
+            rest.len(),
+            checks.len()
+        )));
+    }
+    let mut refs: Vec<&mut State> = states.iter_mut().collect();
+    let mut statuses = Vec::with_capacity(checks.len());
+    let core_admitted = batch::evaluate(checks, &mut refs, now, Mode::Peek, &mut statuses);
+    let admitted = match mode {
+        ScriptMode::Consume => script_admitted,
+        ScriptMode::Peek | ScriptMode::Refund => core_admitted,
+    };
     Ok((admitted, statuses))
 }

@@ -237,7 +237,7 @@ impl RedisStore {
         options: &EvalOptions,
     ) -> Result<(bool, Vec<LimitStatus>), Error> {
         let reply = self.call(mode, checks, options).await?;
-        parse_reply(reply, checks).map_err(|e| to_core(self, e, Duration::ZERO))
+        parse_reply(reply, mode, checks).map_err(|e| to_core(self, e, Duration::ZERO))
     }
 
     /// The batch's checks grouped by cluster slot, in order of first appearance; one group

@@ -1,553 +1,325 @@
 -- limiter: one decision, all or nothing, in one script.
 --
--- The Lua twin of limiter-core's algorithms (limiter-core/src/algorithm/*.rs), line for line.
--- Every value is an integer below 2^53, so doubles hold it exactly; divisions are floored
--- explicitly and ceiling divisions check their product (which stays below the dividend), so
--- no rounding ever differs from the Rust code.
+-- The script decides and writes; the client computes what it reports (remaining, reset,
+-- retry) with limiter-core itself, from the states the script read and the time it used. So
+-- the script holds only the part of each core algorithm (limiter-core/src/algorithm/*.rs)
+-- that decides whether a cost fits and what state it leaves: `check`'s verdict, `apply`,
+-- `refund` and `fresh_at`. Every value is an integer below 2^53, so doubles hold it exactly;
+-- every division is followed by a check of its product, so no rounding differs from Rust's.
+--
+-- Redis runs the whole script body on every call and this machine-level cost is the store's
+-- throughput, so the body defines two small functions and few tables, numbers
+-- arrive packed in binary (struct.unpack: no decimal parsing) and states are stored in
+-- limiter-core's own encoding (State::encode: a tag byte, then little-endian u64s).
 --
 -- KEYS[i]  the key of check i.
--- ARGV[1]  mode: "c" consume (check all, then apply all if admitted), "p" peek, "r" refund.
--- ARGV[2]  "s" to read the server's clock (TIME), or the time to use, in microseconds.
--- ARGV[3]  milliseconds added to every expiry: 0 with the server's clock; with a given time,
---          which may move slower than the server's clock, a margin so that no key goes early.
--- Then, per check: algorithm (1 gcra, 2 sliding window, 3 sliding log, 4 calendar), limit,
--- period (microseconds), cost, shadow (1 or 0), and for calendars four instants: the starts of
--- the previous, current and next local days and the end of the next one, as the client
--- computed them around its own idea of now (Lua knows no time zones).
+-- ARGV[1]  every number of the call, packed in one string (one argument converts cheaper than
+--          many): a header '<BBI8I8', mode (1 consume, 2 peek, 3 refund), clock (1 the server's
+--          TIME, 0 the given time), the given time in microseconds, milliseconds added to
+--          every expiry (0 with the server's clock; with a given time, which may move slower
+--          than the server's, a margin so that no key goes early); then per check
+--          '<BBI8I8I8I8I8I8': algorithm (1 GCRA, 2 sliding window, 3 sliding log, 4 calendar),
+--          shadow (1 or 0), cost, limit, then four numbers the client derived: GCRA: emission
+--          interval, capacity (limit x interval); sliding window: period, weight unit, weight
+--          steps; sliding log: period; calendar: the starts of the previous, current and next
+--          local days around the client's clock and the end of the next one (Lua knows no
+--          time zones).
 --
--- Reply (consume, peek): {admitted, then per check: outcome (0 allowed, 1 denied,
--- 2 impossible), remaining, reset_after, retry_after}. Refund: 1.
+-- Reply (consume, peek): one binary string, '<BI8' admitted (1 or 0; always 0 for a peek, which
+-- decides nothing) and the time used, then for each key '<I4' the length of its value before
+-- the call (0 when absent) and the value. Refund: 1. A string, not a table: Redis converts a
+-- table reply field by field, at several times the cost.
 --
--- Redis runs the whole script body on every call, so every function or table it defines costs
--- each call. GCRA, the common case, is therefore written inline in the main loop, and the
--- helpers of the other algorithms (and of refunds) are only defined when a call needs them.
---
--- State is stored as a string: a tag letter then decimal integers (G tat; W start previous
--- current; L entries...; C end used). Anything else reads as fresh. Each written key expires
--- when its state becomes indistinguishable from fresh (Limit::fresh_at), plus ARGV[3].
+-- Each written key expires when its state becomes indistinguishable from fresh
+-- (Limit::fresh_at, rounded up to whole milliseconds, at least 1), plus the margin.
 
-local floor, max, min = math.floor, math.max, math.min
-local tonumber, format, concat = tonumber, string.format, table.concat
-local byte, sub, match, gmatch = string.byte, string.sub, string.match, string.gmatch
+local unpack_bin, pack_bin = struct.unpack, struct.pack
+local floor = math.floor
 
 local MAX_TIMESTAMP = 8936830510563328 -- 2^53 - 2^46, limiter_core::time::MAX_TIMESTAMP
-local WEIGHT_STEPS = 65536
-local ALLOWED, DENIED, IMPOSSIBLE = 0, 1, 2
-local GCRA_TAG = 71 -- byte('G')
+local CHECK = '<BBI8I8I8I8I8I8'
+local ABSENT = '\0\0\0\0' -- '<I4' 0: the length of an absent value
 
-local mode = ARGV[1]
-local now
-if ARGV[2] == 's' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[2])
-end
-now = min(now, MAX_TIMESTAMP)
-local grace = tonumber(ARGV[3]) or 0
-
--- Check i's arguments start at ARGV[offsets[i]]: algorithm (1 gcra, 2 sliding window,
--- 3 sliding log, 4 calendar), limit, period, cost, shadow, and bounds for calendars. All are
--- checked before any key is read or written.
 local n = #KEYS
-local offsets = {}
-local refund = mode == 'r'
-local windows, logs, calendars = refund, refund, refund
-local a = 4
-for i = 1, n do
-  local alg = tonumber(ARGV[a])
-  if (alg ~= 1 and alg ~= 2 and alg ~= 3 and alg ~= 4) or tonumber(ARGV[a + 1]) == nil
-      or tonumber(ARGV[a + 2]) == nil or tonumber(ARGV[a + 3]) == nil then
-    return redis.error_reply('LIMITER_BAD_ARGUMENTS check ' .. i .. ' of ' .. n)
-  end
-  offsets[i] = a
-  if alg == 4 then
-    a = a + 9
-  else
-    a = a + 5
-  end
-  if alg == 2 then
-    windows = true
-  elseif alg == 3 then
-    logs = true
-  elseif alg == 4 then
-    calendars = true
-  end
+local args = ARGV[1]
+if #ARGV ~= 1 or #args ~= 18 + 50 * n then
+  return redis.error_reply('LIMITER_BAD_ARGUMENTS expected one argument of ' .. (18 + 50 * n)
+    .. ' bytes for ' .. n .. ' keys')
 end
-local others = windows or logs or calendars
-
--- Helpers of the algorithms other than GCRA, and of refunds --------------------------------
-
-local ceil_div, sub0, gcra_refund, window_view, weighted, wait_for_weight, window_check, window_apply, window_refund, first_live, log_check, log_apply
-local log_refund, day_end, calendar_view, calendar_check, calendar_apply, calendar_refund, fresh_at, load, encode, store, TAG, FRESH
-local check_of
-
-if others then
-  ceil_div = function(a, b)
-    local q = floor(a / b)
-    if q * b < a then
-      return q + 1
-    end
-    return q
-  end
-
-  sub0 = function(a, b)
-    if a > b then
-      return a - b
-    end
-    return 0
-  end
-
-  -- GCRA ---------------------------------------------------------------------------------------
-
-  if refund then
-    gcra_refund = function(c, st, now, amount)
-      if st.tag ~= 'G' then
-        return nil
-      end
-      local t = ceil_div(c.period, c.limit)
-      local tat = st[1]
-      return { tag = 'G', max(sub0(tat, amount * t), min(now, tat)) }
-    end
-  end
-
-  -- Sliding-window counter ---------------------------------------------------------------------
-
-  if windows then
-    -- Returns start, elapsed, previous, current of the window holding now.
-    window_view = function(period, st, now)
-      local start = now - now % period
-      if st.tag == 'W' then
-        local s, previous, current = st[1], st[2], st[3]
-        if s >= start then
-          return s, sub0(now, s), previous, current
-        elseif s + period == start then
-          return start, now - start, current, 0
-        end
-      end
-      return start, now - start, 0, 0
-    end
-
-    weighted = function(previous, period, elapsed)
-      local unit = ceil_div(period, WEIGHT_STEPS)
-      local steps = ceil_div(period, unit)
-      local weight = ceil_div(sub0(period, elapsed), unit)
-      return ceil_div(previous * weight, steps)
-    end
-
-    wait_for_weight = function(previous, budget, period, elapsed)
-      if previous <= budget then
-        return 0
-      end
-      local unit = ceil_div(period, WEIGHT_STEPS)
-      local steps = ceil_div(period, unit)
-      local max_weight = min(floor(budget * steps / previous), steps)
-      return sub0(sub0(period, max_weight * unit), elapsed)
-    end
-
-    window_check = function(c, st, now, cost)
-      local limit, period = c.limit, c.period
-      local start, elapsed, previous, current = window_view(period, st, now)
-      local used = weighted(previous, period, elapsed) + current
-      local reset_after = 0
-      if current > 0 then
-        reset_after = sub0(start + 2 * period, now)
-      elseif previous > 0 then
-        reset_after = sub0(start + period, now)
-      end
-      local remaining_before = sub0(limit, used)
-      if cost > limit then
-        return IMPOSSIBLE, remaining_before, reset_after, 0
-      end
-      if used + cost <= limit then
-        return ALLOWED, limit - used - cost, sub0(start + 2 * period, now), 0
-      end
-      local retry_after
-      if current + cost <= limit then
-        retry_after = wait_for_weight(previous, limit - cost - current, period, elapsed)
-      else
-        retry_after = sub0(start + period, now) + wait_for_weight(current, limit - cost, period, 0)
-      end
-      return DENIED, remaining_before, reset_after, max(retry_after, 1)
-    end
-
-    window_apply = function(c, st, now, cost)
-      local start, _, previous, current = window_view(c.period, st, now)
-      return { tag = 'W', start, previous, current + cost }
-    end
-
-    window_refund = function(c, st, now, amount)
-      if st.tag ~= 'W' then
-        return nil
-      end
-      local period = c.period
-      local now_start = now - now % period
-      local s = st[1]
-      if s >= now_start or s + period == now_start then
-        return { tag = 'W', s, st[2], sub0(st[3], amount) }
-      end
-      return nil
-    end
-  end
-
-  -- Sliding log --------------------------------------------------------------------------------
-
-  if logs then
-    -- The index of the first entry still in the window (entries ascending), or #st + 1.
-    first_live = function(st, period, now)
-      local lo, hi = 1, #st + 1
-      while lo < hi do
-        local mid = floor((lo + hi) / 2)
-        if st[mid] + period <= now then
-          lo = mid + 1
-        else
-          hi = mid
-        end
-      end
-      return lo
-    end
-
-    log_check = function(c, st, now, cost)
-      local limit, period = c.limit, c.period
-      local first, count, reset_after = 1, 0, 0
-      if st.tag == 'L' then
-        first = first_live(st, period, now)
-        count = #st - first + 1
-        if count > 0 then
-          reset_after = sub0(st[#st] + period, now)
-        end
-      end
-      local remaining_before = sub0(limit, count)
-      if cost > limit then
-        return IMPOSSIBLE, remaining_before, reset_after, 0
-      end
-      if count + cost <= limit then
-        return ALLOWED, limit - count - cost, max(reset_after, period), 0
-      end
-      -- The oldest count + cost - limit live units must leave the window first.
-      local retry_after = period
-      local leaving = st.tag == 'L' and st[first + count + cost - limit - 1]
-      if leaving then
-        retry_after = sub0(leaving + period, now)
-      end
-      return DENIED, remaining_before, reset_after, max(retry_after, 1)
-    end
-
-    log_apply = function(c, st, now, cost)
-      local entries = { tag = 'L' }
-      local n = 0
-      if st.tag == 'L' then
-        for i = first_live(st, c.period, now), #st do
-          n = n + 1
-          entries[n] = st[i]
-        end
-      end
-      local at = now
-      if n > 0 then
-        at = max(entries[n], now)
-      end
-      for _ = 1, cost do
-        n = n + 1
-        entries[n] = at
-      end
-      return entries
-    end
-
-    log_refund = function(c, st, now, amount)
-      if st.tag ~= 'L' then
-        return nil
-      end
-      local keep = sub0(#st, amount)
-      local entries = { tag = 'L' }
-      for i = 1, keep do
-        entries[i] = st[i]
-      end
-      return entries
-    end
-  end
-
-  -- Calendar window ----------------------------------------------------------------------------
-
-  if calendars then
-    -- The end of the local day holding now, from the client's bounds; nil when now is outside the
-    -- three days the client sent (its clock is more than a day off the server's).
-    day_end = function(b, now)
-      for i = 1, 3 do
-        if now >= b[i] and now < b[i + 1] then
-          return b[i + 1]
-        end
-      end
-      return nil
-    end
-
-    -- Returns used, end; nil when the day cannot be told.
-    calendar_view = function(c, st, now)
-      if st.tag == 'C' and now < st[1] then
-        return st[2], st[1]
-      end
-      local e = day_end(c.bounds, now)
-      if e == nil then
-        return nil
-      end
-      return 0, e
-    end
-
-    calendar_check = function(c, st, now, cost)
-      local limit = c.limit
-      local used, e = calendar_view(c, st, now)
-      if used == nil then
-        return nil
-      end
-      local to_end = max(sub0(e, now), 1)
-      local remaining_before = sub0(limit, used)
-      local outcome
-      if cost > limit then
-        outcome = IMPOSSIBLE
-      elseif used + cost <= limit then
-        outcome = ALLOWED
-      else
-        outcome = DENIED
-      end
-      local remaining, reset_after, retry_after = remaining_before, 0, 0
-      if outcome == ALLOWED then
-        remaining = limit - used - cost
-      end
-      if used > 0 or outcome == ALLOWED then
-        reset_after = to_end
-      end
-      if outcome == DENIED then
-        retry_after = to_end
-      end
-      return outcome, remaining, reset_after, retry_after
-    end
-
-    calendar_apply = function(c, st, now, cost)
-      local used, e = calendar_view(c, st, now)
-      return { tag = 'C', e, used + cost }
-    end
-
-    calendar_refund = function(c, st, now, amount)
-      if st.tag == 'C' and now < st[1] then
-        return { tag = 'C', st[1], sub0(st[2], amount) }
-      end
-      return nil
-    end
-  end
-
-  -- Storage ------------------------------------------------------------------------------------
-
-  -- The tag of each algorithm's state, by algorithm number.
-  TAG = { 'G', 'W', 'L', 'C' }
-
-  -- Limit::fresh_at: when the state c's algorithm left becomes indistinguishable from fresh.
-  fresh_at = function(c, st)
-    local tag = st.tag
-    if tag == 'G' then
-      return st[1]
-    elseif tag == 'W' then
-      return st[1] + 2 * c.period
-    elseif tag == 'L' then
-      if #st > 0 then
-        return st[#st] + c.period
-      end
-      return 0
-    elseif tag == 'C' then
-      return st[1]
-    end
-    return 0
-  end
-
-  FRESH = { tag = 'F' }
-
-  -- Reads a key's state from its value (false when the key does not exist); state of another
-  -- algorithm (a changed configuration) reads as fresh.
-  load = function(raw, tag)
-    if not raw or byte(raw, 1) ~= byte(tag) then
-      return FRESH
-    end
-    if tag == 'G' then
-      return { tag = 'G', tonumber(sub(raw, 2)) }
-    elseif tag == 'L' then
-      local st = { tag = 'L' }
-      local n = 0
-      for word in gmatch(raw, '%d+') do
-        n = n + 1
-        st[n] = tonumber(word)
-      end
-      return st
-    elseif tag == 'W' then
-      local s, previous, current = match(raw, '^W(%d+) (%d+) (%d+)$')
-      if s then
-        return { tag = 'W', tonumber(s), tonumber(previous), tonumber(current) }
-      end
-    else
-      local e, used = match(raw, '^C(%d+) (%d+)$')
-      if e then
-        return { tag = 'C', tonumber(e), tonumber(used) }
-      end
-    end
-    return FRESH
-  end
-
-  encode = function(st)
-    local tag = st.tag
-    if tag == 'G' then
-      return format('G%.0f', st[1])
-    elseif tag == 'W' then
-      return format('W%.0f %.0f %.0f', st[1], st[2], st[3])
-    elseif tag == 'C' then
-      return format('C%.0f %.0f', st[1], st[2])
-    end
-    local words = { 'L' }
-    for i = 1, #st do
-      words[i + 1] = format('%.0f', st[i])
-    end
-    return concat(words, ' ')
-  end
-
-  store = function(key, c, st, now, grace)
-    -- Rounded up to whole milliseconds: the key must not go before its state is fresh. A state
-    -- that already is fresh goes at once, or after the grace (a given clock may go back).
-    local ttl = max(ceil_div(sub0(fresh_at(c, st), now), 1000), 1) + grace
-    redis.call('SET', key, encode(st), 'PX', format('%.0f', ttl))
-  end
-
-  -- One table per check: alg, tag, limit, period, cost, shadow, and bounds for calendars.
-  check_of = function(a)
-    local alg = tonumber(ARGV[a])
-    local c = {
-      alg = alg,
-      tag = TAG[alg],
-      limit = tonumber(ARGV[a + 1]),
-      period = tonumber(ARGV[a + 2]),
-      cost = tonumber(ARGV[a + 3]),
-      shadow = ARGV[a + 4] == '1',
-    }
-    if alg == 4 then
-      c.bounds = { tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8]) }
-    end
-    return c
-  end
+local mode, clock, now, grace = unpack_bin('<BBI8I8', args)
+if mode ~= 1 and mode ~= 2 and mode ~= 3 then
+  return redis.error_reply('LIMITER_BAD_ARGUMENTS unknown mode ' .. mode)
+end
+if clock == 1 then
+  local t = redis.call('TIME')
+  now = t[1] * 1000000 + t[2]
+end
+if now > MAX_TIMESTAMP then
+  now = MAX_TIMESTAMP
 end
 
--- Main ---------------------------------------------------------------------------------------
+-- One read for every key. For a single key, no table: the common case pays for none.
+local single, raws
+if n == 1 then
+  single = redis.call('GET', KEYS[1])
+else
+  raws = redis.call('MGET', unpack(KEYS))
+end
 
-if mode == 'r' then
+-- Writes a key's new state, to expire when it goes fresh (at once if it already is).
+local function store(key, value, fresh)
+  local ttl = 1
+  if fresh > now then
+    local wait = fresh - now
+    ttl = floor(wait / 1000)
+    if ttl * 1000 < wait then
+      ttl = ttl + 1
+    end
+  end
+  redis.call('SET', key, value, 'PX', ttl + grace)
+end
+
+-- Refund ----------------------------------------------------------------------------------------
+
+if mode == 3 then
   for i = 1, n do
-    local c = check_of(offsets[i])
-    local st, alg = load(redis.call('GET', KEYS[i]), c.tag), c.alg
-    if alg == 1 then
-      st = gcra_refund(c, st, now, c.cost)
-    elseif alg == 2 then
-      st = window_refund(c, st, now, c.cost)
-    elseif alg == 3 then
-      st = log_refund(c, st, now, c.cost)
-    else
-      st = calendar_refund(c, st, now, c.cost)
+    local alg, _, amount, _, a = unpack_bin(CHECK, args, 19 + 50 * (i - 1))
+    local raw = single
+    if raws then
+      raw = raws[i]
     end
-    if st then
-      store(KEYS[i], c, st, now, grace)
+    local tag, size = raw and string.byte(raw, 1), raw and #raw
+    local value, fresh
+    if alg == 1 and tag == 1 and size == 9 then
+      -- gcra::refund: back by amount x interval, never below min(now, tat).
+      local _, tat = unpack_bin('<BI8', raw)
+      local back = tat - amount * a
+      local floor_at = tat
+      if now < tat then
+        floor_at = now
+      end
+      if back < floor_at then
+        back = floor_at
+      end
+      value, fresh = pack_bin('<BI8', 1, back), back
+    elseif alg == 2 and tag == 2 and size == 25 then
+      -- sliding_window::refund: only while the charged window is current or previous.
+      local _, s, previous, current = unpack_bin('<BI8I8I8', raw)
+      local now_start = floor(now / a) * a
+      if now_start > now then
+        now_start = now_start - a
+      elseif now_start + a <= now then
+        now_start = now_start + a
+      end
+      if s >= now_start or s + a == now_start then
+        current = current - amount
+        if current < 0 then
+          current = 0
+        end
+        value, fresh = pack_bin('<BI8I8I8', 2, s, previous, current), s + 2 * a
+      end
+    elseif alg == 3 and tag == 3 and size % 8 == 1 then
+      -- sliding_log::refund: drop the newest entries.
+      local keep = (size - 1) / 8 - amount
+      if keep < 0 then
+        keep = 0
+      end
+      value, fresh = string.sub(raw, 1, 1 + 8 * keep), 0
+      if keep > 0 then
+        fresh = unpack_bin('<I8', raw, 2 + 8 * (keep - 1)) + a
+      end
+    elseif alg == 4 and tag == 4 and size == 17 then
+      -- calendar::refund: only within the day charged.
+      local _, e, used = unpack_bin('<BI8I8', raw)
+      if now < e then
+        used = used - amount
+        if used < 0 then
+          used = 0
+        end
+        value, fresh = pack_bin('<BI8I8', 4, e, used), e
+      end
+    end
+    if value then
+      -- A state that is already fresh goes at once (after the margin).
+      store(KEYS[i], value, fresh)
     end
   end
   return 1
 end
 
--- reply: {admitted, then four values per check}. pending[i]: what an admitted consume writes
--- for check i, if it was allowed: GCRA's new TAT, or the state the other algorithms apply to.
-local reply = { 1 }
-local pending = {}
-local admitted = true
-for i = 1, n do
-  local a = offsets[i]
-  local outcome, remaining, reset_after, retry_after
-  local shadow
-  local raw = redis.call('GET', KEYS[i])
-  if tonumber(ARGV[a]) == 1 then
-    -- GCRA (limiter-core/src/algorithm/gcra.rs), inline.
-    local limit, period, cost = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-    shadow = ARGV[a + 4] == '1'
-    local tat = now
-    if raw and byte(raw, 1) == GCRA_TAG then
-      tat = max(tonumber(sub(raw, 2)), now)
-    end
-    local t = floor(period / limit)
-    if t * limit < period then
-      t = t + 1
-    end
-    local capacity = limit * t
-    local backlog = tat - now
-    local remaining_before = 0
-    if capacity > backlog then
-      remaining_before = floor((capacity - backlog) / t)
-    end
-    if cost > limit then
-      outcome, remaining, reset_after, retry_after = IMPOSSIBLE, remaining_before, backlog, 0
-    else
-      local after = backlog + cost * t
-      if after <= capacity then
-        outcome, remaining, reset_after, retry_after = ALLOWED, floor((capacity - after) / t), after, 0
-        pending[i] = tat + cost * t
-      else
-        outcome, remaining, reset_after, retry_after = DENIED, remaining_before, backlog, after - capacity
-      end
-    end
-  else
-    local c = check_of(a)
-    shadow = c.shadow
-    local st, alg = load(raw, c.tag), c.alg
-    if alg == 2 then
-      outcome, remaining, reset_after, retry_after = window_check(c, st, now, c.cost)
-    elseif alg == 3 then
-      outcome, remaining, reset_after, retry_after = log_check(c, st, now, c.cost)
-    else
-      outcome, remaining, reset_after, retry_after = calendar_check(c, st, now, c.cost)
-    end
-    if outcome == nil then
-      return redis.error_reply(format(
-        'LIMITER_CLOCK_SKEW server time %.0f is outside the local days [%.0f, %.0f) the client sent for %s',
-        now, c.bounds[1], c.bounds[4], KEYS[i]))
-    end
-    if outcome == ALLOWED then
-      pending[i] = st
-    end
-  end
-  admitted = admitted and (shadow or outcome == ALLOWED)
-  local base = 4 * i - 2
-  reply[base], reply[base + 1], reply[base + 2], reply[base + 3] = outcome, remaining, reset_after, retry_after
-end
+-- Consume (and peek, which decides nothing) ----------------------------------------------------
 
-if not admitted then
-  reply[1] = 0
-elseif mode == 'c' then
+local admitted = 0
+if mode == 1 then
+  admitted = 1
+  -- values[i], fresh[i]: what the call writes for check i if it is admitted, and when that
+  -- goes fresh; nil where the check does not allow (a shadow check that denies writes nothing).
+  -- A single check is written at once: it alone decides.
+  local values, fresh
+  if n > 1 then
+    values, fresh = {}, {}
+  end
   for i = 1, n do
-    local st = pending[i]
-    if st then
-      local a = offsets[i]
-      local alg = tonumber(ARGV[a])
+    local alg, shadow, cost, limit, a, b, c, d = unpack_bin(CHECK, args, 19 + 50 * (i - 1))
+    local raw = single
+    if raws then
+      raw = raws[i]
+    end
+    local tag, size = raw and string.byte(raw, 1), raw and #raw
+    local value, f
+    -- A cost above the limit never fits (Outcome::Impossible).
+    if cost <= limit then
       if alg == 1 then
-        -- Limit::fresh_at of GCRA is its TAT; rounded up to whole milliseconds as in store.
-        local ttl = 0
-        if st > now then
-          local wait = st - now
-          ttl = floor(wait / 1000)
-          if ttl * 1000 < wait then
-            ttl = ttl + 1
+        -- gcra: a = emission interval, b = capacity. Allowed while the backlog after the cost
+        -- stays within the capacity; the TAT moves on by cost x interval.
+        local tat = now
+        if tag == 1 and size == 9 then
+          local _, stored = unpack_bin('<BI8', raw)
+          if stored > now then
+            tat = stored
           end
         end
-        ttl = max(ttl, 1) + grace
-        redis.call('SET', KEYS[i], format('G%.0f', st), 'PX', format('%.0f', ttl))
-      else
-        local c = check_of(a)
-        if alg == 2 then
-          st = window_apply(c, st, now, c.cost)
-        elseif alg == 3 then
-          st = log_apply(c, st, now, c.cost)
-        else
-          st = calendar_apply(c, st, now, c.cost)
+        local after = tat + cost * a
+        if after - now <= b then
+          value, f = pack_bin('<BI8', 1, after), after
         end
-        store(KEYS[i], c, st, now, grace)
+      elseif alg == 2 then
+        -- sliding_window: a = period, b = weight unit, c = weight steps. The previous window
+        -- counts in proportion (in whole steps, rounded up) to how much of it the sliding
+        -- window still covers. The current window starts at a multiple of a (found without
+        -- trusting the rounding of now / a).
+        local start = floor(now / a) * a
+        if start > now then
+          start = start - a
+        elseif start + a <= now then
+          start = start + a
+        end
+        local s, previous, current = start, 0, 0
+        if tag == 2 and size == 25 then
+          local _, ss, pp, cc = unpack_bin('<BI8I8I8', raw)
+          if ss >= start then
+            s, previous, current = ss, pp, cc
+          elseif ss + a == start then
+            previous = cc
+          end
+        end
+        local used = current
+        if previous > 0 then
+          local elapsed = now - s
+          if elapsed < 0 then
+            elapsed = 0
+          end
+          local rest = a - elapsed
+          local weight = floor(rest / b)
+          if weight * b < rest then
+            weight = weight + 1
+          end
+          local x = previous * weight
+          local share = floor(x / c)
+          if share * c < x then
+            share = share + 1
+          end
+          used = used + share
+        end
+        if used + cost <= limit then
+          value, f = pack_bin('<BI8I8I8', 2, s, previous, current + cost), s + 2 * a
+        end
+      elseif alg == 3 then
+        -- sliding_log: a = period. Entries are 8-byte words from byte 2, ascending; the live
+        -- ones are those still inside the window.
+        local total, first = 0, 1
+        if tag == 3 and size % 8 == 1 then
+          total = (size - 1) / 8
+          local lo, hi = 1, total + 1
+          while lo < hi do
+            local mid = floor((lo + hi) / 2)
+            if unpack_bin('<I8', raw, 2 + 8 * (mid - 1)) + a <= now then
+              lo = mid + 1
+            else
+              hi = mid
+            end
+          end
+          first = lo
+        end
+        local count = total - first + 1
+        if count + cost <= limit then
+          -- New entries go at the end, at the last live entry if the clock went back.
+          local at, kept = now, ''
+          if count > 0 then
+            kept = string.sub(raw, 2 + 8 * (first - 1))
+            local last = unpack_bin('<I8', raw, size - 7)
+            if last > now then
+              at = last
+            end
+          end
+          value, f = '\3' .. kept .. string.rep(pack_bin('<I8', at), cost), at + a
+        end
+      else
+        -- calendar: a, b, c, d = the client's local-day bounds. The stored day holds while now
+        -- is before its end; otherwise the day holding now starts from zero.
+        local used, e = 0, nil
+        if tag == 4 and size == 17 then
+          local _, stored_end, stored_used = unpack_bin('<BI8I8', raw)
+          if now < stored_end then
+            used, e = stored_used, stored_end
+          end
+        end
+        if not e then
+          if now >= a and now < b then
+            e = b
+          elseif now >= b and now < c then
+            e = c
+          elseif now >= c and now < d then
+            e = d
+          else
+            return redis.error_reply(string.format(
+              'LIMITER_CLOCK_SKEW server time %.0f is outside the local days [%.0f, %.0f) the client sent for %s',
+              now, a, d, KEYS[i]))
+          end
+        end
+        if used + cost <= limit then
+          value, f = pack_bin('<BI8I8', 4, e, used + cost), e
+        end
+      end
+    end
+    if value then
+      if n == 1 then
+        store(KEYS[1], value, f)
+      else
+        values[i], fresh[i] = value, f
+      end
+    elseif shadow == 0 then
+      -- An enforced limit denies: nothing is written, and the rest need not be decided.
+      admitted = 0
+      break
+    end
+  end
+  if admitted == 1 and n > 1 then
+    for i = 1, n do
+      local value = values[i]
+      if value then
+        store(KEYS[i], value, fresh[i])
       end
     end
   end
 end
-return reply
+
+-- The reply: the verdict, the time, and each value as it was before the call.
+if n == 1 then
+  if single then
+    return pack_bin('<BI8I4', admitted, now, #single) .. single
+  end
+  return pack_bin('<BI8', admitted, now) .. ABSENT
+end
+local out = { pack_bin('<BI8', admitted, now) }
+for i = 1, n do
+  local raw = raws[i]
+  if raw then
+    out[2 * i] = pack_bin('<I4', #raw)
+    out[2 * i + 1] = raw
+  else
+    out[2 * i] = ABSENT
+    out[2 * i + 1] = ''
+  end
+end
+return table.concat(out)
