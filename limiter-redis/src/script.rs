@@ -2,6 +2,7 @@
 //! reads back (documented at the top of `scripts/decide.lua`), and the statuses the client
 //! derives from that reply with limiter-core.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -87,10 +88,10 @@ impl DayBounds {
 
 /// The keys and the argument of one script call over `checks`: every number in one binary
 /// string.
-pub(crate) fn arguments(
+pub(crate) fn arguments<C: Borrow<Check>>(
     mode: ScriptMode,
     time: ScriptTime,
-    checks: &[&Check],
+    checks: &[C],
     days: &DayBounds,
 ) -> Result<(Vec<FredKey>, Value), Error> {
     let mut keys = Vec::with_capacity(checks.len());
@@ -104,6 +105,7 @@ pub(crate) fn arguments(
     arg.extend_from_slice(&grace.to_le_bytes());
     let client_now = client_now.min(MAX_TIMESTAMP);
     for check in checks {
+        let check = check.borrow();
         keys.push(FredKey::from(check.key.as_str()));
         let rate = check.limit.rate();
         let (limit, period) = (rate.limit(), rate.period().micros());
@@ -169,10 +171,10 @@ fn le_u64(bytes: &[u8]) -> u64 {
 /// The statuses come from [`batch::evaluate`] over the states the script read, at the time it
 /// used: the numbers the core itself computes for them. The verdict of a consume is the
 /// script's, which decided and charged atomically; a peek's is the core's.
-pub(crate) fn parse_reply(
+pub(crate) fn parse_reply<C: Borrow<Check>>(
     reply: Value,
     mode: ScriptMode,
-    checks: &[&Check],
+    checks: &[C],
 ) -> Result<(bool, Vec<LimitStatus>), RedisError> {
     let bytes = match &reply {
         Value::Bytes(bytes) => &bytes[..],

@@ -1,5 +1,6 @@
 //! [`RedisStore`]: the [`Store`] on Redis or Redis Cluster.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -198,11 +199,11 @@ impl RedisStore {
         Ok(())
     }
 
-    /// One script call over `checks` (all in one slot when clustered).
-    async fn call(
+    /// One script call over `checks` (all in one slot when clustered), owned or borrowed.
+    async fn call<C: Borrow<Check> + Sync>(
         &self,
         mode: ScriptMode,
-        checks: &[&Check],
+        checks: &[C],
         options: &EvalOptions,
     ) -> Result<Value, Error> {
         let timeout = self.timeout(options);
@@ -230,23 +231,19 @@ impl RedisStore {
     }
 
     /// Consume or peek over `checks`: whether admitted, and their statuses.
-    async fn decide(
+    async fn decide<C: Borrow<Check> + Sync>(
         &self,
         mode: ScriptMode,
-        checks: &[&Check],
+        checks: &[C],
         options: &EvalOptions,
     ) -> Result<(bool, Vec<LimitStatus>), Error> {
         let reply = self.call(mode, checks, options).await?;
         parse_reply(reply, mode, checks).map_err(|e| to_core(self, e, Duration::ZERO))
     }
 
-    /// The batch's checks grouped by cluster slot, in order of first appearance; one group
-    /// when the store is not clustered.
+    /// The batch's checks grouped by cluster slot, in order of first appearance.
     fn groups<'b>(&self, batch: &'b Batch) -> Vec<(Vec<usize>, Vec<&'b Check>)> {
         let checks = batch.checks();
-        if !self.inner.clustered {
-            return vec![((0..checks.len()).collect(), checks.iter().collect())];
-        }
         let mut slots: Vec<u16> = Vec::new();
         let mut groups: Vec<(Vec<usize>, Vec<&Check>)> = Vec::new();
         for (i, check) in checks.iter().enumerate() {
@@ -374,12 +371,18 @@ impl Store for RedisStore {
                 statuses: Vec::new(),
             });
         }
-        let mut groups = self.groups(batch);
-        if groups.len() > 1 {
-            return self.evaluate_across_slots(groups, options).await;
+        if self.inner.clustered {
+            let mut groups = self.groups(batch);
+            if groups.len() > 1 {
+                return self.evaluate_across_slots(groups, options).await;
+            }
+            let (_, checks) = groups.pop().unwrap_or_default();
+            let (allowed, statuses) = self.decide(ScriptMode::Consume, &checks, options).await?;
+            return Ok(BatchOutcome { allowed, statuses });
         }
-        let (_, checks) = groups.pop().unwrap_or_default();
-        let (allowed, statuses) = self.decide(ScriptMode::Consume, &checks, options).await?;
+        let (allowed, statuses) = self
+            .decide(ScriptMode::Consume, batch.checks(), options)
+            .await?;
         Ok(BatchOutcome { allowed, statuses })
     }
 
@@ -390,6 +393,12 @@ impl Store for RedisStore {
         };
         if batch.is_empty() {
             return Ok(outcome);
+        }
+        if !self.inner.clustered {
+            let (allowed, statuses) = self
+                .decide(ScriptMode::Peek, batch.checks(), options)
+                .await?;
+            return Ok(BatchOutcome { allowed, statuses });
         }
         let groups = self.groups(batch);
         let peeks = join_all(

@@ -7,9 +7,9 @@
 -- `refund` and `fresh_at`. Every value is an integer below 2^53, so doubles hold it exactly;
 -- every division is followed by a check of its product, so no rounding differs from Rust's.
 --
--- Redis runs the whole script body on every call and this machine-level cost is the store's
--- throughput, so the body defines two small functions and few tables, numbers
--- arrive packed in binary (struct.unpack: no decimal parsing) and states are stored in
+-- Redis runs the whole script body on every call, and the server's time per call is the
+-- store's throughput: so the body defines one small function and few tables, numbers arrive
+-- packed in binary (struct.unpack: no decimal parsing), and states are stored in
 -- limiter-core's own encoding (State::encode: a tag byte, then little-endian u64s).
 --
 -- KEYS[i]  the key of check i.
@@ -46,7 +46,14 @@ if #ARGV ~= 1 or #args ~= 18 + 50 * n then
   return redis.error_reply('LIMITER_BAD_ARGUMENTS expected one argument of ' .. (18 + 50 * n)
     .. ' bytes for ' .. n .. ' keys')
 end
-local mode, clock, now, grace = unpack_bin('<BBI8I8', args)
+-- A single check is unpacked with the header, in the same call.
+local mode, clock, now, grace, alg1, shadow1, cost1, limit1, a1, b1, c1, d1
+if n == 1 then
+  mode, clock, now, grace, alg1, shadow1, cost1, limit1, a1, b1, c1, d1 =
+    unpack_bin('<BBI8I8BBI8I8I8I8I8I8', args)
+else
+  mode, clock, now, grace = unpack_bin('<BBI8I8', args)
+end
 if mode ~= 1 and mode ~= 2 and mode ~= 3 then
   return redis.error_reply('LIMITER_BAD_ARGUMENTS unknown mode ' .. mode)
 end
@@ -160,12 +167,14 @@ if mode == 1 then
     values, fresh = {}, {}
   end
   for i = 1, n do
-    local alg, shadow, cost, limit, a, b, c, d = unpack_bin(CHECK, args, 19 + 50 * (i - 1))
+    local alg, shadow, cost, limit, a, b, c, d = alg1, shadow1, cost1, limit1, a1, b1, c1, d1
     local raw = single
     if raws then
+      alg, shadow, cost, limit, a, b, c, d = unpack_bin(CHECK, args, 19 + 50 * (i - 1))
       raw = raws[i]
     end
-    local tag, size = raw and string.byte(raw, 1), raw and #raw
+    -- Each algorithm reads the tag with its state, once the size says it may be its own.
+    local size = raw and #raw
     local value, f
     -- A cost above the limit never fits (Outcome::Impossible).
     if cost <= limit then
@@ -173,9 +182,9 @@ if mode == 1 then
         -- gcra: a = emission interval, b = capacity. Allowed while the backlog after the cost
         -- stays within the capacity; the TAT moves on by cost x interval.
         local tat = now
-        if tag == 1 and size == 9 then
-          local _, stored = unpack_bin('<BI8', raw)
-          if stored > now then
+        if size == 9 then
+          local tag, stored = unpack_bin('<BI8', raw)
+          if tag == 1 and stored > now then
             tat = stored
           end
         end
@@ -195,9 +204,11 @@ if mode == 1 then
           start = start + a
         end
         local s, previous, current = start, 0, 0
-        if tag == 2 and size == 25 then
-          local _, ss, pp, cc = unpack_bin('<BI8I8I8', raw)
-          if ss >= start then
+        if size == 25 then
+          local tag, ss, pp, cc = unpack_bin('<BI8I8I8', raw)
+          if tag ~= 2 then
+            -- Another algorithm's state: fresh.
+          elseif ss >= start then
             s, previous, current = ss, pp, cc
           elseif ss + a == start then
             previous = cc
@@ -228,7 +239,7 @@ if mode == 1 then
         -- sliding_log: a = period. Entries are 8-byte words from byte 2, ascending; the live
         -- ones are those still inside the window.
         local total, first = 0, 1
-        if tag == 3 and size % 8 == 1 then
+        if size and size % 8 == 1 and string.byte(raw, 1) == 3 then
           total = (size - 1) / 8
           local lo, hi = 1, total + 1
           while lo < hi do
@@ -258,9 +269,9 @@ if mode == 1 then
         -- calendar: a, b, c, d = the client's local-day bounds. The stored day holds while now
         -- is before its end; otherwise the day holding now starts from zero.
         local used, e = 0, nil
-        if tag == 4 and size == 17 then
-          local _, stored_end, stored_used = unpack_bin('<BI8I8', raw)
-          if now < stored_end then
+        if size == 17 then
+          local tag, stored_end, stored_used = unpack_bin('<BI8I8', raw)
+          if tag == 4 and now < stored_end then
             used, e = stored_used, stored_end
           end
         end
