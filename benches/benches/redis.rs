@@ -435,7 +435,7 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) 
     // The machine's speed drifts (other tenants, frequency): every variant runs once per round,
     // interleaved, and throughputs and ratios are medians over the rounds. Enough decisions per
     // row that CPU times (counted in 10 ms ticks) mean something.
-    const ROUNDS: usize = 5;
+    const ROUNDS: usize = 7;
     let decisions = |tasks: usize| if tasks == 1 { 2_000 } else { 16_000 };
     eprintln!(
         "\nRedis store report: {ROUNDS} interleaved rounds of {} decisions per variant at 1 task, \

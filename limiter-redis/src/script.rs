@@ -10,7 +10,9 @@ use fred::bytes::Bytes;
 use fred::types::{Key as FredKey, Value};
 use limiter_core::algorithm::WEIGHT_STEPS;
 use limiter_core::time::MAX_TIMESTAMP;
-use limiter_core::{Algorithm, Calendar, Check, Error, LimitStatus, Micros, Mode, State, batch};
+use limiter_core::{
+    Algorithm, Calendar, Check, Clock, Error, LimitStatus, Micros, Mode, State, SystemClock, batch,
+};
 
 use crate::error::RedisError;
 
@@ -41,8 +43,8 @@ impl ScriptMode {
 /// The time the script computes with.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ScriptTime {
-    /// The server's clock; `client_now` only places calendar days around it.
-    Server { client_now: Micros },
+    /// The server's clock (the client's own only places calendar days around it).
+    Server,
     /// This instant.
     Injected(Micros),
 }
@@ -95,15 +97,23 @@ pub(crate) fn arguments<C: Borrow<Check>>(
     days: &DayBounds,
 ) -> Result<(Vec<FredKey>, Value), Error> {
     let mut keys = Vec::with_capacity(checks.len());
-    let (clock, now, grace, client_now) = match time {
-        ScriptTime::Server { client_now } => (1, 0, 0, client_now),
-        ScriptTime::Injected(now) => (0, now, INJECTED_TTL_GRACE_MS, now),
+    let (clock, now, grace) = match time {
+        ScriptTime::Server => (1, 0, 0),
+        ScriptTime::Injected(now) => (0, now, INJECTED_TTL_GRACE_MS),
+    };
+    // Where calendar days are placed: the given time, or the client's clock, read only when a
+    // calendar check needs it.
+    let client_now = || {
+        match time {
+            ScriptTime::Server => SystemClock.now(),
+            ScriptTime::Injected(now) => now,
+        }
+        .min(MAX_TIMESTAMP)
     };
     let mut arg = Vec::with_capacity(HEADER_SIZE + CHECK_SIZE * checks.len());
     arg.extend_from_slice(&[mode.code(), clock]);
     arg.extend_from_slice(&now.min(MAX_TIMESTAMP).to_le_bytes());
     arg.extend_from_slice(&grace.to_le_bytes());
-    let client_now = client_now.min(MAX_TIMESTAMP);
     for check in checks {
         let check = check.borrow();
         keys.push(FredKey::from(check.key.as_str()));
@@ -119,7 +129,7 @@ pub(crate) fn arguments<C: Borrow<Check>>(
                 (2, [period, unit, period.div_ceil(unit), 0])
             }
             Algorithm::SlidingLog => (3, [period, 0, 0, 0]),
-            Algorithm::Calendar(calendar) => (4, days.around(calendar, client_now)),
+            Algorithm::Calendar(calendar) => (4, days.around(calendar, client_now())),
             other => {
                 return Err(Error::InvalidRequest(format!(
                     "the algorithm {:?} of policy {} is not supported by the Redis store \

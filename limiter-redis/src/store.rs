@@ -14,9 +14,7 @@ use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::types::config::{Config, Options, ServerConfig};
 use fred::types::{Builder, Key as FredKey, Value};
 use fred::util::redis_keyslot;
-use limiter_core::{
-    Batch, BatchOutcome, Check, Clock, Error, EvalOptions, Key, LimitStatus, Store, SystemClock,
-};
+use limiter_core::{Batch, BatchOutcome, Check, Error, EvalOptions, Key, LimitStatus, Store};
 
 use crate::config::{RedisConfig, TimeSource};
 use crate::error::{RedisError, to_core};
@@ -185,10 +183,7 @@ impl RedisStore {
     fn time(&self, options: &EvalOptions) -> ScriptTime {
         match self.inner.time_source {
             TimeSource::Injected => ScriptTime::Injected(options.now),
-            // The client's own clock only places calendar days around the server's time.
-            _ => ScriptTime::Server {
-                client_now: SystemClock.now(),
-            },
+            _ => ScriptTime::Server,
         }
     }
 
@@ -197,6 +192,25 @@ impl RedisStore {
         let client = self.inner.pool.next().with_options(&Self::options(timeout));
         client.script_load_cluster::<(), _>(DECIDE_LUA).await?;
         Ok(())
+    }
+
+    /// `EVALSHA` of the decision script. The pool's defaults are the store's command timeout
+    /// and a single attempt; only a shorter timeout needs options of its own (which cost a
+    /// client clone per call).
+    async fn evalsha(
+        &self,
+        timeout: Duration,
+        keys: Vec<FredKey>,
+        args: Value,
+    ) -> Result<Value, fred::error::Error> {
+        let client = self.inner.pool.next();
+        let sha = self.inner.sha.clone();
+        if timeout < self.inner.command_timeout {
+            let client = client.with_options(&Self::options(timeout));
+            client.evalsha(sha, keys, args).await
+        } else {
+            client.evalsha(sha, keys, args).await
+        }
     }
 
     /// One script call over `checks` (all in one slot when clustered), owned or borrowed.
@@ -209,11 +223,7 @@ impl RedisStore {
         let timeout = self.timeout(options);
         let time = self.time(options);
         let (keys, args) = arguments(mode, time, checks, &self.inner.days)?;
-        let client = self.inner.pool.next().with_options(&Self::options(timeout));
-        match client
-            .evalsha::<Value, _, _, _>(self.inner.sha.clone(), keys, args)
-            .await
-        {
+        match self.evalsha(timeout, keys, args).await {
             // The server lost its scripts (restarted, flushed, a new node): the script did not
             // run, so loading it and trying once more cannot charge twice.
             Err(e) if e.details().starts_with("NOSCRIPT") => {
@@ -221,8 +231,7 @@ impl RedisStore {
                     .await
                     .map_err(|e| to_core(self, e, timeout))?;
                 let (keys, args) = arguments(mode, time, checks, &self.inner.days)?;
-                client
-                    .evalsha::<Value, _, _, _>(self.inner.sha.clone(), keys, args)
+                self.evalsha(timeout, keys, args)
                     .await
                     .map_err(|e| to_core(self, e.into(), timeout))
             }
