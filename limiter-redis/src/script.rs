@@ -227,3 +227,136 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
     };
     Ok((admitted, statuses))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use limiter_core::{Key, Limit, Outcome, SubjectKind};
+
+    const NOW: Micros = 1_780_000_000_000_000;
+
+    fn check(limit: Limit, cost: u64) -> Check {
+        Check::new("p", Key::new("t", "p", SubjectKind::User, "u"), limit, cost)
+    }
+
+    fn gcra(rate: &str) -> Limit {
+        Limit::gcra(rate.parse().expect("rate"))
+    }
+
+    /// A reply as the script writes it.
+    fn reply(admitted: u8, now: Micros, values: &[&[u8]]) -> Value {
+        let mut out = vec![admitted];
+        out.extend_from_slice(&now.to_le_bytes());
+        for value in values {
+            let len = u32::try_from(value.len()).expect("short value");
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(value);
+        }
+        Value::Bytes(Bytes::from(out))
+    }
+
+    #[test]
+    fn the_argument_packs_the_header_and_each_check_with_derived_numbers() {
+        let checks = [check(gcra("10/second"), 3), check(gcra("7/minute"), 1)];
+        let days = DayBounds::default();
+        let (keys, arg) = arguments(
+            ScriptMode::Consume,
+            ScriptTime::Injected(NOW),
+            &checks,
+            &days,
+        )
+        .expect("arguments");
+        assert_eq!(keys.len(), 2);
+        let Value::Bytes(arg) = arg else {
+            panic!("expected bytes, got {arg:?}")
+        };
+        assert_eq!(arg.len(), HEADER_SIZE + 2 * CHECK_SIZE);
+        assert_eq!(&arg[..2], &[1, 0], "consume, given time");
+        assert_eq!(le_u64(&arg[2..10]), NOW);
+        let word = |check: usize, i: usize| {
+            let at = HEADER_SIZE + check * CHECK_SIZE + 2 + 8 * i;
+            le_u64(&arg[at..at + 8])
+        };
+        // 10/second: one unit every 100 ms, a capacity of ten of them.
+        assert_eq!(&arg[HEADER_SIZE..HEADER_SIZE + 2], &[1, 0]);
+        assert_eq!(
+            [word(0, 0), word(0, 1), word(0, 2), word(0, 3)],
+            [3, 10, 100_000, 1_000_000]
+        );
+        // 7/minute: the interval rounds up, so the capacity is 7 of them.
+        assert_eq!([word(1, 2), word(1, 3)], [8_571_429, 7 * 8_571_429]);
+    }
+
+    #[test]
+    fn statuses_are_the_cores_over_the_states_read() {
+        let limit = gcra("10/second");
+        let checks = [check(limit.clone(), 1)];
+        let mut state = State::Gcra { tat: NOW + 400_000 };
+        let mut encoded = Vec::new();
+        state.encode(&mut encoded);
+        let (admitted, statuses) = parse_reply(
+            reply(1, NOW, &[encoded.as_slice()]),
+            ScriptMode::Consume,
+            &checks,
+        )
+        .expect("reply");
+        assert!(admitted);
+        let expected = limit.check(&state, NOW, 1);
+        assert_eq!(statuses, vec![expected]);
+        assert_eq!(statuses[0].remaining, 5);
+        // An absent key, or bytes that are no state, read as fresh.
+        for value in [&b""[..], b"G1732650000000000"] {
+            let (_, statuses) =
+                parse_reply(reply(1, NOW, &[value]), ScriptMode::Consume, &checks).expect("reply");
+            assert_eq!(statuses[0].remaining, 9, "{value:?}");
+        }
+        // A peek's verdict is the core's: a full bucket denies.
+        state = State::Gcra {
+            tat: NOW + 1_000_000,
+        };
+        encoded.clear();
+        state.encode(&mut encoded);
+        let (admitted, statuses) = parse_reply(
+            reply(0, NOW, &[encoded.as_slice()]),
+            ScriptMode::Peek,
+            &checks,
+        )
+        .expect("reply");
+        assert!(!admitted);
+        assert_eq!(statuses[0].outcome, Outcome::Denied);
+        assert_eq!(statuses[0].retry_after, 100_000);
+    }
+
+    #[test]
+    fn a_malformed_reply_is_an_error_that_says_what_is_wrong() {
+        let checks = [check(gcra("10/second"), 1)];
+        let cases = [
+            (
+                Value::Integer(1),
+                "expected a binary string, got Integer(1)",
+            ),
+            (
+                Value::Bytes(Bytes::from_static(&[1, 2])),
+                "the time needs 8",
+            ),
+            (reply(1, NOW, &[]), "a value's length needs 4"),
+            (
+                {
+                    let Value::Bytes(b) = reply(1, NOW, &[&[1; 9]]) else {
+                        unreachable!()
+                    };
+                    Value::Bytes(Bytes::copy_from_slice(&b[..b.len() - 1]))
+                },
+                "a value needs 9",
+            ),
+            (reply(1, NOW, &[&[1; 9], &[]]), "4 bytes left over"),
+        ];
+        for (value, expected) in cases {
+            let e = parse_reply(value, ScriptMode::Consume, &checks).expect_err("malformed");
+            let RedisError::Reply(message) = e else {
+                panic!("expected a reply error, got {e:?}")
+            };
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        }
+    }
+}
