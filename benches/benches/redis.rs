@@ -18,9 +18,13 @@
 //!   `trivial_evalsha` bounds what the default decision can reach.
 //!
 //! Under `cargo bench`, a report comes first: per variant, decisions per second, median and
-//! p99 latency at 1 and 64 tasks, the share of admitted decisions, the commands Redis executed
-//! per decision (`INFO commandstats` before/after; commands a script runs count too, so the
-//! round trips are the `evalsha` column for scripts), and the target ratios.
+//! p99 latency at 1 and 64 tasks, the share of admitted decisions, the server's and this
+//! process's CPU time per decision, the commands Redis executed per decision
+//! (`INFO commandstats` before/after; commands a script runs count too, so the round trips are
+//! the `evalsha` column for scripts), and the target ratios. The machine's speed drifts while
+//! it runs, so every variant runs once per round over several interleaved rounds; throughputs
+//! and ratios are medians over the rounds. On a machine of two cores, the server and this
+//! process share them: a variant's throughput follows the sum of its two CPU columns.
 //!
 //! Run: `cargo bench -p limiter-benches --bench redis -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -459,8 +463,12 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) 
             // Warm up: connections, script caches, keys.
             rt.block_on(run_tasks(f, variant, tasks, 640, false));
         }
-        for _ in 0..ROUNDS {
-            for &variant in &variants {
+        for round in 0..ROUNDS {
+            // Each round starts one variant further on, so that no variant always follows the
+            // same one (a variant can leave the server's memory or the scheduler in a state
+            // that helps or hinders the next).
+            let start = round % variants.len().max(1);
+            for &variant in variants[start..].iter().chain(&variants[..start]) {
                 let before = command_stats(server);
                 let (server_before, client_before) = (server_cpu(server), client_cpu());
                 let run = rt.block_on(run_tasks(f, variant, tasks, decisions(tasks), true));
