@@ -4,11 +4,12 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use fred::bytes_utils::Str;
 use fred::clients::Pool;
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::types::config::{Config, Options, ServerConfig};
@@ -19,6 +20,14 @@ use limiter_core::{Batch, BatchOutcome, Check, Error, EvalOptions, Key, LimitSta
 use crate::config::{RedisConfig, TimeSource};
 use crate::error::{RedisError, to_core};
 use crate::script::{DECIDE_LUA, DayBounds, ScriptMode, ScriptTime, arguments, parse_reply};
+
+/// The SHA1 of the decision script, computed once per process. Static, so that every call's
+/// copy of it is free: a shared, reference-counted one would have every decision of every
+/// thread touch the same counter.
+fn decide_sha() -> &'static str {
+    static SHA: OnceLock<String> = OnceLock::new();
+    SHA.get_or_init(|| fred::util::sha1_hash(DECIDE_LUA))
+}
 
 /// The URL schemes fred understands.
 const SCHEMES: &[&str] = &[
@@ -55,7 +64,6 @@ struct Inner {
     clustered: bool,
     time_source: TimeSource,
     command_timeout: Duration,
-    sha: fred::bytes_utils::Str,
     days: DayBounds,
 }
 
@@ -144,7 +152,6 @@ impl RedisStore {
                 clustered,
                 time_source: config.time_source,
                 command_timeout: config.command_timeout,
-                sha: fred::util::sha1_hash(DECIDE_LUA).into(),
                 days: DayBounds::default(),
             }),
         };
@@ -204,7 +211,7 @@ impl RedisStore {
         args: Value,
     ) -> Result<Value, fred::error::Error> {
         let client = self.inner.pool.next();
-        let sha = self.inner.sha.clone();
+        let sha = Str::from_static(decide_sha());
         if timeout < self.inner.command_timeout {
             let client = client.with_options(&Self::options(timeout));
             client.evalsha(sha, keys, args).await
