@@ -361,16 +361,6 @@ impl Run {
     fn per_second(&self) -> f64 {
         self.decisions as f64 / self.elapsed.as_secs_f64()
     }
-
-    /// The latency below which `permille` of the decisions completed.
-    fn percentile(&mut self, permille: usize) -> Duration {
-        self.latencies.sort_unstable();
-        let last = self.latencies.len().saturating_sub(1);
-        self.latencies
-            .get(last * permille / 1000)
-            .copied()
-            .unwrap_or_default()
-    }
 }
 
 /// The server's CPU time so far (user + system), from `INFO cpu`.
@@ -428,6 +418,16 @@ struct Row {
     commands: BTreeMap<String, u64>,
     /// Decisions per second, one per round.
     per_round: Vec<f64>,
+}
+
+/// The latency below which `permille` of the decisions completed.
+fn percentile(latencies: &mut [Duration], permille: usize) -> Duration {
+    latencies.sort_unstable();
+    let last = latencies.len().saturating_sub(1);
+    latencies
+        .get(last * permille / 1000)
+        .copied()
+        .unwrap_or_default()
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -496,13 +496,10 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) 
                 .filter(|(_, calls)| **calls > 0)
                 .map(|(name, &calls)| format!("{name} {:.2}", calls as f64 / n))
                 .collect();
-            let mut run = Run {
-                elapsed: Duration::ZERO,
-                latencies: std::mem::take(&mut row.latencies),
-                admitted: row.admitted,
-                decisions: row.decisions,
-            };
-            let (p50, p99) = (run.percentile(500), run.percentile(990));
+            let (p50, p99) = (
+                percentile(&mut row.latencies, 500),
+                percentile(&mut row.latencies, 990),
+            );
             eprintln!(
                 "{:<24} {:>5} {:>12.0} {:>8.0}µs {:>8.0}µs {:>8.1}% {:>7.1}µs {:>7.1}µs  {}",
                 variant.name(),

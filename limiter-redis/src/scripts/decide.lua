@@ -6,6 +6,8 @@
 -- that decides whether a cost fits and what state it leaves: `check`'s verdict, `apply`,
 -- `refund` and `fresh_at`. Every value is an integer below 2^53, so doubles hold it exactly;
 -- every division is followed by a check of its product, so no rounding differs from Rust's.
+-- `now % a` (Lua: now - floor(now / a) * a) is exact as well: below 2^53, now / a is never
+-- within half a unit in the last place of the next integer, so it cannot round up to it.
 --
 -- Redis runs the whole script body on every call, and the server's time per call is the
 -- store's throughput: so the body defines one small function and few tables, numbers arrive
@@ -112,12 +114,7 @@ if mode == 3 then
     elseif alg == 2 and tag == 2 and size == 25 then
       -- sliding_window::refund: only while the charged window is current or previous.
       local _, s, previous, current = unpack_bin('<BI8I8I8', raw)
-      local now_start = floor(now / a) * a
-      if now_start > now then
-        now_start = now_start - a
-      elseif now_start + a <= now then
-        now_start = now_start + a
-      end
+      local now_start = now - now % a
       if s >= now_start or s + a == now_start then
         current = current - amount
         if current < 0 then
@@ -195,14 +192,8 @@ if mode == 1 then
       elseif alg == 2 then
         -- sliding_window: a = period, b = weight unit, c = weight steps. The previous window
         -- counts in proportion (in whole steps, rounded up) to how much of it the sliding
-        -- window still covers. The current window starts at a multiple of a (found without
-        -- trusting the rounding of now / a).
-        local start = floor(now / a) * a
-        if start > now then
-          start = start - a
-        elseif start + a <= now then
-          start = start + a
-        end
+        -- window still covers. The current window starts at the multiple of a below now.
+        local start = now - now % a
         local s, previous, current = start, 0, 0
         if size == 25 then
           local tag, ss, pp, cc = unpack_bin('<BI8I8I8', raw)
