@@ -43,8 +43,8 @@ use limiter_core::{
     Batch, Calendar, Check, Clock, EvalOptions, Key, Limit, Limiter, PolicySet, Rate, Request,
     Store, SubjectKind, SystemClock,
 };
-use limiter_redis::harness::RedisServer;
 use limiter_redis::{RedisConfig, RedisStore};
+use limiter_testkit::redis::RedisServer;
 
 const POOL: usize = 8;
 const SUBJECTS: usize = 4096;

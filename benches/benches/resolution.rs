@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_main};
 use limiter_core::policy::{Config, PlanConfig};
-use limiter_core::testkit::ModelStore;
 use limiter_core::{Limiter, ManualClock, PolicySet, Rate, Request};
+use limiter_testkit::ModelStore;
 
 /// Distinct tenants (and IPs) the requests cycle through.
 const SUBJECTS: usize = 1024;

@@ -11,8 +11,6 @@ pub mod policy;
 mod rate;
 mod request;
 mod store;
-#[cfg(feature = "testkit")]
-pub mod testkit;
 pub mod time;
 
 pub use algorithm::{Algorithm, Calendar, Limit, LimitStatus, Outcome, State};

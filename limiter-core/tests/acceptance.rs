@@ -1,13 +1,12 @@
 //! Acceptance tests in the words of the gap report: each test is one of its requirements.
-#![cfg(feature = "testkit")]
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use limiter_core::policy::Config;
-use limiter_core::testkit::{CountingStore, ModelStore};
 use limiter_core::{HeaderStyle, Limiter, ManualClock, PolicySet, Request};
+use limiter_testkit::{CountingStore, ModelStore};
 
 /// 2026-11-26T10:00:00Z.
 const T0: u64 = 1_795_687_200_000_000;

@@ -4,19 +4,18 @@
 //!
 //! Case counts are modest so that the suite stays fast in debug builds; set
 //! `LIMITER_PROPTEST_CASES` to run more of every property.
-#![cfg(feature = "testkit")]
 
 use std::sync::Arc;
 
 use limiter_core::algorithm::{SLIDING_LOG_MAX_LIMIT, WEIGHT_STEPS};
 use limiter_core::batch::{self, Check, Mode};
-use limiter_core::testkit::conformance::proptest_cases;
-use limiter_core::testkit::strategies;
 use limiter_core::time::{MAX_TIMESTAMP, Micros};
 use limiter_core::{
     Algorithm, Calendar, Key, Limit, LimitStatus, MAX_LIMIT, MAX_PERIOD_MICROS, Outcome, Period,
     Rate, State, SubjectKind, Unit,
 };
+use limiter_testkit::fixtures::proptest_cases;
+use limiter_testkit::strategies;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 

@@ -1,12 +1,11 @@
 //! Generated configurations (`testkit::strategies::config`) compile, read back equal from
 //! their TOML and JSON forms, and resolve any request into a batch a store accepts.
-#![cfg(feature = "testkit")]
 
 use limiter_core::Error;
 use limiter_core::batch::Batch;
 use limiter_core::policy::{Config, PolicySet, Resolution};
-use limiter_core::testkit::conformance::proptest_cases;
-use limiter_core::testkit::strategies;
+use limiter_testkit::fixtures::proptest_cases;
+use limiter_testkit::strategies;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 

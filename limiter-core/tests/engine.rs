@@ -1,5 +1,4 @@
 //! The engine's own contracts: fail modes, hooks, headers, shadow mode and invalid input.
-#![cfg(feature = "testkit")]
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -7,11 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use limiter_core::policy::Config;
-use limiter_core::testkit::{CountingStore, ModelStore};
 use limiter_core::{
     Batch, BatchOutcome, Error, ErrorKind, EvalOptions, Event, FailMode, FailModeUsed, HeaderStyle,
     Hook, Key, Limiter, ManualClock, PolicySet, Request, Store, Threshold,
 };
+use limiter_testkit::{CountingStore, ModelStore};
 
 const T0: u64 = 1_795_687_200_000_000;
 

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use limiter_core::{Batch, Calendar, Check, EvalOptions, Key, Limit, Micros, Rate, Store, Unit};
+use limiter_core::{Batch, Check, EvalOptions, Key, Limit, Micros, Store, Unit};
 use limiter_memory::MemoryStore;
+use limiter_testkit::fixtures::{every_algorithm, rate};
 
 const NOW: Micros = 1_795_651_200_000_000;
 const THREADS: usize = 8;
@@ -17,23 +18,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-fn rate(limit: u64, unit: Unit) -> Rate {
-    Rate::per(limit, unit).expect("valid rate")
-}
-
-fn limits(limit: u64) -> Vec<Limit> {
-    vec![
-        Limit::gcra(rate(limit, Unit::Hour)),
-        Limit::sliding_window(rate(limit, Unit::Hour)),
-        Limit::sliding_log(rate(limit, Unit::Hour)).expect("small log"),
-        Limit::calendar(
-            rate(limit, Unit::Day),
-            Calendar::new("UTC").expect("UTC exists"),
-        )
-        .expect("daily calendar"),
-    ]
-}
-
 /// 8 OS threads, 400 tasks, 10 requests each, on one key of limit L: exactly L admitted.
 #[test]
 fn one_hot_key_admits_exactly_the_limit() {
@@ -41,7 +25,7 @@ fn one_hot_key_admits_exactly_the_limit() {
     const TASKS: usize = 400;
     const PER_TASK: usize = 10;
     let rt = runtime();
-    for limit in limits(LIMIT) {
+    for limit in every_algorithm(LIMIT) {
         let store = Arc::new(MemoryStore::default());
         let key = Key::from_raw(format!("hot:{}", limit.algorithm().name()));
         let batch =

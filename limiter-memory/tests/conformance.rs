@@ -8,4 +8,4 @@ async fn new_store() -> impl limiter_core::Store + 'static {
     MemoryStore::default()
 }
 
-limiter_core::conformance_suite!(new_store);
+limiter_testkit::conformance_suite!(new_store);

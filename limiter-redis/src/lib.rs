@@ -2,8 +2,6 @@
 
 mod config;
 mod error;
-#[cfg(feature = "harness")]
-pub mod harness;
 mod script;
 mod store;
 

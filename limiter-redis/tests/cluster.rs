@@ -7,7 +7,8 @@ mod common;
 use common::*;
 use fred::util::redis_keyslot;
 use limiter_core::{Key, Limit, Outcome, Store, SubjectKind};
-use limiter_redis::harness::{self, RedisCluster};
+use limiter_testkit::fixtures::every_algorithm;
+use limiter_testkit::redis::{self, RedisCluster};
 
 fn slot(key: &Key) -> u16 {
     redis_keyslot(key.as_str().as_bytes())
@@ -43,12 +44,12 @@ fn no_subject_can_choose_its_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_subjects_have_budgets_of_their_own() {
-    let Some(url) = harness::cluster_url() else {
+    let Some(url) = redis::cluster_url() else {
         return;
     };
     let store = store(&url, 2).await;
     assert!(store.is_clustered());
-    let ns = harness::namespace("hostile");
+    let ns = redis::namespace("hostile");
     let limit = || Limit::gcra(rate("3/minute"));
     for subject in HOSTILE {
         // Two limits of the subject: one script call, on the node owning the subject's slot.
@@ -80,11 +81,11 @@ async fn hostile_subjects_have_budgets_of_their_own() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_denying_leaves_the_other_slots_uncharged() {
-    let Some(url) = harness::cluster_url() else {
+    let Some(url) = redis::cluster_url() else {
         return;
     };
     let store = store(&url, 2).await;
-    let ns = harness::namespace("refund_slots");
+    let ns = redis::namespace("refund_slots");
     let roomy = check(&ns, "plan", "tenant-a", Limit::gcra(rate("10/minute")), 1);
     // Find a subject in another slot (most are).
     let tight = (0..)
@@ -142,11 +143,11 @@ async fn a_slot_denying_leaves_the_other_slots_uncharged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_lost_its_scripts_reloads_them() {
-    let Some(url) = harness::cluster_url() else {
+    let Some(url) = redis::cluster_url() else {
         return;
     };
     let store = store(&url, 1).await;
-    let ns = harness::namespace("noscript_node");
+    let ns = redis::namespace("noscript_node");
     let checks: Vec<_> = (0..12)
         .map(|i| check(&ns, "p", &format!("s{i}"), Limit::gcra(rate("2/minute")), 1))
         .collect();
@@ -160,8 +161,8 @@ async fn a_node_that_lost_its_scripts_reloads_them() {
         );
     }
     // One node forgets every script (as a restarted or new node would).
-    let node = harness::addresses(&url).into_iter().next().expect("a node");
-    harness::command(&node, &["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH");
+    let node = redis::addresses(&url).into_iter().next().expect("a node");
+    redis::command(&node, &["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH");
     for c in &checks {
         let second = store
             .evaluate(&batch(vec![c.clone()]), &at(NOW))
@@ -182,20 +183,20 @@ async fn a_node_that_lost_its_scripts_reloads_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn script_calls_per_decision() {
-    if std::env::var(harness::CLUSTER_URL_VAR).is_ok() {
+    if std::env::var(redis::CLUSTER_URL_VAR).is_ok() {
         eprintln!("skipped: counts the commands of a private cluster");
         return;
     }
     let cluster = match RedisCluster::start() {
         Ok(cluster) => cluster,
-        Err(e) => return harness::unavailable("a Redis Cluster", &e.to_string()).unwrap_or(()),
+        Err(e) => return redis::unavailable("a Redis Cluster", &e.to_string()).unwrap_or(()),
     };
     let store = store(&cluster.url(), 2).await;
     assert_eq!(
         store.to_string(),
         format!(
             "RedisStore(redis-cluster://{})",
-            harness::addresses(&cluster.url()).join(",")
+            redis::addresses(&cluster.url()).join(",")
         )
     );
     let evalsha_calls = || {
@@ -210,7 +211,7 @@ async fn script_calls_per_decision() {
             })
             .sum::<u64>()
     };
-    let ns = harness::namespace("per_slot");
+    let ns = redis::namespace("per_slot");
     // Four limits of one subject: one slot, one call per decision.
     let same: Vec<_> = every_algorithm(1_000)
         .into_iter()

@@ -11,7 +11,8 @@ use fred::clients::Pool;
 use fred::interfaces::KeysInterface;
 use fred::types::{Builder, config::Config};
 use limiter_core::{Limit, Micros, Store};
-use limiter_redis::harness;
+use limiter_testkit::fixtures::every_algorithm;
+use limiter_testkit::redis;
 
 const TASKS: u64 = 64;
 const REQUESTS_PER_TASK: u64 = 8;
@@ -20,11 +21,11 @@ const POOL: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_tasks_over_eight_connections_admit_exactly_the_limit() {
-    let Some(url) = harness::standalone_url() else {
+    let Some(url) = redis::standalone_url() else {
         return;
     };
     let store: Arc<dyn Store> = Arc::new(store(&url, POOL).await);
-    let ns = harness::namespace("hammer");
+    let ns = redis::namespace("hammer");
     for (i, limit) in every_algorithm(LIMIT).into_iter().enumerate() {
         let b = Arc::new(batch(vec![check(
             &ns,
@@ -80,7 +81,7 @@ async fn drf_allow(pool: &Pool, key: &str, limit: u64, period: Micros, now: Micr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_drf_style_throttle_over_admits_where_the_store_does_not() {
-    let Some(url) = harness::standalone_url() else {
+    let Some(url) = redis::standalone_url() else {
         return;
     };
     let store: Arc<dyn Store> = Arc::new(store(&url, POOL).await);
@@ -90,7 +91,7 @@ async fn a_drf_style_throttle_over_admits_where_the_store_does_not() {
     fred::interfaces::ClientLike::init(&pool)
         .await
         .expect("connect");
-    let ns = harness::namespace("drf");
+    let ns = redis::namespace("drf");
     let drf_key = format!("{ns}:drf");
     let limit = Limit::sliding_log(rate(&format!("{LIMIT}/minute"))).expect("log");
     let b = Arc::new(batch(vec![check(&ns, "ours", "hot", limit, 1)]));

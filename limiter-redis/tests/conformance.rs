@@ -22,16 +22,16 @@ async fn connect(url: Option<String>) -> Option<Arc<dyn Store>> {
 
 mod standalone {
     async fn new_store() -> Option<std::sync::Arc<dyn limiter_core::Store>> {
-        super::connect(limiter_redis::harness::standalone_url()).await
+        super::connect(limiter_testkit::redis::standalone_url()).await
     }
 
-    limiter_core::conformance_suite!(new_store);
+    limiter_testkit::conformance_suite!(optional new_store);
 }
 
 mod cluster {
     async fn new_store() -> Option<std::sync::Arc<dyn limiter_core::Store>> {
-        super::connect(limiter_redis::harness::cluster_url()).await
+        super::connect(limiter_testkit::redis::cluster_url()).await
     }
 
-    limiter_core::conformance_suite!(new_store);
+    limiter_testkit::conformance_suite!(optional new_store);
 }

@@ -15,12 +15,12 @@ use fred::clients::Pool;
 use fred::interfaces::{ClientLike, LuaInterface};
 use fred::types::Builder;
 use fred::types::config::{Config, ReconnectPolicy};
-use limiter_core::testkit::ModelStore;
 use limiter_core::{
     EvalOptions, FailMode, FailModeUsed, Limit, Limiter, ManualClock, PolicySet, Request, Store,
 };
-use limiter_redis::harness::{self, RedisServer};
 use limiter_redis::{RedisConfig, RedisStore, TimeSource};
+use limiter_testkit::ModelStore;
+use limiter_testkit::redis::{self, RedisServer};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(300);
 /// Far above any command timeout here: a call taking this long has hung.
@@ -30,7 +30,7 @@ fn own_server() -> Option<RedisServer> {
     // These tests kill their server: never one given by the environment.
     match RedisServer::start() {
         Ok(server) => Some(server),
-        Err(e) => harness::unavailable("a Redis server", &e.to_string()),
+        Err(e) => redis::unavailable("a Redis server", &e.to_string()),
     }
 }
 
@@ -60,7 +60,7 @@ async fn a_server_killed_under_load_fails_calls_then_comes_back() {
         return;
     };
     let store = Arc::new(fault_store(&server).await);
-    let ns = harness::namespace("killed");
+    let ns = redis::namespace("killed");
 
     // Load: 8 tasks deciding on keys of their own, recording what they get.
     let stop = Arc::new(AtomicBool::new(false));
@@ -191,7 +191,7 @@ where
     let mut killer = std::net::TcpStream::connect(&address).expect("connect");
     let sleeper = {
         let sleep = sleep.to_owned();
-        std::thread::spawn(move || harness::command(&address, &["DEBUG", "SLEEP", &sleep]))
+        std::thread::spawn(move || redis::command(&address, &["DEBUG", "SLEEP", &sleep]))
     };
     // Orchestration only (no limiter time passes): let the server fall asleep, then send.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -227,7 +227,7 @@ async fn charged(store: &RedisStore, b: &limiter_core::Batch) -> u64 {
 async fn a_slow_server_times_out_and_charges_at_most_once() {
     let Some(server) = own_server() else { return };
     let store = Arc::new(fault_store(&server).await);
-    let ns = harness::namespace("slow");
+    let ns = redis::namespace("slow");
     let limit = Limit::sliding_window(rate("1000/hour"));
     let b = Arc::new(batch(vec![check(&ns, "p", "slow", limit, 1)]));
     let result = {
@@ -260,7 +260,7 @@ async fn a_lost_reply_is_never_replayed() {
         )
         .await,
     );
-    let ns = harness::namespace("lost_reply");
+    let ns = redis::namespace("lost_reply");
     let limit = Limit::sliding_window(rate("1000/hour"));
     let mut runs = Vec::new();
     for round in 0..3 {

@@ -8,34 +8,35 @@ use std::time::Duration;
 use common::*;
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use limiter_core::{Calendar, Limit, Outcome, Store};
-use limiter_redis::harness::{self, RedisServer};
 use limiter_redis::{RedisConfig, RedisStore, TimeSource};
+use limiter_testkit::fixtures::every_algorithm;
+use limiter_testkit::redis::{self, RedisServer};
 
 /// A private server, for tests that count its commands or flush its scripts.
 fn private_server() -> Option<RedisServer> {
-    if std::env::var(harness::URL_VAR).is_ok() {
+    if std::env::var(redis::URL_VAR).is_ok() {
         // A given server is shared with whatever else uses it: its counters are not ours.
         eprintln!(
             "skipped: needs a private server, and {} is set",
-            harness::URL_VAR
+            redis::URL_VAR
         );
         return None;
     }
     match RedisServer::start() {
         Ok(server) => Some(server),
-        Err(e) => harness::unavailable("a Redis server", &e.to_string()),
+        Err(e) => redis::unavailable("a Redis server", &e.to_string()),
     }
 }
 
 #[tokio::test]
 async fn display_names_the_server() {
-    let Some(url) = harness::standalone_url() else {
+    let Some(url) = redis::standalone_url() else {
         return;
     };
     let store = store(&url, 1).await;
     let shown = store.to_string();
     assert!(shown.starts_with("RedisStore(redis://"), "{shown}");
-    if std::env::var(harness::URL_VAR).is_err() {
+    if std::env::var(redis::URL_VAR).is_err() {
         assert_eq!(shown, format!("RedisStore({url})"));
     }
     let debug = format!("{store:?}");
@@ -48,7 +49,7 @@ async fn one_command_per_decision_whatever_the_number_of_limits() {
         return;
     };
     let store = store(&server.url(), 2).await;
-    let ns = harness::namespace("one_command");
+    let ns = redis::namespace("one_command");
     // The limits of one subject, under every algorithm.
     let checks: Vec<_> = every_algorithm(1_000)
         .into_iter()
@@ -87,7 +88,7 @@ async fn a_flushed_script_cache_is_reloaded() {
         return;
     };
     let store = store(&server.url(), 1).await;
-    let ns = harness::namespace("noscript");
+    let ns = redis::namespace("noscript");
     let b = batch(vec![check(
         &ns,
         "p",
@@ -114,11 +115,11 @@ async fn a_flushed_script_cache_is_reloaded() {
 
 #[tokio::test]
 async fn keys_expire_when_their_state_is_fresh_again() {
-    let Some(url) = harness::standalone_url() else {
+    let Some(url) = redis::standalone_url() else {
         return;
     };
     let store = store(&url, 1).await;
-    let ns = harness::namespace("expiry");
+    let ns = redis::namespace("expiry");
     let day_end = Calendar::utc().day_bounds(NOW).1;
     let cases = [
         // GCRA 10/minute: one request leaves a backlog of one emission interval, 6 s.
@@ -182,11 +183,11 @@ async fn keys_expire_when_their_state_is_fresh_again() {
 
 #[tokio::test]
 async fn a_denied_request_writes_nothing() {
-    let Some(url) = harness::standalone_url() else {
+    let Some(url) = redis::standalone_url() else {
         return;
     };
     let store = store(&url, 1).await;
-    let ns = harness::namespace("denied_writes");
+    let ns = redis::namespace("denied_writes");
     let open = check(&ns, "open", "dave", Limit::gcra(rate("10/minute")), 1);
     let shut = check(&ns, "shut", "dave", Limit::gcra(rate("1/minute")), 2);
     let outcome = store
@@ -205,11 +206,11 @@ async fn a_denied_request_writes_nothing() {
 
 #[tokio::test]
 async fn state_of_another_algorithm_reads_as_fresh() {
-    let Some(url) = harness::standalone_url() else {
+    let Some(url) = redis::standalone_url() else {
         return;
     };
     let store = store(&url, 1).await;
-    let ns = harness::namespace("algorithm_change");
+    let ns = redis::namespace("algorithm_change");
     let gcra = check(&ns, "p", "erin", Limit::gcra(rate("1/hour")), 1);
     assert!(
         store
@@ -236,13 +237,13 @@ async fn state_of_another_algorithm_reads_as_fresh() {
 
 #[tokio::test]
 async fn server_time_is_the_default() {
-    let Some(url) = harness::standalone_url() else {
+    let Some(url) = redis::standalone_url() else {
         return;
     };
     let config = RedisConfig::new(url.clone());
     assert_eq!(config.time_source, TimeSource::Server);
     let store = connect(config).await;
-    let ns = harness::namespace("server_time");
+    let ns = redis::namespace("server_time");
     let gcra = check(&ns, "burst", "frank", Limit::gcra(rate("10/minute")), 1);
     let daily = check(
         &ns,
@@ -325,12 +326,12 @@ async fn an_unreachable_server_is_a_temporary_error() {
 
 #[tokio::test]
 async fn quitting_the_pool_fails_calls_without_hanging() {
-    let Some(url) = harness::standalone_url() else {
+    let Some(url) = redis::standalone_url() else {
         return;
     };
     let store = store(&url, 1).await;
     let _ = store.pool().quit().await;
-    let ns = harness::namespace("quit");
+    let ns = redis::namespace("quit");
     let b = batch(vec![check(
         &ns,
         "p",

@@ -12,8 +12,8 @@ use crate::{Clock, Error, ErrorKind, EvalOptions, Key, PolicySet, Request, Resol
 /// timeout and [`Hook`]s. Cheap to clone; clones share everything.
 ///
 /// ```
-/// # #[cfg(feature = "testkit")] {
-/// use limiter_core::{Limiter, ManualClock, PolicySet, Request, testkit::ModelStore};
+/// use limiter_core::{Limiter, ManualClock, PolicySet, Request};
+/// use limiter_testkit::ModelStore;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let limiter = Limiter::builder(PolicySet::default(), ModelStore::new())
@@ -30,7 +30,6 @@ use crate::{Clock, Error, ErrorKind, EvalOptions, Key, PolicySet, Request, Resol
 /// assert_eq!(denied.message().unwrap(), "Request was throttled. Expected available in 6 seconds.");
 /// # Ok::<(), limiter_core::Error>(())
 /// # }).unwrap();
-/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Limiter {

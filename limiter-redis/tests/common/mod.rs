@@ -53,17 +53,6 @@ pub fn at(now: Micros) -> EvalOptions {
     EvalOptions::at(now)
 }
 
-/// The four algorithms, each limiting to `limit` (per minute, or per day for the calendar).
-pub fn every_algorithm(limit: u64) -> Vec<Limit> {
-    vec![
-        Limit::gcra(rate(&format!("{limit}/minute"))),
-        Limit::sliding_window(rate(&format!("{limit}/minute"))),
-        Limit::sliding_log(rate(&format!("{limit}/minute"))).unwrap_or_else(|e| panic!("{e}")),
-        Limit::calendar(rate(&format!("{limit}/day")), limiter_core::Calendar::utc())
-            .unwrap_or_else(|e| panic!("{e}")),
-    ]
-}
-
 /// The value of `field` in the `INFO` section text (`calls` of `cmdstat_evalsha`, ...).
 pub fn command_calls(info: &str, command: &str) -> u64 {
     let prefix = format!("cmdstat_{command}:calls=");

@@ -1,4 +1,4 @@
-//! Private Redis servers for tests and benchmarks (feature `harness`).
+//! Private Redis servers for tests and benchmarks (feature `redis`).
 //!
 //! [`RedisServer::start`] runs `redis-server` (found on `PATH`) on a free port of 127.0.0.1, in a
 //! temporary directory, without persistence (`--save "" --appendonly no`);
@@ -19,8 +19,8 @@
 //! ```no_run
 //! # async fn demo() {
 //! // In a test: skip (loudly) when no server can be had.
-//! let Some(url) = limiter_redis::harness::standalone_url() else { return };
-//! let namespace = limiter_redis::harness::namespace("my_test");
+//! let Some(url) = limiter_testkit::redis::standalone_url() else { return };
+//! let namespace = limiter_testkit::redis::namespace("my_test");
 //! # }
 //! ```
 

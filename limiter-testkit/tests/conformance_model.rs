@@ -1,11 +1,10 @@
 //! The conformance suite run against the reference model itself: the contracts must hold for
 //! the model before they can judge a backend by it.
-#![cfg(feature = "testkit")]
 
-use limiter_core::testkit::ModelStore;
+use limiter_testkit::ModelStore;
 
 async fn new_store() -> ModelStore {
     ModelStore::new()
 }
 
-limiter_core::conformance_suite!(new_store);
+limiter_testkit::conformance_suite!(new_store);

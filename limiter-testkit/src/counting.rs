@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use crate::batch::{Batch, BatchOutcome};
-use crate::{Error, EvalOptions, Key, Store};
+use limiter_core::batch::{Batch, BatchOutcome};
+use limiter_core::{Error, EvalOptions, Key, Store};
 
 /// Wraps a store and counts every [`Store`] call made through it, whatever its result; the
 /// calls are forwarded unchanged.

@@ -6,14 +6,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::batch::{self, Batch, BatchOutcome, Mode};
-use crate::{Error, EvalOptions, Key, State, Store};
+use limiter_core::batch::{self, Batch, BatchOutcome, Mode};
+use limiter_core::{Error, EvalOptions, Key, State, Store};
 
 /// The reference store: every key's [`State`] in a map behind one mutex, decided by
 /// [`batch::evaluate`].
 ///
 /// Plainly correct and nothing more: one lock makes every call atomic, states are never dropped
-/// (a state past [`Limit::fresh_at`](crate::Limit::fresh_at) already reads as fresh), and there
+/// (a state past [`Limit::fresh_at`](limiter_core::Limit::fresh_at) already reads as fresh), and there
 /// is no cleverness to get wrong. Backends are tested against it: on the same calls they must
 /// answer exactly what it answers.
 #[derive(Debug, Default)]
