@@ -11,8 +11,8 @@ use limiter_core::algorithm::{SLIDING_LOG_MAX_LIMIT, WEIGHT_STEPS};
 use limiter_core::batch::{self, Check, Mode};
 use limiter_core::time::{MAX_TIMESTAMP, Micros};
 use limiter_core::{
-    Algorithm, Calendar, Key, Limit, LimitStatus, MAX_LIMIT, MAX_PERIOD_MICROS, Outcome, Period,
-    Rate, State, SubjectKind, Unit,
+    Algorithm, Calendar, Key, Limit, LimitStatus, MAX_LIMIT, MAX_PERIOD_MICROS, Period, Rate,
+    State, SubjectKind, Unit, Verdict,
 };
 use limiter_testkit::fixtures::proptest_cases;
 use limiter_testkit::strategies;
@@ -165,14 +165,14 @@ proptest! {
         for e in &evaluated {
             prop_assert!(e.status.remaining <= n, "remaining above the limit: {e:?}");
             prop_assert_eq!(e.status.limit, n);
-            match e.status.outcome {
-                Outcome::Allowed => prop_assert_eq!(e.status.retry_after, 0),
-                Outcome::Denied => prop_assert!(e.status.retry_after >= 1, "{e:?}"),
-                Outcome::Impossible => {
+            match e.status.verdict {
+                Verdict::Allowed => prop_assert_eq!(e.status.retry_after, 0),
+                Verdict::Denied => prop_assert!(e.status.retry_after >= 1, "{e:?}"),
+                Verdict::Impossible => {
                     prop_assert!(e.cost > n && e.status.retry_after == 0, "{e:?}")
                 }
             }
-            prop_assert_eq!(e.cost > n, e.status.outcome == Outcome::Impossible, "{:?}", e);
+            prop_assert_eq!(e.cost > n, e.status.verdict == Verdict::Impossible, "{:?}", e);
         }
         let admitted = admitted(&evaluated);
         match limit.algorithm() {
@@ -262,26 +262,26 @@ proptest! {
 
         // A fresh bucket takes the whole burst at once...
         let burst = limit.check(&state, now, n);
-        prop_assert_eq!(burst.outcome, Outcome::Allowed);
+        prop_assert_eq!(burst.verdict, Verdict::Allowed);
         prop_assert_eq!(burst.remaining, 0);
         prop_assert_eq!(burst.reset_after, n * t);
         limit.apply(&mut state, now, n);
         // ...then the next unit waits exactly one emission interval.
         let denied = limit.check(&state, now, 1);
-        prop_assert_eq!(denied.outcome, Outcome::Denied);
+        prop_assert_eq!(denied.verdict, Verdict::Denied);
         prop_assert_eq!(denied.retry_after, t);
         if t > 1 {
-            prop_assert_eq!(limit.check(&state, now + t - 1, 1).outcome, Outcome::Denied);
+            prop_assert_eq!(limit.check(&state, now + t - 1, 1).verdict, Verdict::Denied);
         }
         let refilled = limit.check(&state, now + t, 1);
-        prop_assert_eq!(refilled.outcome, Outcome::Allowed);
+        prop_assert_eq!(refilled.verdict, Verdict::Allowed);
         prop_assert_eq!(refilled.remaining, 0);
         limit.apply(&mut state, now + t, 1);
         // A whole burst fits again N intervals after the last admission, not a microsecond
         // earlier.
         let full = now + t + n * t;
-        prop_assert_eq!(limit.check(&state, full - 1, n).outcome, Outcome::Denied);
-        prop_assert_eq!(limit.check(&state, full, n).outcome, Outcome::Allowed);
+        prop_assert_eq!(limit.check(&state, full - 1, n).verdict, Verdict::Denied);
+        prop_assert_eq!(limit.check(&state, full, n).verdict, Verdict::Allowed);
         prop_assert_eq!(limit.fresh_at(&state), full);
     }
 
@@ -296,7 +296,7 @@ proptest! {
             prop_assert_eq!(status.remaining, n - 1 - i);
             limit.apply(&mut state, now, 1);
         }
-        prop_assert_eq!(limit.check(&state, now, 1).outcome, Outcome::Denied);
+        prop_assert_eq!(limit.check(&state, now, 1).verdict, Verdict::Denied);
     }
 }
 
@@ -311,8 +311,8 @@ fn gcra_ten_per_minute_matches_the_worked_example() {
     }
     let denied = limit.check(&state, now, 1);
     assert_eq!(
-        (denied.outcome, denied.retry_after),
-        (Outcome::Denied, 6 * SECOND)
+        (denied.verdict, denied.retry_after),
+        (Verdict::Denied, 6 * SECOND)
     );
     assert!(limit.check(&state, now + 6 * SECOND, 1).is_allowed());
     limit.apply(&mut state, now + 6 * SECOND, 1);
@@ -422,7 +422,7 @@ proptest! {
 /// are the crate's formulas, so the bound holds for them.
 mod exact {
     use limiter_core::time::{MAX_TIMESTAMP, Micros};
-    use limiter_core::{Algorithm, Limit, LimitStatus, Outcome, State};
+    use limiter_core::{Algorithm, Limit, LimitStatus, State, Verdict};
 
     use super::WEIGHT_STEPS;
 
@@ -455,9 +455,9 @@ mod exact {
         ok(ok(a).checked_rem(ok(b)).expect("no division by zero"))
     }
 
-    fn status(outcome: Outcome, limit: u64, remaining: u64, reset: u64, retry: u64) -> LimitStatus {
+    fn status(verdict: Verdict, limit: u64, remaining: u64, reset: u64, retry: u64) -> LimitStatus {
         LimitStatus {
-            outcome,
+            verdict,
             limit: ok(limit),
             remaining: ok(remaining),
             reset_after: ok(reset),
@@ -587,15 +587,15 @@ mod exact {
         let backlog = sub(tat, now);
         let remaining_before = div(sat_sub(capacity, backlog), t);
         if cost > n {
-            return status(Outcome::Impossible, n, remaining_before, backlog, 0);
+            return status(Verdict::Impossible, n, remaining_before, backlog, 0);
         }
         let backlog_after = add(backlog, mul(cost, t));
         if backlog_after <= capacity {
             let remaining = div(sub(capacity, backlog_after), t);
-            status(Outcome::Allowed, n, remaining, backlog_after, 0)
+            status(Verdict::Allowed, n, remaining, backlog_after, 0)
         } else {
             let retry = sub(backlog_after, capacity);
-            status(Outcome::Denied, n, remaining_before, backlog, retry)
+            status(Verdict::Denied, n, remaining_before, backlog, retry)
         }
     }
 
@@ -672,11 +672,11 @@ mod exact {
         };
         let remaining_before = sat_sub(n, used);
         if cost > n {
-            return status(Outcome::Impossible, n, remaining_before, reset_after, 0);
+            return status(Verdict::Impossible, n, remaining_before, reset_after, 0);
         }
         if add(used, cost) <= n {
             let reset = sat_sub(add(v.start, mul(2, period)), now);
-            return status(Outcome::Allowed, n, sub(sub(n, used), cost), reset, 0);
+            return status(Verdict::Allowed, n, sub(sub(n, used), cost), reset, 0);
         }
         let retry = if add(v.current, cost) <= n {
             wait_for_weight(v.previous, sub(sub(n, cost), v.current), period, v.elapsed)
@@ -685,7 +685,7 @@ mod exact {
             add(to_next, wait_for_weight(v.current, sub(n, cost), period, 0))
         };
         status(
-            Outcome::Denied,
+            Verdict::Denied,
             n,
             remaining_before,
             reset_after,
@@ -709,11 +709,11 @@ mod exact {
         let reset_after = live.last().map_or(0, |&t| sat_sub(add(t, period), now));
         let remaining_before = sat_sub(n, count);
         if cost > n {
-            return status(Outcome::Impossible, n, remaining_before, reset_after, 0);
+            return status(Verdict::Impossible, n, remaining_before, reset_after, 0);
         }
         if add(count, cost) <= n {
             let remaining = sub(sub(n, count), cost);
-            return status(Outcome::Allowed, n, remaining, reset_after.max(period), 0);
+            return status(Verdict::Allowed, n, remaining, reset_after.max(period), 0);
         }
         let must_leave = sub(add(count, cost), n);
         let index = usize::try_from(sub(must_leave, 1)).expect("small");
@@ -721,7 +721,7 @@ mod exact {
             .get(index)
             .map_or(period, |&t| sat_sub(add(t, period), now));
         status(
-            Outcome::Denied,
+            Verdict::Denied,
             n,
             remaining_before,
             reset_after,
@@ -743,29 +743,29 @@ mod exact {
         let (used, end) = calendar_view(limit, state, now);
         let to_end = sat_sub(end, now).max(1);
         let remaining_before = sat_sub(n, used);
-        let outcome = if cost > n {
-            Outcome::Impossible
+        let verdict = if cost > n {
+            Verdict::Impossible
         } else if add(used, cost) <= n {
-            Outcome::Allowed
+            Verdict::Allowed
         } else {
-            Outcome::Denied
+            Verdict::Denied
         };
-        let remaining = if outcome == Outcome::Allowed {
+        let remaining = if verdict == Verdict::Allowed {
             sub(sub(n, used), cost)
         } else {
             remaining_before
         };
-        let reset = if used > 0 || outcome == Outcome::Allowed {
+        let reset = if used > 0 || verdict == Verdict::Allowed {
             to_end
         } else {
             0
         };
-        let retry = if outcome == Outcome::Denied {
+        let retry = if verdict == Verdict::Denied {
             to_end
         } else {
             0
         };
-        status(outcome, n, remaining, reset, retry)
+        status(verdict, n, remaining, reset, retry)
     }
 }
 
@@ -1028,7 +1028,7 @@ proptest! {
                 prop_assert!(over.remaining <= limit.rate().limit(), "{over:?}");
                 // Giving back more can only leave more room than never charging did.
                 prop_assert!(over.is_allowed() || !original.is_allowed(), "{over:?} vs {original:?}");
-                if over.outcome == original.outcome {
+                if over.verdict == original.verdict {
                     prop_assert!(over.remaining >= original.remaining, "over-refund took more: {over:?} vs {original:?}");
                 }
             }

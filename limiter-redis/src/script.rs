@@ -231,7 +231,7 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use limiter_core::{Key, Limit, Outcome, SubjectKind};
+    use limiter_core::{Key, Limit, SubjectKind, Verdict};
 
     const NOW: Micros = 1_780_000_000_000_000;
 
@@ -323,7 +323,7 @@ mod tests {
         )
         .expect("reply");
         assert!(!admitted);
-        assert_eq!(statuses[0].outcome, Outcome::Denied);
+        assert_eq!(statuses[0].verdict, Verdict::Denied);
         assert_eq!(statuses[0].retry_after, 100_000);
     }
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use fred::util::redis_keyslot;
-use limiter_core::{Key, Limit, Outcome, Store, SubjectKind};
+use limiter_core::{Key, Limit, Store, SubjectKind, Verdict};
 use limiter_testkit::fixtures::every_algorithm;
 use limiter_testkit::redis::{self, RedisCluster};
 
@@ -113,12 +113,12 @@ async fn a_slot_denying_leaves_the_other_slots_uncharged() {
     for n in 0..5 {
         let outcome = store.evaluate(&b, &at(NOW)).await.expect("evaluate");
         assert!(!outcome.allowed, "attempt {n}: {outcome:?}");
-        assert_eq!(outcome.statuses[0].outcome, Outcome::Allowed);
+        assert_eq!(outcome.statuses[0].verdict, Verdict::Allowed);
         assert_eq!(
             outcome.statuses[0].remaining, 9,
             "attempt {n}: the status of roomy"
         );
-        assert_eq!(outcome.statuses[1].outcome, Outcome::Denied);
+        assert_eq!(outcome.statuses[1].verdict, Verdict::Denied);
     }
     let left = store
         .peek(&batch(vec![roomy.clone()]), &at(NOW))

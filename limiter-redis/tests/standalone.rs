@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
-use limiter_core::{Calendar, Limit, Outcome, Store};
+use limiter_core::{Calendar, Limit, Store, Verdict};
 use limiter_redis::{RedisConfig, RedisStore, TimeSource};
 use limiter_testkit::fixtures::every_algorithm;
 use limiter_testkit::redis::{self, RedisServer};
@@ -195,7 +195,7 @@ async fn a_denied_request_writes_nothing() {
         .await
         .expect("evaluate");
     assert!(!outcome.allowed);
-    assert_eq!(outcome.statuses[1].outcome, Outcome::Impossible);
+    assert_eq!(outcome.statuses[1].verdict, Verdict::Impossible);
     let exists: i64 = store
         .pool()
         .exists(open.key.as_str())

@@ -16,7 +16,7 @@ use std::fmt;
 
 use jiff::tz::TimeZone;
 
-use super::{LimitStatus, Outcome, State};
+use super::{LimitStatus, State, Verdict};
 use crate::Error;
 use crate::time::Micros;
 
@@ -121,27 +121,27 @@ pub(super) fn check(
     let (used, end) = view(calendar, state, now);
     let to_end = end.saturating_sub(now).max(1);
     let remaining_before = limit.saturating_sub(used);
-    let outcome = if cost > limit {
-        Outcome::Impossible
+    let verdict = if cost > limit {
+        Verdict::Impossible
     } else if used.saturating_add(cost) <= limit {
-        Outcome::Allowed
+        Verdict::Allowed
     } else {
-        Outcome::Denied
+        Verdict::Denied
     };
     LimitStatus {
-        outcome,
+        verdict,
         limit,
-        remaining: if outcome == Outcome::Allowed {
+        remaining: if verdict == Verdict::Allowed {
             limit - used - cost
         } else {
             remaining_before
         },
-        reset_after: if used > 0 || outcome == Outcome::Allowed {
+        reset_after: if used > 0 || verdict == Verdict::Allowed {
             to_end
         } else {
             0
         },
-        retry_after: if outcome == Outcome::Denied {
+        retry_after: if verdict == Verdict::Denied {
             to_end
         } else {
             0

@@ -22,4 +22,4 @@ pub use calendar::Calendar;
 pub use limit::{Algorithm, Limit, SLIDING_LOG_MAX_LIMIT};
 pub use sliding_window::WEIGHT_STEPS;
 pub use state::State;
-pub use status::{LimitStatus, Outcome};
+pub use status::{LimitStatus, Verdict};

@@ -6,7 +6,7 @@ use crate::time::{Micros, duration};
 
 /// The verdict of one limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub enum Verdict {
     /// The request fits.
     Allowed,
     /// The request does not fit now; it will after `retry_after`.
@@ -22,7 +22,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LimitStatus {
     /// The verdict.
-    pub outcome: Outcome,
+    pub verdict: Verdict,
     /// The limit: requests (cost units) per period.
     pub limit: u64,
     /// Units left after this request (if allowed) or before it (if not).
@@ -38,7 +38,7 @@ impl LimitStatus {
     /// An admitting status.
     pub fn allowed(limit: u64, remaining: u64, reset_after: Micros) -> LimitStatus {
         LimitStatus {
-            outcome: Outcome::Allowed,
+            verdict: Verdict::Allowed,
             limit,
             remaining,
             reset_after,
@@ -54,7 +54,7 @@ impl LimitStatus {
         retry_after: Micros,
     ) -> LimitStatus {
         LimitStatus {
-            outcome: Outcome::Denied,
+            verdict: Verdict::Denied,
             limit,
             remaining,
             reset_after,
@@ -65,7 +65,7 @@ impl LimitStatus {
     /// A "never" status: the cost exceeds what the limit admits in a whole period.
     pub fn impossible(limit: u64, remaining: u64, reset_after: Micros) -> LimitStatus {
         LimitStatus {
-            outcome: Outcome::Impossible,
+            verdict: Verdict::Impossible,
             limit,
             remaining,
             reset_after,
@@ -75,7 +75,7 @@ impl LimitStatus {
 
     /// Whether the limit admits the request.
     pub fn is_allowed(&self) -> bool {
-        self.outcome == Outcome::Allowed
+        self.verdict == Verdict::Allowed
     }
 
     /// [`reset_after`](Self::reset_after) as a [`Duration`].
@@ -85,6 +85,6 @@ impl LimitStatus {
 
     /// [`retry_after`](Self::retry_after) as a [`Duration`], `None` unless denied.
     pub fn retry_after(&self) -> Option<Duration> {
-        (self.outcome == Outcome::Denied).then(|| duration(self.retry_after))
+        (self.verdict == Verdict::Denied).then(|| duration(self.retry_after))
     }
 }

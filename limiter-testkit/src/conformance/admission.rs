@@ -1,7 +1,7 @@
 //! Exact admission, denials that charge nothing, impossible costs and key isolation.
 
 use limiter_core::batch::Check;
-use limiter_core::{Key, Limit, Outcome, Store, SubjectKind, Unit};
+use limiter_core::{Key, Limit, Store, SubjectKind, Unit, Verdict};
 
 use super::run::Run;
 use crate::fixtures::*;
@@ -30,8 +30,8 @@ async fn allows_exactly_the_limit(store: &dyn Store, namespace: &str, limit: Lim
     for _ in 0..3 {
         let status = run.one(&check, now).await;
         assert_eq!(
-            status.outcome,
-            Outcome::Denied,
+            status.verdict,
+            Verdict::Denied,
             "{store}: {limit}: past the limit: {status:?}"
         );
         assert_eq!(status.remaining, 0, "{store}: {limit}: {status:?}");
@@ -157,7 +157,7 @@ pub async fn keys_are_isolated(store: &dyn Store, namespace: &str) {
     }
 }
 
-/// A cost above the limit can never fit: `Outcome::Impossible`, no retry time, nothing charged.
+/// A cost above the limit can never fit: `Verdict::Impossible`, no retry time, nothing charged.
 pub async fn cost_above_the_limit_is_impossible(store: &dyn Store, namespace: &str) {
     let run = Run { store, namespace };
     let now = BASE_NOW + 19 * HOUR;
@@ -174,8 +174,8 @@ pub async fn cost_above_the_limit_is_impossible(store: &dyn Store, namespace: &s
                 )
                 .await;
             assert_eq!(
-                status.outcome,
-                Outcome::Impossible,
+                status.verdict,
+                Verdict::Impossible,
                 "{store}: {limit}: cost {cost}: {status:?}"
             );
             assert_eq!(status.retry_after, 0, "{store}: {limit}: {status:?}");

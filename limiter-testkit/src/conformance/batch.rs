@@ -1,7 +1,7 @@
 //! Batches: all or nothing, shadow checks, the empty batch.
 
 use limiter_core::batch::Check;
-use limiter_core::{Outcome, Store, Unit};
+use limiter_core::{Store, Unit, Verdict};
 
 use super::run::Run;
 use crate::fixtures::*;
@@ -42,12 +42,12 @@ pub async fn batch_is_all_or_nothing(store: &dyn Store, namespace: &str) {
         );
         for (check, status) in checks.iter().zip(&outcome.statuses) {
             let expected = if check.key == tight.key {
-                Outcome::Denied
+                Verdict::Denied
             } else {
-                Outcome::Allowed
+                Verdict::Allowed
             };
             assert_eq!(
-                status.outcome, expected,
+                status.verdict, expected,
                 "{store}: {} in {order:?}: {outcome:?}",
                 check.key
             );
@@ -63,8 +63,8 @@ pub async fn batch_is_all_or_nothing(store: &dyn Store, namespace: &str) {
         .await;
     assert!(!outcome.allowed, "{store}: impossible cost: {outcome:?}");
     assert_eq!(
-        outcome.statuses[1].outcome,
-        Outcome::Impossible,
+        outcome.statuses[1].verdict,
+        Verdict::Impossible,
         "{store}: {outcome:?}"
     );
 
@@ -105,8 +105,8 @@ pub async fn shadow_checks_are_reported_not_enforced(store: &dyn Store, namespac
             "{store}: a denying shadow check must not deny: {outcome:?}"
         );
         assert_eq!(
-            outcome.statuses[0].outcome,
-            Outcome::Denied,
+            outcome.statuses[0].verdict,
+            Verdict::Denied,
             "{store}: shadow reported: {outcome:?}"
         );
         assert!(outcome.statuses[0].retry_after >= 1, "{store}: {outcome:?}");
@@ -131,8 +131,8 @@ pub async fn shadow_checks_are_reported_not_enforced(store: &dyn Store, namespac
         .await;
     assert!(outcome.allowed, "{store}: {outcome:?}");
     assert_eq!(
-        outcome.statuses[1].outcome,
-        Outcome::Impossible,
+        outcome.statuses[1].verdict,
+        Verdict::Impossible,
         "{store}: {outcome:?}"
     );
 

@@ -1,7 +1,7 @@
 //! Peek, reset and refund.
 
 use limiter_core::batch::Check;
-use limiter_core::{Outcome, Store};
+use limiter_core::{Store, Verdict};
 
 use super::run::Run;
 use crate::fixtures::*;
@@ -31,8 +31,8 @@ pub async fn peek_charges_nothing(store: &dyn Store, namespace: &str) {
         let evaluated = run.one(&check, now).await;
         assert_eq!(peeked, evaluated, "{store}: {limit}: peek of a denial");
         assert_eq!(
-            peeked.outcome,
-            Outcome::Denied,
+            peeked.verdict,
+            Verdict::Denied,
             "{store}: {limit}: {peeked:?}"
         );
         let batch = [run.check(&format!("other{i}"), &limit, 1), check];

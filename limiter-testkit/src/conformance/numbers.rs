@@ -1,7 +1,7 @@
 //! The algorithms' documented numbers, through a store.
 
 use limiter_core::batch::Check;
-use limiter_core::{Outcome, Store, Unit};
+use limiter_core::{Store, Unit, Verdict};
 
 use super::run::Run;
 use crate::fixtures::*;
@@ -16,8 +16,8 @@ pub async fn gcra_burst_and_refill(store: &dyn Store, namespace: &str) {
     let denied = run.peek_one(&check, t0).await;
     assert_eq!(denied.retry_after, 6 * SECOND, "{store}: {denied:?}");
     assert_eq!(
-        run.peek_one(&check, t0 + 6 * SECOND - 1).await.outcome,
-        Outcome::Denied
+        run.peek_one(&check, t0 + 6 * SECOND - 1).await.verdict,
+        Verdict::Denied
     );
     run.admits_exactly(&check, t0 + 6 * SECOND, 1, "6 s after the burst")
         .await;
@@ -85,7 +85,7 @@ pub async fn sliding_log_entries_expire(store: &dyn Store, namespace: &str) {
         );
     }
     let denied = run.one(&check, t0 + 50 * SECOND).await;
-    assert_eq!(denied.outcome, Outcome::Denied, "{store}: {denied:?}");
+    assert_eq!(denied.verdict, Verdict::Denied, "{store}: {denied:?}");
     assert_eq!(denied.retry_after, 10 * SECOND, "{store}: {denied:?}");
     run.admits_exactly(
         &check,

@@ -1,6 +1,6 @@
 //! Retry-after is exact.
 
-use limiter_core::{Limit, Outcome, Store, Unit};
+use limiter_core::{Limit, Store, Unit, Verdict};
 
 use super::run::Run;
 use crate::fixtures::*;
@@ -27,16 +27,16 @@ async fn retry_after_is_exact(store: &dyn Store, namespace: &str, limit: Limit) 
         let check = run.check("retry", &limit, cost);
         let (_, denied) = run.admit_all(&check, now, l + 1).await;
         assert_eq!(
-            denied.outcome,
-            Outcome::Denied,
+            denied.verdict,
+            Verdict::Denied,
             "{store}: {limit}: {denied:?}"
         );
         let r = denied.retry_after;
         assert!(r >= 1, "{store}: {limit}: {denied:?}");
         let before = run.peek_one(&check, now + r - 1).await;
         assert_eq!(
-            before.outcome,
-            Outcome::Denied,
+            before.verdict,
+            Verdict::Denied,
             "{store}: {limit}: round {round}: denied at {now} with retry after {r}, but allowed \
              1µs earlier: {before:?}"
         );

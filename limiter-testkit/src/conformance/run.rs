@@ -2,7 +2,7 @@
 
 use limiter_core::batch::{Batch, BatchOutcome, Check};
 use limiter_core::time::Micros;
-use limiter_core::{EvalOptions, Key, Limit, LimitStatus, Outcome, Store, SubjectKind};
+use limiter_core::{EvalOptions, Key, Limit, LimitStatus, Store, SubjectKind, Verdict};
 
 /// Drives one store for one contract: every key it makes is in the contract's namespace.
 pub(crate) struct Run<'a> {
@@ -111,8 +111,8 @@ impl Run<'_> {
             self.store, check.limit, check.cost
         );
         assert_eq!(
-            denied.outcome,
-            Outcome::Denied,
+            denied.verdict,
+            Verdict::Denied,
             "{}: {context}: {denied:?}",
             self.store
         );

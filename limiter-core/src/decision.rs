@@ -1,9 +1,13 @@
-//! [`Decision`]: the limiter's answer.
+//! The answer to one request ([`Decision`]): allowed or not, why, and what to tell the client.
+
+mod headers;
+
+pub use headers::HeaderStyle;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::algorithm::{LimitStatus, Outcome};
+use crate::algorithm::{LimitStatus, Verdict};
 use crate::time::{MICROS_PER_SECOND, Micros, duration};
 use crate::{BypassReason, Key, Rate};
 
@@ -161,7 +165,7 @@ impl Decision {
         !self.allowed
             && self
                 .binding()
-                .is_some_and(|b| b.status.outcome == Outcome::Impossible)
+                .is_some_and(|b| b.status.verdict == Verdict::Impossible)
     }
 
     /// How long to wait before retrying, when denied and waiting helps: the longest wait among
@@ -221,7 +225,7 @@ fn binding_index(allowed: bool, statuses: &[PolicyStatus]) -> Option<usize> {
             .filter(|(_, s)| !s.status.is_allowed())
             .max_by_key(|(_, s)| {
                 (
-                    s.status.outcome == Outcome::Impossible,
+                    s.status.verdict == Verdict::Impossible,
                     s.status.retry_after,
                 )
             })

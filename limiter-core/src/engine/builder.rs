@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::engine::Inner;
+use super::limiter::Inner;
 use super::{FailMode, Hook, Limiter};
 use crate::{Clock, PolicySet, Store, SystemClock};
 
