@@ -105,19 +105,29 @@ fn first_repeated_key(checks: &[Check]) -> Option<&Key> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     /// Whether every enforced (non-shadow) check allowed the request, so that it was admitted
-    /// and charged.
+    /// and, in [`Mode::Consume`], charged.
     pub allowed: bool,
     /// One status per check, in the batch's order.
     pub statuses: Vec<LimitStatus>,
+    /// The time the store decided at: the call's `now`, or the store's own clock (Redis server
+    /// time). A refund of this batch's charge names it as [`Mode::Refund::charged_at`].
+    pub at: Micros,
 }
 
-/// Whether to charge an admitted batch, or only report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a store call does with a batch ([`EvalOptions::mode`](crate::EvalOptions::mode)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Mode {
     /// Charge every limit if every enforced limit allows; otherwise charge nothing.
+    #[default]
     Consume,
     /// Charge nothing; report what the batch would get.
     Peek,
+    /// Give back each check's cost, charged at `charged_at` by an earlier [`Mode::Consume`]
+    /// call ([`Limit::refund`]); then report what the batch would get, as a peek.
+    Refund {
+        /// The [`BatchOutcome::at`] of the call that charged.
+        charged_at: Micros,
+    },
 }
 
 /// The all-or-nothing rule, shared by every store that holds [`State`] (memory, SQLite, the
@@ -128,7 +138,8 @@ pub enum Mode {
 /// the caller for the duration.
 /// Statuses are written to `out` (cleared first). Returns whether the batch is admitted.
 /// If it is and `mode` is [`Mode::Consume`], every enforced check, and every shadow check that
-/// itself allowed, is applied to its state; otherwise no state changes.
+/// itself allowed, is applied to its state; in [`Mode::Refund`], every check is first given
+/// back its cost; otherwise no state changes.
 pub fn evaluate<C: Borrow<Check>, S: DerefMut<Target = State>>(
     checks: &[C],
     states: &mut [S],
@@ -137,6 +148,12 @@ pub fn evaluate<C: Borrow<Check>, S: DerefMut<Target = State>>(
     out: &mut Vec<LimitStatus>,
 ) -> bool {
     debug_assert_eq!(checks.len(), states.len());
+    if let Mode::Refund { charged_at } = mode {
+        for (check, state) in checks.iter().zip(states.iter_mut()) {
+            let check = check.borrow();
+            check.limit.refund(state, now, check.cost, charged_at);
+        }
+    }
     out.clear();
     let mut allowed = true;
     for (check, state) in checks.iter().zip(states.iter()) {

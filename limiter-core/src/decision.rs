@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::algorithm::{LimitStatus, Verdict};
+use crate::batch::Batch;
 use crate::time::{MICROS_PER_SECOND, Micros, duration};
 use crate::{BypassReason, Key, Rate};
 
@@ -77,6 +78,18 @@ pub struct Decision {
     pub(crate) bypass: Option<BypassReason>,
     pub(crate) failure: Option<StoreFailure>,
     pub(crate) cost: u64,
+    /// What an admitted decision charged, until [`Limiter::refund`](crate::Limiter::refund)
+    /// gives it back.
+    pub(crate) charge: Option<Charge>,
+}
+
+/// The charge of an admitted decision: the batch, the time the store charged it at, and
+/// whether the fallback store did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Charge {
+    pub(crate) batch: Batch,
+    pub(crate) at: Micros,
+    pub(crate) fallback: bool,
 }
 
 /// Retry-After for a request denied by a failed store under the closed fail mode.
@@ -92,6 +105,7 @@ impl Decision {
             bypass: Some(reason),
             failure: None,
             cost: 0,
+            charge: None,
         }
     }
 
@@ -110,6 +124,7 @@ impl Decision {
             bypass: None,
             failure,
             cost,
+            charge: None,
         }
     }
 
@@ -122,6 +137,7 @@ impl Decision {
             bypass: None,
             failure: Some(failure),
             cost: 0,
+            charge: None,
         }
     }
 

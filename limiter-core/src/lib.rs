@@ -22,5 +22,5 @@ pub use key::{Key, SubjectKind};
 pub use policy::{BypassReason, Config, PolicySet, Resolution};
 pub use rate::{MAX_LIMIT, MAX_PERIOD_MICROS, Period, Rate, Unit};
 pub use request::{ApiKey, Request};
-pub use store::{EvalOptions, Store};
+pub use store::{EvalOptions, Store, StoreExt};
 pub use time::{Clock, ManualClock, Micros, SystemClock};

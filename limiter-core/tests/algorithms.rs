@@ -521,17 +521,27 @@ mod exact {
         }
     }
 
-    /// `refund`, re-implemented, for an `amount` that was charged (at most the limit).
-    pub(super) fn refund(limit: &Limit, state: &State, now: Micros, amount: u64) -> State {
+    /// `refund`, re-implemented, for an `amount` that was charged (at most the limit) at
+    /// `charged_at`.
+    pub(super) fn refund(
+        limit: &Limit,
+        state: &State,
+        now: Micros,
+        amount: u64,
+        charged_at: Micros,
+    ) -> State {
         let now = ok(now.min(MAX_TIMESTAMP));
+        let charged_at = ok(charged_at.min(MAX_TIMESTAMP));
         let n = ok(limit.rate().limit());
         let period = ok(limit.rate().period().micros());
         assert!(amount <= n, "a refund gives back what one request took");
         match (limit.algorithm(), state) {
             (Algorithm::Gcra, State::Gcra { tat }) => {
                 let t = div_ceil(period, n);
+                let charged = mul(amount, t);
+                let owed = sat_sub(add(charged_at, charged), now).min(charged);
                 State::Gcra {
-                    tat: sat_sub(*tat, mul(amount, t)).max(now.min(ok(*tat))),
+                    tat: sat_sub(*tat, owed),
                 }
             }
             (
@@ -542,28 +552,38 @@ mod exact {
                     current,
                 },
             ) => {
-                let now_start = sub(now, rem(now, period));
-                let current = if *start >= now_start || add(*start, period) == now_start {
-                    sat_sub(*current, amount)
+                let charged_in = sub(charged_at, rem(charged_at, period));
+                let (previous, current) = if charged_in == *start {
+                    (*previous, sat_sub(*current, amount))
+                } else if add(charged_in, period) == *start {
+                    (sat_sub(*previous, amount), *current)
                 } else {
-                    *current
+                    (*previous, *current)
                 };
                 State::Window {
                     start: *start,
-                    previous: *previous,
+                    previous,
                     current,
                 }
             }
             (Algorithm::SlidingLog, State::Log { entries }) => {
-                let keep =
-                    entries.len() - usize::try_from(amount).expect("small").min(entries.len());
-                State::Log {
-                    entries: entries[..keep].to_vec(),
+                let mut entries = entries.clone();
+                let mut left = amount;
+                let mut i = entries.len();
+                while left > 0 && i > 0 {
+                    i -= 1;
+                    if entries[i] == charged_at {
+                        entries.remove(i);
+                        left -= 1;
+                    } else if entries[i] < charged_at {
+                        break;
+                    }
                 }
+                State::Log { entries }
             }
-            (Algorithm::Calendar(_), State::Calendar { end, used }) => State::Calendar {
+            (Algorithm::Calendar(c), State::Calendar { end, used }) => State::Calendar {
                 end: *end,
-                used: if now < ok(*end) {
+                used: if c.day_bounds(charged_at).1 == *end {
                     sat_sub(*used, amount)
                 } else {
                     *used
@@ -851,8 +871,8 @@ proptest! {
             limit.apply(&mut state, now, cost);
             prop_assert_eq!(&next, &state);
         }
-        let refunded = exact::refund(&limit, &state, now, refund);
-        limit.refund(&mut state, now, refund);
+        let refunded = exact::refund(&limit, &state, now, refund, now);
+        limit.refund(&mut state, now, refund, now);
         prop_assert_eq!(&refunded, &state);
         // And once more after the refund, at the latest instant.
         let status = exact::check(&limit, &state, MAX_TIMESTAMP, refund);
@@ -1016,9 +1036,9 @@ proptest! {
         let mut charged = before.clone();
         limit.apply(&mut charged, now, cost);
         let mut refunded = charged.clone();
-        limit.refund(&mut refunded, now, cost);
+        limit.refund(&mut refunded, now, cost, now);
         let mut over_refunded = charged.clone();
-        limit.refund(&mut over_refunded, now, cost + extra);
+        limit.refund(&mut over_refunded, now, cost + extra, now);
         for later in laters {
             let at = now.saturating_add(later).min(MAX_TIMESTAMP);
             for probe in [1, cost, limit.rate().limit()] {

@@ -33,13 +33,7 @@ impl Store for DownStore {
     async fn evaluate(&self, _: &Batch, _: &EvalOptions) -> Result<BatchOutcome, Error> {
         Err(down())
     }
-    async fn peek(&self, _: &Batch, _: &EvalOptions) -> Result<BatchOutcome, Error> {
-        Err(down())
-    }
     async fn reset(&self, _: &Key) -> Result<(), Error> {
-        Err(down())
-    }
-    async fn refund(&self, _: &Batch, _: &EvalOptions) -> Result<(), Error> {
         Err(down())
     }
 }

@@ -135,7 +135,7 @@ impl MemoryStore {
         now: Micros,
         out: &mut Vec<LimitStatus>,
     ) -> Result<bool, Error> {
-        self.run(batch.checks(), now, Action::Evaluate(Mode::Consume), out)
+        self.run(batch.checks(), now, Mode::Consume, out)
     }
 
     /// What [`evaluate_sync`](Self::evaluate_sync) would answer, charging nothing.
@@ -145,7 +145,7 @@ impl MemoryStore {
         now: Micros,
         out: &mut Vec<LimitStatus>,
     ) -> Result<bool, Error> {
-        self.run(batch.checks(), now, Action::Evaluate(Mode::Peek), out)
+        self.run(batch.checks(), now, Mode::Peek, out)
     }
 
     /// Removes every key whose state has been indistinguishable from fresh for at least one
@@ -176,7 +176,7 @@ impl MemoryStore {
         &self,
         checks: &[Check],
         now: Micros,
-        action: Action,
+        mode: Mode,
         out: &mut Vec<LimitStatus>,
     ) -> Result<bool, Error> {
         out.clear();
@@ -186,20 +186,20 @@ impl MemoryStore {
             self.shared.latest.store(now, Ordering::Relaxed);
         }
         let result = if checks.len() <= INLINE {
-            self.locked::<Inline<INLINE>>(checks, now, action, out)
+            self.locked::<Inline<INLINE>>(checks, now, mode, out)
         } else {
-            self.locked::<Heap>(checks, now, action, out)
+            self.locked::<Heap>(checks, now, mode, out)
         };
         self.maybe_sweep(now);
         result.map_err(|e| to_error(self, e))
     }
 
-    /// Runs `action` on the cells of `checks`, all locked, in key order.
+    /// Evaluates `checks` in `mode` on their cells of `checks`, all locked, in key order.
     fn locked<St: Storage>(
         &self,
         checks: &[Check],
         now: Micros,
-        action: Action,
+        mode: Mode,
         out: &mut Vec<LimitStatus>,
     ) -> Result<bool, MemoryError> {
         let n = checks.len();
@@ -232,17 +232,14 @@ impl MemoryStore {
                     _ => Held::Spare(State::Fresh),
                 });
                 let states = &mut states.as_mut()[..n];
-                match action {
-                    Action::Evaluate(mode) => batch::evaluate(checks, states, now, mode, out),
-                    Action::Refund => {
-                        for (check, state) in checks.iter().zip(states.iter_mut()) {
-                            check.limit.refund(state, now, check.cost);
-                        }
-                        true
-                    }
-                }
+                batch::evaluate(checks, states, now, mode, out)
             };
-            if allowed && action != Action::Evaluate(Mode::Peek) {
+            let changed = match mode {
+                Mode::Consume => allowed,
+                Mode::Peek => false,
+                Mode::Refund { .. } => true,
+            };
+            if changed {
                 for (check, guard) in checks.iter().zip(guards.as_mut().iter_mut()) {
                     if let Some(slot) = guard {
                         slot.droppable_at = check
@@ -372,12 +369,6 @@ fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
     slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
-    Evaluate(Mode),
-    Refund,
-}
-
 /// A locked cell's state as `batch::evaluate` wants it, or filler for an unused slot.
 enum Held<'a> {
     Locked(&'a mut Slot),
@@ -455,22 +446,15 @@ impl Store for MemoryStore {
     /// Never waits on I/O: `options.timeout` is not needed and not used.
     async fn evaluate(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
         let mut statuses = Vec::with_capacity(batch.len());
-        let allowed = self.evaluate_sync(batch, options.now, &mut statuses)?;
-        Ok(BatchOutcome { allowed, statuses })
-    }
-
-    async fn peek(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
-        let mut statuses = Vec::with_capacity(batch.len());
-        let allowed = self.peek_sync(batch, options.now, &mut statuses)?;
-        Ok(BatchOutcome { allowed, statuses })
+        let allowed = self.run(batch.checks(), options.now, options.mode, &mut statuses)?;
+        Ok(BatchOutcome {
+            allowed,
+            statuses,
+            at: options.now,
+        })
     }
 
     async fn reset(&self, key: &Key) -> Result<(), Error> {
         self.reset_key(key).map_err(|e| to_error(self, e))
-    }
-
-    async fn refund(&self, batch: &Batch, options: &EvalOptions) -> Result<(), Error> {
-        self.run(batch.checks(), options.now, Action::Refund, &mut Vec::new())
-            .map(|_| ())
     }
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use limiter_core::StoreExt;
 use limiter_core::{Batch, Check, EvalOptions, Key, Limit, Micros, Store, Unit};
 use limiter_memory::MemoryStore;
 use limiter_testkit::fixtures::{every_algorithm, rate};

@@ -26,8 +26,9 @@ pub(crate) enum ScriptMode {
     Consume,
     /// Check all, change nothing.
     Peek,
-    /// Give back each check's cost.
-    Refund,
+    /// Give back each check's cost, charged at this instant (the time the charging call
+    /// used).
+    Refund(Micros),
 }
 
 impl ScriptMode {
@@ -35,7 +36,7 @@ impl ScriptMode {
         match self {
             ScriptMode::Consume => 1,
             ScriptMode::Peek => 2,
-            ScriptMode::Refund => 3,
+            ScriptMode::Refund(_) => 3,
         }
     }
 }
@@ -119,18 +120,26 @@ pub(crate) fn arguments<C: Borrow<Check>>(
         keys.push(FredKey::from(check.key.as_str()));
         let rate = check.limit.rate();
         let (limit, period) = (rate.limit(), rate.period().micros());
-        let (code, derived) = match check.limit.algorithm() {
-            Algorithm::Gcra => {
+        let (code, derived) = match (check.limit.algorithm(), mode) {
+            // A refund needs the time of the charge, and what locates it: GCRA's interval,
+            // the window's or the log's period, the end of the charged local day.
+            (Algorithm::Gcra, ScriptMode::Refund(at)) => (1, [period.div_ceil(limit), at, 0, 0]),
+            (Algorithm::SlidingWindow, ScriptMode::Refund(at)) => (2, [period, at, 0, 0]),
+            (Algorithm::SlidingLog, ScriptMode::Refund(at)) => (3, [period, at, 0, 0]),
+            (Algorithm::Calendar(calendar), ScriptMode::Refund(at)) => {
+                (4, [calendar.day_bounds(at).1, at, 0, 0])
+            }
+            (Algorithm::Gcra, _) => {
                 let interval = period.div_ceil(limit);
                 (1, [interval, limit * interval, 0, 0])
             }
-            Algorithm::SlidingWindow => {
+            (Algorithm::SlidingWindow, _) => {
                 let unit = period.div_ceil(WEIGHT_STEPS);
                 (2, [period, unit, period.div_ceil(unit), 0])
             }
-            Algorithm::SlidingLog => (3, [period, 0, 0, 0]),
-            Algorithm::Calendar(calendar) => (4, days.around(calendar, client_now())),
-            other => {
+            (Algorithm::SlidingLog, _) => (3, [period, 0, 0, 0]),
+            (Algorithm::Calendar(calendar), _) => (4, days.around(calendar, client_now())),
+            (other, _) => {
                 return Err(Error::InvalidRequest(format!(
                     "the algorithm {:?} of policy {} is not supported by the Redis store \
                      (expected gcra, sliding_window, sliding_log or calendar)",
@@ -174,9 +183,17 @@ fn le_u64(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]))
 }
 
-/// Reads a consume or peek reply (`'<BI8'` admitted and the time used, then each key's value
-/// before the call, length-prefixed): whether the batch was admitted (and, for consume,
-/// charged), and one status per check.
+/// What one script call answered: whether the batch was admitted (and, for consume, charged),
+/// one status per check, and the time the script used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reply {
+    pub(crate) admitted: bool,
+    pub(crate) statuses: Vec<LimitStatus>,
+    pub(crate) at: Micros,
+}
+
+/// Reads a reply (`'<BI8'` admitted and the time used, then each key's value before the call,
+/// or after it for a refund, length-prefixed).
 ///
 /// The statuses come from [`batch::evaluate`] over the states the script read, at the time it
 /// used: the numbers the core itself computes for them. The verdict of a consume is the
@@ -185,7 +202,7 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
     reply: Value,
     mode: ScriptMode,
     checks: &[C],
-) -> Result<(bool, Vec<LimitStatus>), RedisError> {
+) -> Result<Reply, RedisError> {
     let bytes = match &reply {
         Value::Bytes(bytes) => &bytes[..],
         Value::String(text) => text.as_bytes(),
@@ -223,9 +240,13 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
     let core_admitted = batch::evaluate(checks, &mut refs, now, Mode::Peek, &mut statuses);
     let admitted = match mode {
         ScriptMode::Consume => script_admitted,
-        ScriptMode::Peek | ScriptMode::Refund => core_admitted,
+        ScriptMode::Peek | ScriptMode::Refund(_) => core_admitted,
     };
-    Ok((admitted, statuses))
+    Ok(Reply {
+        admitted,
+        statuses,
+        at: now,
+    })
 }
 
 #[cfg(test)]
@@ -294,20 +315,26 @@ mod tests {
         let mut state = State::Gcra { tat: NOW + 400_000 };
         let mut encoded = Vec::new();
         state.encode(&mut encoded);
-        let (admitted, statuses) = parse_reply(
+        let Reply {
+            admitted,
+            statuses,
+            at,
+        } = parse_reply(
             reply(1, NOW, &[encoded.as_slice()]),
             ScriptMode::Consume,
             &checks,
         )
         .expect("reply");
         assert!(admitted);
+        assert_eq!(at, NOW);
         let expected = limit.check(&state, NOW, 1);
         assert_eq!(statuses, vec![expected]);
         assert_eq!(statuses[0].remaining, 5);
         // An absent key, or bytes that are no state, read as fresh.
         for value in [&b""[..], b"G1732650000000000"] {
-            let (_, statuses) =
-                parse_reply(reply(1, NOW, &[value]), ScriptMode::Consume, &checks).expect("reply");
+            let statuses = parse_reply(reply(1, NOW, &[value]), ScriptMode::Consume, &checks)
+                .expect("reply")
+                .statuses;
             assert_eq!(statuses[0].remaining, 9, "{value:?}");
         }
         // A peek's verdict is the core's: a full bucket denies.
@@ -316,7 +343,9 @@ mod tests {
         };
         encoded.clear();
         state.encode(&mut encoded);
-        let (admitted, statuses) = parse_reply(
+        let Reply {
+            admitted, statuses, ..
+        } = parse_reply(
             reply(0, NOW, &[encoded.as_slice()]),
             ScriptMode::Peek,
             &checks,

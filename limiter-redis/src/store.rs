@@ -15,11 +15,14 @@ use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::types::config::{Config, Options, ServerConfig};
 use fred::types::{Builder, Key as FredKey, Value};
 use fred::util::redis_keyslot;
-use limiter_core::{Batch, BatchOutcome, Check, Error, EvalOptions, Key, LimitStatus, Store};
+use limiter_core::time::MAX_TIMESTAMP;
+use limiter_core::{
+    Batch, BatchOutcome, Check, Error, EvalOptions, Key, LimitStatus, Micros, Mode, Store,
+};
 
 use crate::config::{RedisConfig, TimeSource};
 use crate::error::{RedisError, to_core};
-use crate::script::{DECIDE_LUA, DayBounds, ScriptMode, ScriptTime, arguments, parse_reply};
+use crate::script::{DECIDE_LUA, DayBounds, Reply, ScriptMode, ScriptTime, arguments, parse_reply};
 
 /// The SHA1 of the decision script, computed once per process. Static, so that every call's
 /// copy of it is free: a shared, reference-counted one would have every decision of every
@@ -246,13 +249,13 @@ impl RedisStore {
         }
     }
 
-    /// Consume or peek over `checks`: whether admitted, and their statuses.
+    /// One script call over `checks` in `mode`, read.
     async fn decide<C: Borrow<Check> + Sync>(
         &self,
         mode: ScriptMode,
         checks: &[C],
         options: &EvalOptions,
-    ) -> Result<(bool, Vec<LimitStatus>), Error> {
+    ) -> Result<Reply, Error> {
         let reply = self.call(mode, checks, options).await?;
         parse_reply(reply, mode, checks).map_err(|e| to_core(self, e, Duration::ZERO))
     }
@@ -290,91 +293,92 @@ impl RedisStore {
         groups: Vec<(Vec<usize>, Vec<&Check>)>,
         options: &EvalOptions,
     ) -> Result<BatchOutcome, Error> {
+        let peek = self.each_slot(ScriptMode::Peek, &groups, options).await?;
+        if !peek.allowed {
+            return Ok(peek);
+        }
         let n = groups.iter().map(|g| g.0.len()).sum();
         let mut statuses: Vec<Option<LimitStatus>> = vec![None; n];
-        let peeks = join_all(
+        let consumed = join_all(
             groups
                 .iter()
-                .map(|(_, checks)| self.decide(ScriptMode::Peek, checks, options)),
+                .map(|(_, checks)| self.decide(ScriptMode::Consume, checks, options)),
         )
         .await;
         let mut admitted = true;
-        for ((indices, _), peek) in groups.iter().zip(peeks) {
-            let (group_admitted, group_statuses) = peek?;
-            admitted &= group_admitted;
-            for (&i, status) in indices.iter().zip(group_statuses) {
-                statuses[i] = Some(status);
-            }
-        }
-        if admitted {
-            let consumed = join_all(
-                groups
-                    .iter()
-                    .map(|(_, checks)| self.decide(ScriptMode::Consume, checks, options)),
-            )
-            .await;
-            let mut taken: Vec<&Check> = Vec::new();
-            let mut failure = None;
-            for ((indices, checks), result) in groups.iter().zip(consumed) {
-                match result {
-                    Ok((group_admitted, group_statuses)) => {
-                        admitted &= group_admitted;
-                        for ((&i, &check), status) in indices.iter().zip(checks).zip(group_statuses)
-                        {
-                            if group_admitted && status.is_allowed() {
-                                taken.push(check);
-                            }
-                            statuses[i] = Some(status);
+        let mut at = 0;
+        let mut taken: Vec<(Micros, Vec<&Check>)> = Vec::new();
+        let mut failure = None;
+        for ((indices, checks), result) in groups.iter().zip(consumed) {
+            match result {
+                Ok(reply) => {
+                    admitted &= reply.admitted;
+                    at = at.max(reply.at);
+                    let mut group = Vec::new();
+                    for ((&i, &check), status) in indices.iter().zip(checks).zip(reply.statuses) {
+                        if reply.admitted && status.is_allowed() {
+                            group.push(check);
                         }
+                        statuses[i] = Some(status);
                     }
-                    Err(e) => {
-                        admitted = false;
-                        failure.get_or_insert(e);
-                    }
+                    taken.push((reply.at, group));
+                }
+                Err(e) => {
+                    admitted = false;
+                    failure.get_or_insert(e);
                 }
             }
-            if !admitted {
-                // If giving back fails, those limits stay charged until they refill: fewer
-                // requests admitted for a while, never more.
-                let _ = self.refund_checks(&taken, options).await;
-            }
-            if let Some(e) = failure {
-                return Err(e);
-            }
+        }
+        if !admitted {
+            // If giving back fails, those limits stay charged until they refill: fewer
+            // requests admitted for a while, never more.
+            let refunds = taken
+                .iter()
+                .filter(|(_, group)| !group.is_empty())
+                .map(|(at, group)| self.decide(ScriptMode::Refund(*at), group, options));
+            let _ = join_all(refunds).await;
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         Ok(BatchOutcome {
             allowed: admitted,
             statuses: statuses.into_iter().flatten().collect(),
+            at,
         })
     }
 
-    /// Gives back each check's cost, one script call per slot.
-    async fn refund_checks(&self, checks: &[&Check], options: &EvalOptions) -> Result<(), Error> {
-        if checks.is_empty() {
-            return Ok(());
-        }
-        if !self.inner.clustered {
-            return self
-                .call(ScriptMode::Refund, checks, options)
-                .await
-                .map(drop);
-        }
-        let mut slots: Vec<(u16, Vec<&Check>)> = Vec::new();
-        for &check in checks {
-            let slot = redis_keyslot(check.key.as_str().as_bytes());
-            match slots.iter_mut().find(|(s, _)| *s == slot) {
-                Some((_, group)) => group.push(check),
-                None => slots.push((slot, vec![check])),
-            }
-        }
-        let results = join_all(
-            slots
+    /// One script call per slot group in `mode` (a peek or a refund), answered as one batch:
+    /// admitted if every slot admits.
+    async fn each_slot(
+        &self,
+        mode: ScriptMode,
+        groups: &[(Vec<usize>, Vec<&Check>)],
+        options: &EvalOptions,
+    ) -> Result<BatchOutcome, Error> {
+        let n = groups.iter().map(|g| g.0.len()).sum();
+        let replies = join_all(
+            groups
                 .iter()
-                .map(|(_, group)| self.call(ScriptMode::Refund, group, options)),
+                .map(|(_, checks)| self.decide(mode, checks, options)),
         )
         .await;
-        let first_error = results.into_iter().find_map(Result::err);
-        first_error.map_or(Ok(()), Err)
+        let mut statuses: Vec<Option<LimitStatus>> = vec![None; n];
+        let mut outcome = BatchOutcome {
+            allowed: true,
+            statuses: Vec::new(),
+            at: 0,
+        };
+        for ((indices, _), reply) in groups.iter().zip(replies) {
+            let reply = reply?;
+            outcome.allowed &= reply.admitted;
+            outcome.at = outcome.at.max(reply.at);
+            for (&i, status) in indices.iter().zip(reply.statuses) {
+                statuses[i] = Some(status);
+            }
+        }
+        outcome.statuses = statuses.into_iter().flatten().collect();
+        Ok(outcome)
     }
 }
 
@@ -385,54 +389,32 @@ impl Store for RedisStore {
             return Ok(BatchOutcome {
                 allowed: true,
                 statuses: Vec::new(),
+                at: options.now,
             });
         }
-        if self.inner.clustered {
+        let mode = match options.mode {
+            Mode::Consume => ScriptMode::Consume,
+            Mode::Peek => ScriptMode::Peek,
+            Mode::Refund { charged_at } => ScriptMode::Refund(charged_at.min(MAX_TIMESTAMP)),
+        };
+        let reply = if self.inner.clustered {
             let mut groups = self.groups(batch);
             if groups.len() > 1 {
-                return self.evaluate_across_slots(groups, options).await;
+                return match mode {
+                    ScriptMode::Consume => self.evaluate_across_slots(groups, options).await,
+                    _ => self.each_slot(mode, &groups, options).await,
+                };
             }
             let (_, checks) = groups.pop().unwrap_or_default();
-            let (allowed, statuses) = self.decide(ScriptMode::Consume, &checks, options).await?;
-            return Ok(BatchOutcome { allowed, statuses });
-        }
-        let (allowed, statuses) = self
-            .decide(ScriptMode::Consume, batch.checks(), options)
-            .await?;
-        Ok(BatchOutcome { allowed, statuses })
-    }
-
-    async fn peek(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
-        let mut outcome = BatchOutcome {
-            allowed: true,
-            statuses: Vec::new(),
+            self.decide(mode, &checks, options).await?
+        } else {
+            self.decide(mode, batch.checks(), options).await?
         };
-        if batch.is_empty() {
-            return Ok(outcome);
-        }
-        if !self.inner.clustered {
-            let (allowed, statuses) = self
-                .decide(ScriptMode::Peek, batch.checks(), options)
-                .await?;
-            return Ok(BatchOutcome { allowed, statuses });
-        }
-        let groups = self.groups(batch);
-        let peeks = join_all(
-            groups
-                .iter()
-                .map(|(_, checks)| self.decide(ScriptMode::Peek, checks, options)),
-        )
-        .await;
-        let mut statuses: Vec<Option<LimitStatus>> = vec![None; batch.len()];
-        for ((indices, _), peek) in groups.iter().zip(peeks) {
-            let (admitted, group_statuses) = peek?;
-            outcome.allowed &= admitted;
-            for (&i, status) in indices.iter().zip(group_statuses) {
-                statuses[i] = Some(status);
-            }
-        }
-        outcome.statuses = statuses.into_iter().flatten().collect();
-        Ok(outcome)
+        Ok(BatchOutcome {
+            allowed: reply.admitted,
+            statuses: reply.statuses,
+            at: reply.at,
+        })
     }
 
     async fn reset(&self, key: &Key) -> Result<(), Error> {
@@ -445,11 +427,6 @@ impl Store for RedisStore {
             .await
             .map(drop)
             .map_err(|e| to_core(self, e.into(), timeout))
-    }
-
-    async fn refund(&self, batch: &Batch, options: &EvalOptions) -> Result<(), Error> {
-        let checks: Vec<&Check> = batch.checks().iter().collect();
-        self.refund_checks(&checks, options).await
     }
 }
 

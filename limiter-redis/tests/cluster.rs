@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use fred::util::redis_keyslot;
+use limiter_core::StoreExt;
 use limiter_core::{Key, Limit, Store, SubjectKind, Verdict};
 use limiter_testkit::fixtures::every_algorithm;
 use limiter_testkit::redis::{self, RedisCluster};

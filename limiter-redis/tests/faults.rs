@@ -15,6 +15,7 @@ use fred::clients::Pool;
 use fred::interfaces::{ClientLike, LuaInterface};
 use fred::types::Builder;
 use fred::types::config::{Config, ReconnectPolicy};
+use limiter_core::StoreExt;
 use limiter_core::{
     EvalOptions, FailMode, FailModeUsed, Limit, Limiter, ManualClock, PolicySet, Request, Store,
 };

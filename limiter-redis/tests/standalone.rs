@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
+use limiter_core::StoreExt;
 use limiter_core::{Calendar, Limit, Store, Verdict};
 use limiter_redis::{RedisConfig, RedisStore, TimeSource};
 use limiter_testkit::fixtures::every_algorithm;
@@ -163,7 +164,7 @@ async fn keys_expire_when_their_state_is_fresh_again() {
         );
         // Refunded, a GCRA or log state is fresh at once (Limit::fresh_at): the key goes after
         // the grace alone. A window or calendar state keeps its window, and its expiry.
-        store.refund(&b, &at(NOW)).await.expect("refund");
+        store.refund(&b, &at(NOW), NOW).await.expect("refund");
         let ttl: i64 = store.pool().pttl(c.key.as_str()).await.expect("PTTL");
         let grace = 24 * 3_600_000;
         if fresh_when_refunded {

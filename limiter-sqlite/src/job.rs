@@ -9,14 +9,12 @@ use crate::error::SqliteError;
 /// One call of the store, as sent to the worker.
 #[derive(Debug)]
 pub(crate) enum Job {
-    /// `Store::evaluate` (`Mode::Consume`) or `Store::peek` (`Mode::Peek`).
+    /// `Store::evaluate`, in any mode.
     Evaluate {
         batch: Batch,
         now: Micros,
         mode: Mode,
     },
-    /// `Store::refund`.
-    Refund { batch: Batch, now: Micros },
     /// `Store::reset`.
     Reset { key: Key },
     /// `SqliteStore::sweep`: runs in transactions of its own, not in a group.
@@ -56,32 +54,28 @@ pub(crate) fn run(
                 Ok(states) => states,
                 Err(e) => return Ok(Err(e)),
             };
+            // A refund writes back only the states it changed.
+            let before = matches!(mode, Mode::Refund { .. }).then(|| states.clone());
             let mut refs: Vec<&mut State> = states.iter_mut().collect();
             let mut statuses = Vec::with_capacity(batch.len());
             let allowed = batch::evaluate(batch.checks(), &mut refs, *now, *mode, &mut statuses);
-            if allowed && *mode == Mode::Consume {
-                // `evaluate` applied exactly the checks that allowed.
-                for ((check, state), status) in batch.checks().iter().zip(&states).zip(&statuses) {
-                    if status.is_allowed() {
-                        save(conn, &check.key, state, check.limit.fresh_at(state), buf)?;
-                    }
-                }
-            }
-            Ok(Ok(Answer::Outcome(BatchOutcome { allowed, statuses })))
-        }
-        Job::Refund { batch, now } => {
-            let mut states = match load_all(conn, batch)? {
-                Ok(states) => states,
-                Err(e) => return Ok(Err(e)),
-            };
-            for (check, state) in batch.checks().iter().zip(states.iter_mut()) {
-                let before = state.clone();
-                check.limit.refund(state, *now, check.cost);
-                if *state != before {
+            for (i, (check, state)) in batch.checks().iter().zip(&states).enumerate() {
+                let changed = match (mode, &before) {
+                    // `evaluate` applied exactly the checks that allowed.
+                    (Mode::Consume, _) => allowed && statuses[i].is_allowed(),
+                    (Mode::Refund { .. }, Some(before)) => before[i] != *state,
+                    _ => false,
+                };
+                if changed {
                     save(conn, &check.key, state, check.limit.fresh_at(state), buf)?;
                 }
             }
-            Ok(Ok(Answer::Done))
+            let at = *now;
+            Ok(Ok(Answer::Outcome(BatchOutcome {
+                allowed,
+                statuses,
+                at,
+            })))
         }
         Job::Reset { key } => {
             conn.prepare_cached(DELETE)

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use limiter_core::{Batch, BatchOutcome, Error, EvalOptions, Key, Micros, Mode, Store};
+use limiter_core::{Batch, BatchOutcome, Error, EvalOptions, Key, Micros, Store};
 use tokio::sync::oneshot;
 
 use crate::config::SqliteConfig;
@@ -41,27 +41,6 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Evaluates `batch` on the worker; an empty batch is admitted without a transaction.
-    async fn decide(
-        &self,
-        batch: &Batch,
-        options: &EvalOptions,
-        mode: Mode,
-    ) -> Result<BatchOutcome, Error> {
-        if batch.is_empty() {
-            return Ok(BatchOutcome {
-                allowed: true,
-                statuses: Vec::new(),
-            });
-        }
-        let job = Job::Evaluate {
-            batch: batch.clone(),
-            now: options.now,
-            mode,
-        };
-        self.outcome(job, options).await
-    }
-
     /// Opens the database file at `path`, creating it if missing, and brings its schema to the
     /// current version. The file is switched to WAL mode.
     ///
@@ -175,29 +154,27 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    /// Evaluates `batch` on the worker; an empty batch is admitted without a transaction.
     async fn evaluate(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
-        self.decide(batch, options, Mode::Consume).await
-    }
-
-    async fn peek(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
-        self.decide(batch, options, Mode::Peek).await
+        if batch.is_empty() {
+            return Ok(BatchOutcome {
+                allowed: true,
+                statuses: Vec::new(),
+                at: options.now,
+            });
+        }
+        let job = Job::Evaluate {
+            batch: batch.clone(),
+            now: options.now,
+            mode: options.mode,
+        };
+        self.outcome(job, options).await
     }
 
     async fn reset(&self, key: &Key) -> Result<(), Error> {
         self.call(Job::Reset { key: key.clone() }, None)
             .await
             .map(drop)
-    }
-
-    async fn refund(&self, batch: &Batch, options: &EvalOptions) -> Result<(), Error> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let job = Job::Refund {
-            batch: batch.clone(),
-            now: options.now,
-        };
-        self.call(job, options.timeout).await.map(drop)
     }
 }
 

@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use limiter_core::StoreExt;
 use limiter_core::{Batch, Check, EvalOptions, Key, Limit, Rate, Store, SubjectKind};
 use limiter_sqlite::{SCHEMA_VERSION, SqliteConfig, SqliteStore};
 use rusqlite::Connection;

@@ -6,6 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use limiter_core::StoreExt;
 use limiter_core::{
     Batch, Check, EvalOptions, Key, Limit, ManualClock, Micros, Rate, State, Store, SubjectKind,
 };
@@ -271,7 +272,7 @@ async fn reset_and_refund_change_the_stored_state() {
         assert!(store.evaluate(&b, &at).await.expect("ok").allowed);
     }
     assert!(!store.evaluate(&b, &at).await.expect("ok").allowed);
-    store.refund(&b, &at).await.expect("refund");
+    store.refund(&b, &at, NOW).await.expect("refund");
     assert!(matches!(
         stored_state(&path, "k"),
         Some((State::Window { current: 1, .. }, _))

@@ -28,7 +28,7 @@ impl<S: Store> CountingStore<S> {
         }
     }
 
-    /// The number of calls so far (`evaluate`, `peek`, `reset` and `refund` alike).
+    /// The number of calls so far (`evaluate` in every mode, and `reset`).
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
     }
@@ -55,19 +55,9 @@ impl<S: Store> Store for CountingStore<S> {
         self.inner.evaluate(batch, options).await
     }
 
-    async fn peek(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
-        self.count();
-        self.inner.peek(batch, options).await
-    }
-
     async fn reset(&self, key: &Key) -> Result<(), Error> {
         self.count();
         self.inner.reset(key).await
-    }
-
-    async fn refund(&self, batch: &Batch, options: &EvalOptions) -> Result<(), Error> {
-        self.count();
-        self.inner.refund(batch, options).await
     }
 }
 

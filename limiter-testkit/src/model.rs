@@ -48,7 +48,7 @@ impl ModelStore {
         self.states.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn run(&self, batch: &Batch, options: &EvalOptions, mode: Mode) -> BatchOutcome {
+    fn run(&self, batch: &Batch, options: &EvalOptions) -> BatchOutcome {
         let mut map = self.lock();
         let checks = batch.checks();
         let mut states: Vec<State> = checks
@@ -57,38 +57,30 @@ impl ModelStore {
             .collect();
         let mut refs: Vec<&mut State> = states.iter_mut().collect();
         let mut statuses = Vec::with_capacity(checks.len());
-        let allowed = batch::evaluate(checks, &mut refs, options.now, mode, &mut statuses);
-        if allowed && mode == Mode::Consume {
+        let (now, mode) = (options.now, options.mode);
+        let allowed = batch::evaluate(checks, &mut refs, now, mode, &mut statuses);
+        let charged = allowed && mode == Mode::Consume;
+        if charged || matches!(mode, Mode::Refund { .. }) {
             for (check, state) in checks.iter().zip(states) {
                 map.insert(check.key.clone(), state);
             }
         }
-        BatchOutcome { allowed, statuses }
+        BatchOutcome {
+            allowed,
+            statuses,
+            at: now,
+        }
     }
 }
 
 #[async_trait]
 impl Store for ModelStore {
     async fn evaluate(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
-        Ok(self.run(batch, options, Mode::Consume))
-    }
-
-    async fn peek(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
-        Ok(self.run(batch, options, Mode::Peek))
+        Ok(self.run(batch, options))
     }
 
     async fn reset(&self, key: &Key) -> Result<(), Error> {
         self.lock().remove(key);
-        Ok(())
-    }
-
-    async fn refund(&self, batch: &Batch, options: &EvalOptions) -> Result<(), Error> {
-        let mut map = self.lock();
-        for check in batch.checks() {
-            if let Some(state) = map.get_mut(&check.key) {
-                check.limit.refund(state, options.now, check.cost);
-            }
-        }
         Ok(())
     }
 }

@@ -157,9 +157,10 @@ pub(super) fn apply(calendar: &Calendar, state: &mut State, now: Micros, cost: u
     };
 }
 
-pub(super) fn refund(state: &mut State, now: Micros, amount: u64) {
+/// Gives back `amount` units charged at `charged_at` only to the day they were charged in.
+pub(super) fn refund(calendar: &Calendar, state: &mut State, amount: u64, charged_at: Micros) {
     if let State::Calendar { end, used } = state
-        && now < *end
+        && calendar.day_bounds(charged_at).1 == *end
     {
         *used = used.saturating_sub(amount);
     }

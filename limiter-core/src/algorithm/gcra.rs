@@ -52,11 +52,28 @@ pub(super) fn apply(limit: u64, period: Micros, state: &mut State, now: Micros, 
     *state = State::Gcra { tat };
 }
 
-pub(super) fn refund(limit: u64, period: Micros, state: &mut State, now: Micros, amount: u64) {
+/// Gives back what is certainly still owed for `amount` units charged at `charged_at`.
+///
+/// The state keeps one instant for every charge, but the queue it stands for is first in,
+/// first out: the charge's units were queued to end at `tat_c >= charged_at + amount*T`, and at
+/// `now` at least `charged_at + amount*T - now` of them are still queued, ahead of any later
+/// request's. Giving back that much (at most `amount*T`) never touches a later charge; a
+/// refund right after its charge gives back everything.
+pub(super) fn refund(
+    limit: u64,
+    period: Micros,
+    state: &mut State,
+    now: Micros,
+    amount: u64,
+    charged_at: Micros,
+) {
     let t = emission_interval(limit, period);
     if let State::Gcra { tat } = state {
-        *tat = tat
-            .saturating_sub(amount.saturating_mul(t))
-            .max(now.min(*tat));
+        let charged = amount.saturating_mul(t);
+        let owed = charged_at
+            .saturating_add(charged)
+            .saturating_sub(now)
+            .min(charged);
+        *tat = tat.saturating_sub(owed);
     }
 }

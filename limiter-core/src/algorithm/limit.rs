@@ -148,17 +148,23 @@ impl Limit {
         }
     }
 
-    /// Gives back `amount` units taken by an earlier [`apply`](Self::apply) (a batch that
-    /// spanned Redis Cluster slots and was denied by a later slot). Never gives back more than
-    /// the state holds.
-    pub fn refund(&self, state: &mut State, now: Micros, amount: u64) {
+    /// Gives back, at `now`, `amount` units that [`apply`](Self::apply) charged at
+    /// `charged_at` (a response the service failed; a batch that spanned Redis Cluster slots
+    /// and was denied by a later slot).
+    ///
+    /// A refund never removes another request's charge: it gives back only what is certainly
+    /// the charge's own and still counted (the window it was charged in, the log entries of its
+    /// instant, the part of GCRA's queue still ahead of every later request), so it may give
+    /// back less than `amount`, never more.
+    pub fn refund(&self, state: &mut State, now: Micros, amount: u64, charged_at: Micros) {
         let now = now.min(MAX_TIMESTAMP);
+        let charged_at = charged_at.min(MAX_TIMESTAMP);
         let (limit, period) = (self.rate.limit(), self.rate.period().micros());
         match &self.algorithm {
-            Algorithm::Gcra => gcra::refund(limit, period, state, now, amount),
-            Algorithm::SlidingWindow => sliding_window::refund(period, state, now, amount),
-            Algorithm::SlidingLog => sliding_log::refund(state, amount),
-            Algorithm::Calendar(_) => calendar::refund(state, now, amount),
+            Algorithm::Gcra => gcra::refund(limit, period, state, now, amount, charged_at),
+            Algorithm::SlidingWindow => sliding_window::refund(period, state, amount, charged_at),
+            Algorithm::SlidingLog => sliding_log::refund(state, amount, charged_at),
+            Algorithm::Calendar(c) => calendar::refund(c, state, amount, charged_at),
         }
     }
 

@@ -66,11 +66,22 @@ pub(super) fn apply(period: Micros, state: &mut State, now: Micros, cost: u64) {
     }
 }
 
-pub(super) fn refund(state: &mut State, amount: u64) {
+/// Removes up to `amount` entries stamped `charged_at`, the newest first: entries of the same
+/// instant are interchangeable, and a later request's entries are never touched. Entries that
+/// already left the window, or that a clock gone back stamped later, stay: nothing is given
+/// back that is not certainly the charge's own.
+pub(super) fn refund(state: &mut State, amount: u64, charged_at: Micros) {
     if let State::Log { entries } = state {
-        let n = usize::try_from(amount)
-            .unwrap_or(usize::MAX)
-            .min(entries.len());
-        entries.truncate(entries.len() - n);
+        let mut left = amount;
+        let mut i = entries.len();
+        while left > 0 && i > 0 {
+            i -= 1;
+            if entries[i] == charged_at {
+                entries.remove(i);
+                left -= 1;
+            } else if entries[i] < charged_at {
+                break;
+            }
+        }
     }
 }

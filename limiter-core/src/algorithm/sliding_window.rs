@@ -140,13 +140,22 @@ pub(super) fn apply(period: Micros, state: &mut State, now: Micros, cost: u64) {
     };
 }
 
-pub(super) fn refund(period: Micros, state: &mut State, now: Micros, amount: u64) {
-    if let State::Window { start, current, .. } = state {
-        let now_start = now - now % period;
-        // The stored `current` holds what was taken, whether its window is still the current
-        // one or has just become the previous one; older charges have already aged out.
-        if *start >= now_start || start.saturating_add(period) == now_start {
+/// Gives back `amount` units charged at `charged_at` to the window that holds them: the
+/// stored current window if the charge was made in it, the stored previous one if the state
+/// has rolled since; a charge older than both has aged out, and nothing is given back. So a
+/// refund never removes a later request's charge from the current window.
+pub(super) fn refund(period: Micros, state: &mut State, amount: u64, charged_at: Micros) {
+    if let State::Window {
+        start,
+        previous,
+        current,
+    } = state
+    {
+        let charged_in = charged_at - charged_at % period;
+        if charged_in == *start {
             *current = current.saturating_sub(amount);
+        } else if charged_in.saturating_add(period) == *start {
+            *previous = previous.saturating_sub(amount);
         }
     }
 }

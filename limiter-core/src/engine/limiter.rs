@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Event, FailMode, Hook, LimiterBuilder, Threshold};
-use crate::batch::{Batch, BatchOutcome, Mode};
-use crate::decision::{Decision, FailModeUsed, PolicyStatus, StoreFailure};
+use crate::batch::{Batch, BatchOutcome, Check, Mode};
+use crate::decision::{Charge, Decision, FailModeUsed, PolicyStatus, StoreFailure};
 use crate::{Clock, Error, ErrorKind, EvalOptions, Key, PolicySet, Request, Resolution, Store};
 
 /// The rate limiter: a compiled [`PolicySet`], a [`Store`], a [`Clock`], a [`FailMode`], a
@@ -72,6 +72,62 @@ impl Limiter {
         self.decide(request, Mode::Peek).await
     }
 
+    /// Gives back what an admitted `decision` charged: for example when the service failed the
+    /// request (a 5xx) and the client should not pay for it. Returns whether there was a
+    /// charge to give back; the decision keeps none afterwards, so a second call gives nothing.
+    ///
+    /// A refund never removes another request's charge ([`Limit::refund`](crate::Limit::refund)):
+    /// made soon after the decision it gives back all of it; made later, it gives back what is
+    /// certainly still counted. Bypasses, denials and fail-mode decisions charged nothing. The
+    /// refund goes to the store that charged (the fallback store if it decided), under the
+    /// limiter's timeout.
+    ///
+    /// ```
+    /// use limiter_core::{Limiter, ManualClock, PolicySet, Request};
+    /// use limiter_testkit::ModelStore;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let limiter = Limiter::builder(PolicySet::default(), ModelStore::new())
+    ///     .clock(ManualClock::new(1_790_000_000_000_000))
+    ///     .build();
+    /// let req = Request::new().tenant("acme").plan("free").user("ann").ip([203, 0, 113, 9].into());
+    /// for _ in 0..10 {
+    ///     let mut decision = limiter.check(&req).await?;
+    ///     // The service failed this request: the client does not pay for it.
+    ///     assert!(limiter.refund(&mut decision).await?);
+    /// }
+    /// // The free plan's burst (10/minute) is still whole.
+    /// let decision = limiter.check(&req).await?;
+    /// assert_eq!(decision.binding().unwrap().status.remaining, 9);
+    /// # Ok::<(), limiter_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn refund(&self, decision: &mut Decision) -> Result<bool, Error> {
+        let Some(charge) = decision.charge.take() else {
+            return Ok(false);
+        };
+        let charged: Vec<Check> = charge
+            .batch
+            .checks()
+            .iter()
+            .zip(decision.statuses())
+            .filter(|(_, status)| status.status.is_allowed())
+            .map(|(check, _)| check.clone())
+            .collect();
+        let batch = Batch::new(charged)?;
+        let inner = &*self.inner;
+        let mut options = EvalOptions::refund(inner.clock.now(), charge.at);
+        if let Some(timeout) = inner.timeout {
+            options = options.with_timeout(timeout);
+        }
+        let store = match (&inner.fail_mode, charge.fallback) {
+            (FailMode::Fallback(fallback), true) => &**fallback,
+            _ => &*inner.store,
+        };
+        store.evaluate(&batch, &options).await?;
+        Ok(true)
+    }
+
     /// Forgets the state of one key (support tools: "give this tenant a fresh budget").
     pub async fn reset(&self, key: &Key) -> Result<(), Error> {
         self.inner.store.reset(key).await
@@ -109,11 +165,11 @@ impl Limiter {
             options = options.with_timeout(timeout);
         }
         let cost = u64::from(request.cost);
-        let answer = ask(&*inner.store, &batch, &options, mode).await;
+        let answer = ask(&*inner.store, &batch, options.clone().with_mode(mode)).await;
         let decision = match answer {
-            Ok(outcome) => to_decision(&batch, outcome, cost, None),
+            Ok(outcome) => to_decision(batch, outcome, cost, None, mode),
             Err(error) => {
-                let Some((decision, used)) = self.fail(&batch, &options, mode, cost, &error).await
+                let Some((decision, used)) = self.fail(batch, &options, mode, cost, &error).await
                 else {
                     return Err(error);
                 };
@@ -135,7 +191,7 @@ impl Limiter {
 
     async fn fail(
         &self,
-        batch: &Batch,
+        batch: Batch,
         options: &EvalOptions,
         mode: Mode,
         cost: u64,
@@ -157,16 +213,15 @@ impl Limiter {
             )),
             // If the fallback fails too, the caller returns the primary store's error.
             FailMode::Fallback(fallback) => {
-                ask(&**fallback, batch, options, mode)
-                    .await
-                    .ok()
-                    .map(|outcome| {
-                        let failure = Some(failure(FailModeUsed::Fallback));
-                        (
-                            to_decision(batch, outcome, cost, failure),
-                            FailModeUsed::Fallback,
-                        )
-                    })
+                let outcome = ask(&**fallback, &batch, options.clone().with_mode(mode)).await;
+                outcome.ok().map(|outcome| {
+                    let failure = Some(failure(FailModeUsed::Fallback));
+                    let mut decision = to_decision(batch, outcome, cost, failure, mode);
+                    if let Some(charge) = &mut decision.charge {
+                        charge.fallback = true;
+                    }
+                    (decision, FailModeUsed::Fallback)
+                })
             }
         }
     }
@@ -217,13 +272,9 @@ impl Limiter {
 async fn ask(
     store: &dyn Store,
     batch: &Batch,
-    options: &EvalOptions,
-    mode: Mode,
+    options: EvalOptions,
 ) -> Result<BatchOutcome, Error> {
-    let outcome = match mode {
-        Mode::Consume => store.evaluate(batch, options).await?,
-        Mode::Peek => store.peek(batch, options).await?,
-    };
+    let outcome = store.evaluate(batch, &options).await?;
     if outcome.statuses.len() != batch.len() {
         return Err(Error::store(
             store,
@@ -239,11 +290,14 @@ async fn ask(
     Ok(outcome)
 }
 
+/// The decision a store's answer makes; an admitted consume keeps its batch as the charge that
+/// [`Limiter::refund`] gives back.
 fn to_decision(
-    batch: &Batch,
+    batch: Batch,
     outcome: BatchOutcome,
     cost: u64,
     failure: Option<StoreFailure>,
+    mode: Mode,
 ) -> Decision {
     let statuses = batch
         .checks()
@@ -257,5 +311,13 @@ fn to_decision(
             status,
         })
         .collect();
-    Decision::from_statuses(outcome.allowed, statuses, cost, failure)
+    let mut decision = Decision::from_statuses(outcome.allowed, statuses, cost, failure);
+    if outcome.allowed && mode == Mode::Consume {
+        decision.charge = Some(Charge {
+            batch,
+            at: outcome.at,
+            fallback: false,
+        });
+    }
+    decision
 }

@@ -27,10 +27,10 @@
 --          local days around the client's clock and the end of the next one (Lua knows no
 --          time zones).
 --
--- Reply (consume, peek): one binary string, '<BI8' admitted (1 or 0; always 0 for a peek, which
--- decides nothing) and the time used, then for each key '<I4' the length of its value before
--- the call (0 when absent) and the value. Refund: 1. A string, not a table: Redis converts a
--- table reply field by field, at several times the cost.
+-- Reply: one binary string, '<BI8' admitted (1 or 0; always 0 for a peek or a refund, which
+-- decide nothing) and the time used, then for each key '<I4' the length of its value before
+-- the call (after it, for a refund) (0 when absent) and the value. A string, not a table:
+-- Redis converts a table reply field by field, at several times the cost.
 --
 -- Each written key expires when its state becomes indistinguishable from fresh
 -- (Limit::fresh_at, rounded up to whole milliseconds, at least 1), plus the margin.
@@ -92,7 +92,9 @@ end
 
 if mode == 3 then
   for i = 1, n do
-    local alg, _, amount, _, a = unpack_bin(CHECK, args, 19 + 50 * (i - 1))
+    -- a: GCRA's interval, the window's or the log's period, or the end of the charged local
+    -- day; b: the time of the charge. Each branch is its core twin's `refund`.
+    local alg, _, amount, _, a, b = unpack_bin(CHECK, args, 19 + 50 * (i - 1))
     local raw = single
     if raws then
       raw = raws[i]
@@ -100,42 +102,61 @@ if mode == 3 then
     local tag, size = raw and string.byte(raw, 1), raw and #raw
     local value, fresh
     if alg == 1 and tag == 1 and size == 9 then
-      -- gcra::refund: back by amount x interval, never below min(now, tat).
+      -- gcra::refund: back by what is certainly still queued of the charge.
       local _, tat = unpack_bin('<BI8', raw)
-      local back = tat - amount * a
-      local floor_at = tat
-      if now < tat then
-        floor_at = now
+      local charged = amount * a
+      local owed = b + charged - now
+      if owed > charged then
+        owed = charged
       end
-      if back < floor_at then
-        back = floor_at
+      if owed > 0 then
+        local back = tat - owed
+        if back < 0 then
+          back = 0
+        end
+        value, fresh = pack_bin('<BI8', 1, back), back
       end
-      value, fresh = pack_bin('<BI8', 1, back), back
     elseif alg == 2 and tag == 2 and size == 25 then
-      -- sliding_window::refund: only while the charged window is current or previous.
+      -- sliding_window::refund: into the window the charge was made in, if still kept.
       local _, s, previous, current = unpack_bin('<BI8I8I8', raw)
-      local now_start = now - now % a
-      if s >= now_start or s + a == now_start then
+      local charged_in = b - b % a
+      if charged_in == s then
         current = current - amount
         if current < 0 then
           current = 0
         end
-        value, fresh = pack_bin('<BI8I8I8', 2, s, previous, current), s + 2 * a
+        value = pack_bin('<BI8I8I8', 2, s, previous, current)
+      elseif charged_in + a == s then
+        previous = previous - amount
+        if previous < 0 then
+          previous = 0
+        end
+        value = pack_bin('<BI8I8I8', 2, s, previous, current)
       end
+      fresh = s + 2 * a
     elseif alg == 3 and tag == 3 and size % 8 == 1 then
-      -- sliding_log::refund: drop the newest entries.
-      local keep = (size - 1) / 8 - amount
-      if keep < 0 then
-        keep = 0
+      -- sliding_log::refund: drop up to `amount` entries stamped `b`, the newest first.
+      local count = (size - 1) / 8
+      local hi = count
+      while hi > 0 and unpack_bin('<I8', raw, 2 + 8 * (hi - 1)) > b do
+        hi = hi - 1
       end
-      value, fresh = string.sub(raw, 1, 1 + 8 * keep), 0
-      if keep > 0 then
-        fresh = unpack_bin('<I8', raw, 2 + 8 * (keep - 1)) + a
+      local lo = hi
+      while lo > 0 and hi - lo < amount and unpack_bin('<I8', raw, 2 + 8 * (lo - 1)) == b do
+        lo = lo - 1
+      end
+      if lo < hi then
+        value = string.sub(raw, 1, 1 + 8 * lo) .. string.sub(raw, 2 + 8 * hi)
+        local left = count - (hi - lo)
+        fresh = 0
+        if left > 0 then
+          fresh = unpack_bin('<I8', value, 2 + 8 * (left - 1)) + a
+        end
       end
     elseif alg == 4 and tag == 4 and size == 17 then
-      -- calendar::refund: only within the day charged.
+      -- calendar::refund: only to the day charged.
       local _, e, used = unpack_bin('<BI8I8', raw)
-      if now < e then
+      if e == a then
         used = used - amount
         if used < 0 then
           used = 0
@@ -146,9 +167,14 @@ if mode == 3 then
     if value then
       -- A state that is already fresh goes at once (after the margin).
       store(KEYS[i], value, fresh)
+      -- The reply carries the states as the refund left them.
+      if raws then
+        raws[i] = value
+      else
+        single = value
+      end
     end
   end
-  return 1
 end
 
 -- Consume (and peek, which decides nothing) ----------------------------------------------------
@@ -306,7 +332,7 @@ if mode == 1 then
   end
 end
 
--- The reply: the verdict, the time, and each value as it was before the call.
+-- The reply: the verdict, the time, and each value as it was before the call (after a refund).
 if n == 1 then
   if single then
     return pack_bin('<BI8I4', admitted, now, #single) .. single

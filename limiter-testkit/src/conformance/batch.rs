@@ -185,5 +185,5 @@ pub async fn empty_batch_is_allowed(store: &dyn Store, namespace: &str) {
         outcome.allowed && outcome.statuses.is_empty(),
         "{store}: {outcome:?}"
     );
-    run.refund(&[], BASE_NOW).await;
+    run.refund(&[], BASE_NOW, BASE_NOW).await;
 }

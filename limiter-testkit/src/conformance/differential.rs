@@ -58,14 +58,13 @@ async fn replay(store: &dyn Store, trace: &Trace) -> Result<(), TestCaseError> {
         match op {
             Op::Evaluate(batch) | Op::Peek(batch) => {
                 let evaluate = matches!(op, Op::Evaluate(_));
-                let (got, expected) = if evaluate {
-                    (
-                        store.evaluate(batch, &at).await,
-                        model.evaluate(batch, &at).await,
-                    )
+                let options = if evaluate {
+                    at.clone()
                 } else {
-                    (store.peek(batch, &at).await, model.peek(batch, &at).await)
+                    EvalOptions::peek(now)
                 };
+                let got = store.evaluate(batch, &options).await;
+                let expected = model.evaluate(batch, &options).await;
                 let got = got.map_err(error)?;
                 let expected = expected.map_err(error)?;
                 if got != expected {
@@ -74,8 +73,12 @@ async fn replay(store: &dyn Store, trace: &Trace) -> Result<(), TestCaseError> {
                 }
             }
             Op::Refund(batch) => {
-                store.refund(batch, &at).await.map_err(error)?;
-                model.refund(batch, &at).await.map_err(error)?;
+                let refund = EvalOptions::refund(now, now);
+                let got = store.evaluate(batch, &refund).await.map_err(error)?;
+                let expected = model.evaluate(batch, &refund).await.map_err(error)?;
+                if got != expected {
+                    return Err(fail("refund", &got, &expected));
+                }
             }
             Op::Reset(key) => {
                 store.reset(key).await.map_err(error)?;

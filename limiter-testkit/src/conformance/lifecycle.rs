@@ -1,7 +1,8 @@
 //! Peek, reset and refund.
 
 use limiter_core::batch::Check;
-use limiter_core::{Store, Verdict};
+use limiter_core::time::Micros;
+use limiter_core::{Limit, Store, Unit, Verdict};
 
 use super::run::Run;
 use crate::fixtures::*;
@@ -77,6 +78,7 @@ pub async fn refund_gives_units_back(store: &dyn Store, namespace: &str) {
                 ..three.clone()
             }],
             now,
+            now,
         )
         .await;
         let unit = Check {
@@ -96,6 +98,7 @@ pub async fn refund_gives_units_back(store: &dyn Store, namespace: &str) {
                 ..three.clone()
             }],
             now,
+            now,
         )
         .await;
         run.admits_exactly(&unit, now, 5, "after refunding more than taken")
@@ -103,8 +106,89 @@ pub async fn refund_gives_units_back(store: &dyn Store, namespace: &str) {
 
         // A refund to a key with no state gives it nothing extra.
         let fresh = run.check(&format!("fresh{i}"), &limit, 4);
-        run.refund(std::slice::from_ref(&fresh), now).await;
+        run.refund(std::slice::from_ref(&fresh), now, now).await;
         run.admits_exactly(&Check { cost: 1, ..fresh }, now, 5, "refunded while fresh")
             .await;
     }
+}
+
+/// R1 charges 5 of 10 just before a window (or day) ends; R2 charges 5 just after, in the next
+/// one; then R1's charge is given back, naming the time it was charged. The key must then read
+/// exactly as its twin that only R2 charged, at once and later: the refund took nothing of
+/// R2's. (A refund that took from the newest charge, or from the current window, would leave
+/// the key more generous than its twin.)
+async fn refund_never_removes_another_requests_charge(
+    store: &dyn Store,
+    namespace: &str,
+    limit: Limit,
+    boundary: Micros,
+) {
+    let run = Run { store, namespace };
+    let (r1_at, r2_at) = (boundary - SECOND, boundary + SECOND);
+    let refunded = run.check("refunded", &limit, 5);
+    let twin = run.check("twin", &limit, 5);
+    for (check, at) in [(&refunded, r1_at), (&refunded, r2_at), (&twin, r2_at)] {
+        let status = run.one(check, at).await;
+        assert!(status.is_allowed(), "{store}: {limit} at {at}: {status:?}");
+    }
+    run.refund(std::slice::from_ref(&refunded), r2_at, r1_at)
+        .await;
+    for later in [
+        r2_at,
+        r2_at + 29 * SECOND,
+        r1_at + 61 * SECOND,
+        boundary + span(&limit),
+    ] {
+        let unit = |c: &Check| Check {
+            cost: 1,
+            ..c.clone()
+        };
+        let got = run.peek_one(&unit(&refunded), later).await;
+        let expected = run.peek_one(&unit(&twin), later).await;
+        assert_eq!(
+            got, expected,
+            "{store}: {limit}: after giving back R1's charge, the key must read as its twin \
+             that only R2 charged, at {later}"
+        );
+    }
+}
+
+/// A refund never removes another request's charge, for a GCRA of 10/minute: R1 charges 5 just
+/// before a minute ends, R2 charges 5 just after, R1's charge is given back, and the key then
+/// reads exactly as its twin that only R2 charged.
+pub async fn gcra_refund_never_removes_another_requests_charge(store: &dyn Store, namespace: &str) {
+    let limit = gcra(10, Unit::Minute);
+    refund_never_removes_another_requests_charge(store, namespace, limit, BASE_NOW + 10 * MINUTE)
+        .await;
+}
+
+/// As [`gcra_refund_never_removes_another_requests_charge`], for a sliding window of 10/minute.
+pub async fn sliding_window_refund_never_removes_another_requests_charge(
+    store: &dyn Store,
+    namespace: &str,
+) {
+    let limit = sliding_window(10, Unit::Minute);
+    refund_never_removes_another_requests_charge(store, namespace, limit, BASE_NOW + 10 * MINUTE)
+        .await;
+}
+
+/// As [`gcra_refund_never_removes_another_requests_charge`], for a sliding log of 10/minute.
+pub async fn sliding_log_refund_never_removes_another_requests_charge(
+    store: &dyn Store,
+    namespace: &str,
+) {
+    let limit = sliding_log(10, Unit::Minute);
+    refund_never_removes_another_requests_charge(store, namespace, limit, BASE_NOW + 10 * MINUTE)
+        .await;
+}
+
+/// As [`gcra_refund_never_removes_another_requests_charge`], for a calendar window of 10/day in
+/// UTC, across midnight.
+pub async fn calendar_refund_never_removes_another_requests_charge(
+    store: &dyn Store,
+    namespace: &str,
+) {
+    let limit = calendar(10, "UTC");
+    refund_never_removes_another_requests_charge(store, namespace, limit, BASE_NOW + 24 * HOUR)
+        .await;
 }

@@ -60,6 +60,7 @@ pub async fn sliding_window_rolls_over(store: &dyn Store, namespace: &str) {
             ..check.clone()
         }],
         ten + 59 * MINUTE,
+        ten + 59 * MINUTE,
     )
     .await;
     run.admits_exactly(&check, ten + 75 * MINUTE, 32, "at 11:15")

@@ -30,15 +30,15 @@ impl Run<'_> {
     pub(crate) async fn peek(&self, checks: &[Check], now: Micros) -> BatchOutcome {
         let batch = batch(checks);
         self.store
-            .peek(&batch, &EvalOptions::at(now))
+            .evaluate(&batch, &EvalOptions::peek(now))
             .await
             .unwrap_or_else(|e| panic!("{}: peek failed: {e}\nbatch: {batch:?}", self.store))
     }
 
-    pub(crate) async fn refund(&self, checks: &[Check], now: Micros) {
+    pub(crate) async fn refund(&self, checks: &[Check], now: Micros, charged_at: Micros) {
         let batch = batch(checks);
         self.store
-            .refund(&batch, &EvalOptions::at(now))
+            .evaluate(&batch, &EvalOptions::refund(now, charged_at))
             .await
             .unwrap_or_else(|e| panic!("{}: refund failed: {e}\nbatch: {batch:?}", self.store));
     }

@@ -14,9 +14,9 @@ use super::*;
 pub enum Op {
     /// [`Store::evaluate`](limiter_core::Store::evaluate).
     Evaluate(Batch),
-    /// [`Store::peek`](limiter_core::Store::peek).
+    /// [`StoreExt::peek`](limiter_core::StoreExt::peek).
     Peek(Batch),
-    /// [`Store::refund`](limiter_core::Store::refund).
+    /// [`Store::evaluate`](limiter_core::Store::evaluate) in [`Mode::Refund`](limiter_core::Mode::Refund), charged at the same instant.
     Refund(Batch),
     /// [`Store::reset`](limiter_core::Store::reset).
     Reset(Key),
