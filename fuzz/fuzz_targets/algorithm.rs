@@ -84,6 +84,7 @@ struct Input {
     now: u64,
     cost: u64,
     refund: u64,
+    charged_at: u64,
 }
 
 fn limit_of(input: &Input) -> Option<Limit> {
@@ -167,7 +168,7 @@ fuzz_target!(|input: Input| {
     if check_invariants(&limit, &state, input.now, input.cost) {
         limit.apply(&mut state, input.now, input.cost);
     }
-    limit.refund(&mut state, input.now, input.refund);
+    limit.refund(&mut state, input.now, input.refund, input.charged_at);
     let _ = limit.fresh_at(&state);
     check_invariants(&limit, &state, input.now, 1);
 });
