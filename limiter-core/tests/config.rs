@@ -492,6 +492,25 @@ fn malformed_files_name_the_path_the_value_and_what_is_expected() {
                 .into(),
         ),
         (
+            "[policies.plan_hourly]\nshadow = true",
+            "invalid configuration at policies.plan_hourly: unknown field `plan_hourly`, \
+             expected one of `plan_sustained`, `plan_burst`, `plan_daily`, `role`, `scope`, \
+             `anon`, `ip_burst`"
+                .into(),
+        ),
+        (
+            "policies = 5",
+            "invalid configuration at policies: invalid type: integer `5`, expected a table of \
+             policies"
+                .into(),
+        ),
+        (
+            "[policies]\nscope = \"off\"",
+            "invalid configuration at policies.scope: invalid type: string \"off\", expected a \
+             table of policy settings (algorithm, key, shadow, enabled)"
+                .into(),
+        ),
+        (
             "[policies.anon]\nshadow = true\nlimit = 5",
             "invalid configuration at policies.anon.limit: unknown field `limit`, expected one \
              of `algorithm`, `key`, `shadow`, `enabled`"
@@ -624,6 +643,13 @@ fn malformed_environment_variables_are_named() {
                 .into(),
         ),
         (
+            &[("LIMITER_POLICIES__PLAN_HOURLY__SHADOW", "true")],
+            "invalid configuration at LIMITER_POLICIES__PLAN_HOURLY__SHADOW \
+             (policies.plan_hourly): unknown field `plan_hourly`, expected one of \
+             `plan_sustained`, `plan_burst`, `plan_daily`, `role`, `scope`, `anon`, `ip_burst`"
+                .into(),
+        ),
+        (
             &[("LIMITER_PLANS__GOLD__SUSTAINED", "5000/hour")],
             "invalid configuration at LIMITER_PLANS__GOLD__SUSTAINED (plans.gold): new plan \
              \"gold\" is missing burst and daily; a plan that is not already configured must set \
@@ -660,4 +686,40 @@ fn malformed_environment_variables_are_named() {
     for (pairs, expected) in &cases {
         assert_eq!(&env_error(pairs), expected, "for {pairs:?}");
     }
+}
+
+#[test]
+fn policies_are_written_in_the_order_of_the_table() {
+    let order = [
+        "plan_sustained",
+        "plan_burst",
+        "plan_daily",
+        "role",
+        "scope",
+        "anon",
+        "ip_burst",
+    ];
+    let toml = Config::default().to_toml_string().expect("serializes");
+    let json = serde_json::to_string(&Config::default()).expect("serializes");
+    for (text, pattern) in [(&toml, "[policies.{}]\n"), (&json, "\"{}\":{\"algorithm\"")] {
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|name| {
+                let needle = pattern.replace("{}", name);
+                text.find(&needle)
+                    .unwrap_or_else(|| panic!("{needle} in {text}"))
+            })
+            .collect();
+        assert!(positions.is_sorted(), "{text}");
+    }
+}
+
+#[test]
+fn a_policy_named_twice_is_an_error() {
+    let json = r#"{"policies": {"scope": {}, "scope": {"shadow": true}}}"#;
+    let err = serde_json::from_str::<Config>(json).expect_err("a duplicate");
+    assert!(
+        err.to_string().starts_with("duplicate field `scope`"),
+        "{err}"
+    );
 }

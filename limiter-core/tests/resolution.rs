@@ -224,6 +224,31 @@ fn anonymous_requests_get_anon_per_ip_and_the_ip_burst() {
 }
 
 #[test]
+fn checks_are_listed_in_a_fixed_order() {
+    let set = PolicySet::default();
+    let names = |req: &Request| -> Vec<String> {
+        checks(&set, req)
+            .iter()
+            .map(|c| c.policy.to_string())
+            .collect()
+    };
+    let anonymous = Request::new().ip(ip("198.51.100.4")).scope("auth");
+    assert_eq!(names(&anonymous), ["anon", "scope.auth", "ip_burst"]);
+    let owner = member().role("owner").scope("export");
+    assert_eq!(
+        names(&owner),
+        [
+            "plan_sustained",
+            "plan_burst",
+            "plan_daily",
+            "role",
+            "scope.export",
+            "ip_burst"
+        ]
+    );
+}
+
+#[test]
 fn the_auth_scope_is_per_user_or_per_ip_when_anonymous() {
     let set = PolicySet::default();
     let find = |req: &Request| {
