@@ -31,11 +31,9 @@ use crate::{Error, Rate, Unit};
 /// Its serde form is the file format: deserializing merges the input over the defaults, and
 /// serializing writes every setting, with `"off"` for a default plan, role or scope that was
 /// removed, so that a serialized configuration reads back equal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    try_from = "super::patch::ConfigPatch",
-    into = "super::patch::ConfigPatch"
-)]
+// Serialize and Deserialize go through the file form, so they live beside it in `patch.rs`;
+// this file stays a model that imports none of its loaders.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
     /// The first part of every store key (default `limiter`): several services, or several
@@ -363,83 +361,29 @@ fn rate((limit, unit): (u64, Unit)) -> Rate {
     Rate::per(limit, unit).expect("the default rates are valid")
 }
 
-impl Config {
-    /// Loads a TOML configuration over the defaults: what the file names overrides, the rest
-    /// stays. Checks syntax, types and values (each error names its path);
-    /// [`PolicySet::from_config`](super::PolicySet::from_config) then checks the whole.
-    ///
-    /// ```
-    /// use limiter_core::policy::Config;
-    ///
-    /// let config = Config::from_toml_str(r#"
-    ///     [plans.professional]
-    ///     sustained = "3000/hour"
-    /// "#)?;
-    /// assert_eq!(config.plans["professional"].sustained.to_string(), "3000/hour");
-    /// assert_eq!(config.plans["professional"].burst.to_string(), "100/minute");
-    /// # Ok::<(), limiter_core::Error>(())
-    /// ```
-    pub fn from_toml_str(input: &str) -> Result<Config, Error> {
-        let mut config = Config::default();
-        config.merge_toml_str(input)?;
-        Ok(config)
+/// Checks a namespace: it starts every store key, so it must not be empty nor hold the
+/// characters that delimit a key's parts.
+pub(super) fn check_namespace(namespace: &str, path: &str) -> Result<(), Error> {
+    if namespace.is_empty() || namespace.contains([':', '{', '}']) {
+        return Err(Error::config(
+            path,
+            format!(
+                "invalid namespace {namespace:?}: expected a non-empty name without ':', '{{' or \
+                 '}}' (it starts every store key)"
+            ),
+        ));
     }
+    Ok(())
+}
 
-    /// Loads a JSON configuration over the defaults, like [`Config::from_toml_str`].
-    pub fn from_json_str(input: &str) -> Result<Config, Error> {
-        let mut config = Config::default();
-        config.merge_json_str(input)?;
-        Ok(config)
+/// Checks a policy's key list: a policy keyed by nothing could never apply.
+pub(super) fn check_key(key: &[Subject], path: &str) -> Result<(), Error> {
+    if key.is_empty() {
+        return Err(Error::config(
+            path,
+            "the key list is empty; expected one or more of tenant, user, api_key, ip \
+             (the first the request has is used)",
+        ));
     }
-
-    /// Merges a TOML document over this configuration (for layered files). On error, nothing
-    /// changes.
-    pub fn merge_toml_str(&mut self, input: &str) -> Result<(), Error> {
-        let tree = super::load::parse_toml(input)?;
-        super::load::merge_tree(self, &tree)
-    }
-
-    /// Merges a JSON document over this configuration. On error, nothing changes.
-    pub fn merge_json_str(&mut self, input: &str) -> Result<(), Error> {
-        let tree = super::load::parse_json(input)?;
-        super::load::merge_tree(self, &tree)
-    }
-
-    /// Applies `LIMITER_*` environment variables over this configuration; see the
-    /// [module docs](super) for the scheme. Pass `std::env::vars()`: the crate never reads the
-    /// environment itself. On error, nothing changes.
-    ///
-    /// ```
-    /// use limiter_core::policy::Config;
-    ///
-    /// let mut config = Config::default();
-    /// config.apply_env([
-    ///     ("LIMITER_PLANS__PROFESSIONAL__SUSTAINED".to_string(), "3000/hour".to_string()),
-    ///     ("LIMITER_BYPASS__IPS".to_string(), "10.0.0.0/8,192.168.1.1".to_string()),
-    ///     ("HOME".to_string(), "/root".to_string()), // no prefix: ignored
-    /// ])?;
-    /// assert_eq!(config.plans["professional"].sustained.to_string(), "3000/hour");
-    /// assert_eq!(config.bypass.ips.len(), 2);
-    /// # Ok::<(), limiter_core::Error>(())
-    /// ```
-    pub fn apply_env<I: IntoIterator<Item = (String, String)>>(
-        &mut self,
-        vars: I,
-    ) -> Result<(), Error> {
-        self.apply_env_with_prefix(super::load::ENV_PREFIX, vars)
-    }
-
-    /// [`Config::apply_env`] with another prefix than `LIMITER_` (such as `MYAPP_LIMITS_`).
-    pub fn apply_env_with_prefix<I: IntoIterator<Item = (String, String)>>(
-        &mut self,
-        prefix: &str,
-        vars: I,
-    ) -> Result<(), Error> {
-        super::load::apply_env(self, prefix, vars)
-    }
-
-    /// Renders the configuration as a complete TOML file.
-    pub fn to_toml_string(&self) -> Result<String, Error> {
-        toml::to_string(self).map_err(|e| Error::config("config", e.to_string()))
-    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
-//! Loading configuration from TOML, JSON and environment variables, with errors that name the
-//! path of the offending setting.
+//! Loading configuration from TOML, JSON and environment variables (the `Config::from_*`,
+//! `merge_*` and `apply_env*` methods), with errors that name the path of the offending
+//! setting.
 //!
 //! Every source is first parsed into a [`Node`] tree (syntax errors carry their line and
 //! column), then deserialized into a [`ConfigPatch`] by a deserializer that records where it is,
@@ -16,15 +17,96 @@ use super::patch::ConfigPatch;
 use crate::Error;
 
 /// The prefix of the environment variables that [`Config::apply_env`] reads.
-pub(super) const ENV_PREFIX: &str = "LIMITER_";
+const ENV_PREFIX: &str = "LIMITER_";
 
 /// Variables under [`ENV_PREFIX`] that are not settings (a configuration file path, the Redis
 /// tests' server), skipped so that a process that has them can still apply its environment.
 const RESERVED_ENV: &[&str] = &["CONFIG", "CONFIG_FILE", "REDIS_URL", "REQUIRE_REDIS"];
 
+impl Config {
+    /// Loads a TOML configuration over the defaults: what the file names overrides, the rest
+    /// stays. Checks syntax, types and values (each error names its path);
+    /// [`PolicySet::from_config`](super::PolicySet::from_config) then checks the whole.
+    ///
+    /// ```
+    /// use limiter_core::policy::Config;
+    ///
+    /// let config = Config::from_toml_str(r#"
+    ///     [plans.professional]
+    ///     sustained = "3000/hour"
+    /// "#)?;
+    /// assert_eq!(config.plans["professional"].sustained.to_string(), "3000/hour");
+    /// assert_eq!(config.plans["professional"].burst.to_string(), "100/minute");
+    /// # Ok::<(), limiter_core::Error>(())
+    /// ```
+    pub fn from_toml_str(input: &str) -> Result<Config, Error> {
+        let mut config = Config::default();
+        config.merge_toml_str(input)?;
+        Ok(config)
+    }
+
+    /// Loads a JSON configuration over the defaults, like [`Config::from_toml_str`].
+    pub fn from_json_str(input: &str) -> Result<Config, Error> {
+        let mut config = Config::default();
+        config.merge_json_str(input)?;
+        Ok(config)
+    }
+
+    /// Merges a TOML document over this configuration (for layered files). On error, nothing
+    /// changes.
+    pub fn merge_toml_str(&mut self, input: &str) -> Result<(), Error> {
+        let tree = parse_toml(input)?;
+        merge_tree(self, &tree)
+    }
+
+    /// Merges a JSON document over this configuration. On error, nothing changes.
+    pub fn merge_json_str(&mut self, input: &str) -> Result<(), Error> {
+        let tree = parse_json(input)?;
+        merge_tree(self, &tree)
+    }
+
+    /// Applies `LIMITER_*` environment variables over this configuration; see the
+    /// [module docs](super) for the scheme. Pass `std::env::vars()`: the crate never reads the
+    /// environment itself. On error, nothing changes.
+    ///
+    /// ```
+    /// use limiter_core::policy::Config;
+    ///
+    /// let mut config = Config::default();
+    /// config.apply_env([
+    ///     ("LIMITER_PLANS__PROFESSIONAL__SUSTAINED".to_string(), "3000/hour".to_string()),
+    ///     ("LIMITER_BYPASS__IPS".to_string(), "10.0.0.0/8,192.168.1.1".to_string()),
+    ///     ("HOME".to_string(), "/root".to_string()), // no prefix: ignored
+    /// ])?;
+    /// assert_eq!(config.plans["professional"].sustained.to_string(), "3000/hour");
+    /// assert_eq!(config.bypass.ips.len(), 2);
+    /// # Ok::<(), limiter_core::Error>(())
+    /// ```
+    pub fn apply_env<I: IntoIterator<Item = (String, String)>>(
+        &mut self,
+        vars: I,
+    ) -> Result<(), Error> {
+        self.apply_env_with_prefix(ENV_PREFIX, vars)
+    }
+
+    /// [`Config::apply_env`] with another prefix than `LIMITER_` (such as `MYAPP_LIMITS_`).
+    pub fn apply_env_with_prefix<I: IntoIterator<Item = (String, String)>>(
+        &mut self,
+        prefix: &str,
+        vars: I,
+    ) -> Result<(), Error> {
+        merge_env(self, prefix, vars)
+    }
+
+    /// Renders the configuration as a complete TOML file.
+    pub fn to_toml_string(&self) -> Result<String, Error> {
+        toml::to_string(self).map_err(|e| Error::config("config", e.to_string()))
+    }
+}
+
 /// A parsed document, whatever its format.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Node {
+enum Node {
     Null,
     Bool(bool),
     Int(i64),
@@ -36,7 +118,7 @@ pub(super) enum Node {
     Table(Vec<(String, Node)>),
 }
 
-pub(super) fn parse_toml(input: &str) -> Result<Node, Error> {
+fn parse_toml(input: &str) -> Result<Node, Error> {
     let table: toml::Table = input.parse().map_err(|e: toml::de::Error| {
         let at = e
             .span()
@@ -70,7 +152,7 @@ fn line_column(input: &str, offset: usize) -> String {
     format!("line {line}, column {column}")
 }
 
-pub(super) fn parse_json(input: &str) -> Result<Node, Error> {
+fn parse_json(input: &str) -> Result<Node, Error> {
     let value: serde_json::Value = serde_json::from_str(input).map_err(|e| {
         let full = e.to_string();
         let suffix = format!(" at line {} column {}", e.line(), e.column());
@@ -96,7 +178,7 @@ fn from_json(value: serde_json::Value) -> Node {
 }
 
 /// Merges the document `tree` over `config`; on error `config` is unchanged.
-pub(super) fn merge_tree(config: &mut Config, tree: &Node) -> Result<(), Error> {
+fn merge_tree(config: &mut Config, tree: &Node) -> Result<(), Error> {
     let patch = ConfigPatch::deserialize(NodeDe {
         node: tree,
         env: false,
@@ -108,7 +190,7 @@ pub(super) fn merge_tree(config: &mut Config, tree: &Node) -> Result<(), Error> 
     Ok(())
 }
 
-pub(super) fn apply_env<I: IntoIterator<Item = (String, String)>>(
+fn merge_env<I: IntoIterator<Item = (String, String)>>(
     config: &mut Config,
     prefix: &str,
     vars: I,
@@ -227,7 +309,7 @@ fn insert(root: &mut Node, path: &[String], value: Node) -> Result<(), String> {
 
 /// A deserialization error and where it happened.
 #[derive(Debug)]
-pub(super) struct DeError {
+struct DeError {
     /// Path segments, innermost first (each level adds its own as the error goes up).
     segments: Vec<Segment>,
     message: String,
@@ -246,7 +328,7 @@ impl DeError {
     }
 
     /// The dotted path, such as `plans.free.burst` or `bypass.ips[2]`.
-    pub(super) fn path(&self) -> String {
+    fn path(&self) -> String {
         let mut out = String::new();
         for segment in self.segments.iter().rev() {
             match segment {

@@ -3,7 +3,7 @@
 //! A file (or the environment) names only what it changes. Deserializing yields a patch, and
 //! [`ConfigPatch::apply`] merges it: a scalar or list replaces the base's, a plan, role or
 //! scope entry merges into the base's entry of that name or adds one, and `"off"` in place of
-//! an entry removes it.
+//! an entry removes it. [`Config`]'s own serde impls go through this form too.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::config::{
     AlgorithmChoice, BypassConfig, Config, PlanConfig, PoliciesConfig, PolicyConfig, Subject,
+    check_key, check_namespace,
 };
 use super::ip::IpNet;
 use crate::{Calendar, Error, Rate};
@@ -23,7 +24,7 @@ pub(super) const OFF: &str = "off";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table of limiter settings")]
-pub(crate) struct ConfigPatch {
+pub(super) struct ConfigPatch {
     #[serde(skip_serializing_if = "Option::is_none")]
     namespace: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -251,30 +252,6 @@ fn new_plan(name: &str, patch: PlanPatch) -> Result<PlanConfig, Error> {
     }
 }
 
-pub(super) fn check_namespace(namespace: &str, path: &str) -> Result<(), Error> {
-    if namespace.is_empty() || namespace.contains([':', '{', '}']) {
-        return Err(Error::config(
-            path,
-            format!(
-                "invalid namespace {namespace:?}: expected a non-empty name without ':', '{{' or \
-                 '}}' (it starts every store key)"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-pub(super) fn check_key(key: &[Subject], path: &str) -> Result<(), Error> {
-    if key.is_empty() {
-        return Err(Error::config(
-            path,
-            "the key list is empty; expected one or more of tenant, user, api_key, ip \
-             (the first the request has is used)",
-        ));
-    }
-    Ok(())
-}
-
 fn set<T>(target: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *target = v;
@@ -307,13 +284,21 @@ fn apply_policy(
     Ok(())
 }
 
-impl TryFrom<ConfigPatch> for Config {
-    type Error = Error;
-
-    fn try_from(patch: ConfigPatch) -> Result<Config, Error> {
+/// Reads the file form over the defaults, as [`Config::from_toml_str`] does.
+impl<'de> Deserialize<'de> for Config {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Config, D::Error> {
         let mut config = Config::default();
-        patch.apply(&mut config)?;
+        ConfigPatch::deserialize(d)?
+            .apply(&mut config)
+            .map_err(de::Error::custom)?;
         Ok(config)
+    }
+}
+
+/// Writes the complete file form (see `From<Config> for ConfigPatch`).
+impl Serialize for Config {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ConfigPatch::from(self.clone()).serialize(s)
     }
 }
 

@@ -7,9 +7,11 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::config::{AUTO_SLIDING_LOG_MAX, AlgorithmChoice, Config, PolicyConfig, Subject};
+use super::config::{
+    AUTO_SLIDING_LOG_MAX, AlgorithmChoice, Config, PolicyConfig, Subject, check_key,
+    check_namespace,
+};
 use super::ip::IpSet;
-use super::patch::{check_key, check_namespace};
 use crate::algorithm::Algorithm;
 use crate::{Calendar, Check, Error, Key, Limit, Rate, Request, SubjectKind};
 
