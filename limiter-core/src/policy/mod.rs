@@ -92,6 +92,7 @@
 //! ));
 //! ```
 
+mod compile;
 mod config;
 mod ip;
 mod load;

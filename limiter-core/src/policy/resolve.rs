@@ -7,13 +7,9 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::config::{
-    AUTO_SLIDING_LOG_MAX, AlgorithmChoice, Config, PolicyConfig, Subject, check_key,
-    check_namespace,
-};
+use super::config::Subject;
 use super::ip::IpSet;
-use crate::algorithm::Algorithm;
-use crate::{Calendar, Check, Error, Key, Limit, Rate, Request, SubjectKind};
+use crate::{Check, Error, Key, Limit, Rate, Request, SubjectKind};
 
 /// Why a request was let through without counting.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -58,12 +54,12 @@ pub enum Resolution {
 /// The compiled limits of one plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanLimits {
-    name: Arc<str>,
-    sustained: Arc<Limit>,
-    burst: Arc<Limit>,
-    daily: Arc<Limit>,
+    pub(super) name: Arc<str>,
+    pub(super) sustained: Arc<Limit>,
+    pub(super) burst: Arc<Limit>,
+    pub(super) daily: Arc<Limit>,
     /// The next plan up, by sustained rate.
-    next: Option<Arc<str>>,
+    pub(super) next: Option<Arc<str>>,
 }
 
 impl PlanLimits {
@@ -90,36 +86,25 @@ impl PlanLimits {
 
 /// How one policy applies: its name in checks and keys, what it is keyed by, its mode.
 #[derive(Debug, Clone)]
-struct Policy {
-    name: Arc<str>,
-    key: Vec<Subject>,
-    shadow: bool,
-    enabled: bool,
-}
-
-impl Policy {
-    fn new(name: &str, config: &PolicyConfig) -> Policy {
-        Policy {
-            name: name.into(),
-            key: config.key.clone(),
-            shadow: config.shadow,
-            enabled: config.enabled,
-        }
-    }
+pub(super) struct Policy {
+    pub(super) name: Arc<str>,
+    pub(super) key: Vec<Subject>,
+    pub(super) shadow: bool,
+    pub(super) enabled: bool,
 }
 
 /// A scope's limit and the policy name its checks carry (`scope.auth`).
 #[derive(Debug, Clone)]
-struct ScopeLimit {
-    policy: Arc<str>,
-    limit: Arc<Limit>,
+pub(super) struct ScopeLimit {
+    pub(super) policy: Arc<str>,
+    pub(super) limit: Arc<Limit>,
 }
 
 /// The compiled policies: resolves each request into a bypass or the limits to check.
 ///
-/// Compiled once from a [`Config`]: every rate is parsed and every [`Limit`] built up front, and
-/// plans, roles and scopes are indexed by name, so that resolving a request costs a few hash
-/// lookups whatever the size of the configuration.
+/// Compiled once from a [`Config`](super::Config) by [`PolicySet::from_config`]: every rate is
+/// parsed and every [`Limit`] built up front, and plans, roles and scopes are indexed by name,
+/// so that resolving a request costs a few hash lookups whatever the size of the configuration.
 ///
 /// ```
 /// use limiter_core::{PolicySet, Request, Resolution};
@@ -137,180 +122,31 @@ struct ScopeLimit {
 /// ```
 #[derive(Debug, Clone)]
 pub struct PolicySet {
-    namespace: Arc<str>,
-    bypass_staff: bool,
-    bypass_superuser: bool,
-    bypass_api_keys: bool,
-    bypass_ips: IpSet,
-    bypass_tenants: HashSet<String>,
-    bypass_users: HashSet<String>,
-    default_plan: Arc<str>,
-    plans: HashMap<String, PlanLimits>,
+    pub(super) namespace: Arc<str>,
+    pub(super) bypass_staff: bool,
+    pub(super) bypass_superuser: bool,
+    pub(super) bypass_api_keys: bool,
+    pub(super) bypass_ips: IpSet,
+    pub(super) bypass_tenants: HashSet<String>,
+    pub(super) bypass_users: HashSet<String>,
+    pub(super) default_plan: Arc<str>,
+    pub(super) plans: HashMap<String, PlanLimits>,
     /// Plan names from the least to the most generous, comma separated, for errors.
-    plan_names: String,
-    roles: HashMap<String, Arc<Limit>>,
-    scopes: HashMap<String, ScopeLimit>,
-    anon: Option<Arc<Limit>>,
-    ip_burst: Arc<Limit>,
-    plan_sustained: Policy,
-    plan_burst: Policy,
-    plan_daily: Policy,
-    role: Policy,
-    scope: Policy,
-    anon_policy: Policy,
-    ip_burst_policy: Policy,
-}
-
-impl Default for PolicySet {
-    /// The default policies (those of [`Config::default`]).
-    fn default() -> Self {
-        // The default configuration is valid (a test asserts it); should that ever break, an
-        // empty set that bypasses nothing and limits nothing would be worse than a clear panic
-        // at startup.
-        #[allow(clippy::expect_used)]
-        PolicySet::from_config(&Config::default()).expect("the default configuration is valid")
-    }
+    pub(super) plan_names: String,
+    pub(super) roles: HashMap<String, Arc<Limit>>,
+    pub(super) scopes: HashMap<String, ScopeLimit>,
+    pub(super) anon: Option<Arc<Limit>>,
+    pub(super) ip_burst: Arc<Limit>,
+    pub(super) plan_sustained: Policy,
+    pub(super) plan_burst: Policy,
+    pub(super) plan_daily: Policy,
+    pub(super) role: Policy,
+    pub(super) scope: Policy,
+    pub(super) anon_policy: Policy,
+    pub(super) ip_burst_policy: Policy,
 }
 
 impl PolicySet {
-    /// Validates `config` and compiles it. Every error names the path of the offending setting
-    /// and says what is expected.
-    pub fn from_config(config: &Config) -> Result<PolicySet, Error> {
-        check_namespace(&config.namespace, "namespace")?;
-        let calendar = Calendar::new(&config.time_zone)?;
-        let p = &config.policies;
-        for (name, policy) in p.iter() {
-            check_key(&policy.key, &format!("policies.{name}.key"))?;
-        }
-        let build = |rate: Rate, policy: &str, algorithm: AlgorithmChoice, path: &str| {
-            let algorithm = match algorithm {
-                AlgorithmChoice::Gcra => Algorithm::Gcra,
-                AlgorithmChoice::SlidingWindow => Algorithm::SlidingWindow,
-                AlgorithmChoice::SlidingLog => Algorithm::SlidingLog,
-                AlgorithmChoice::Calendar => Algorithm::Calendar(calendar.clone()),
-                AlgorithmChoice::Auto if rate.limit() <= AUTO_SLIDING_LOG_MAX => {
-                    Algorithm::SlidingLog
-                }
-                AlgorithmChoice::Auto => Algorithm::SlidingWindow,
-            };
-            Limit::new(rate, algorithm).map(Arc::new).map_err(|e| {
-                Error::config(
-                    path,
-                    format!(
-                        "{e}; policies.{policy}.algorithm is {}",
-                        algorithm_name(p, policy)
-                    ),
-                )
-            })
-        };
-
-        let mut order: Vec<(&String, Rate)> = Vec::with_capacity(config.plans.len());
-        let mut plans = HashMap::with_capacity(config.plans.len());
-        for (name, plan) in &config.plans {
-            let path = |field: &str| format!("plans.{name}.{field}");
-            let limits = PlanLimits {
-                name: name.as_str().into(),
-                sustained: build(
-                    plan.sustained,
-                    "plan_sustained",
-                    p.plan_sustained.algorithm,
-                    &path("sustained"),
-                )?,
-                burst: build(
-                    plan.burst,
-                    "plan_burst",
-                    p.plan_burst.algorithm,
-                    &path("burst"),
-                )?,
-                daily: build(
-                    plan.daily,
-                    "plan_daily",
-                    p.plan_daily.algorithm,
-                    &path("daily"),
-                )?,
-                next: None,
-            };
-            plans.insert(name.clone(), limits);
-            order.push((name, plan.sustained));
-        }
-        if !plans.contains_key(&config.default_plan) {
-            return Err(Error::config(
-                "default_plan",
-                format!(
-                    "{:?} is not a configured plan; expected one of: {}",
-                    config.default_plan,
-                    names(&config.plans)
-                ),
-            ));
-        }
-        // Upgrade order: by sustained rate, then by name so that equal rates order stably.
-        order.sort_by(|a, b| compare_rates(a.1, b.1).then_with(|| a.0.cmp(b.0)));
-        for pair in order.windows(2) {
-            if let Some(plan) = plans.get_mut(pair[0].0) {
-                plan.next = Some(pair[1].0.as_str().into());
-            }
-        }
-        let plan_names = order
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-
-        let mut roles = HashMap::with_capacity(config.roles.len());
-        for (name, rate) in &config.roles {
-            let limit = build(*rate, "role", p.role.algorithm, &format!("roles.{name}"))?;
-            roles.insert(name.clone(), limit);
-        }
-        let mut scopes = HashMap::with_capacity(config.scopes.len());
-        for (name, rate) in &config.scopes {
-            let limit = build(*rate, "scope", p.scope.algorithm, &format!("scopes.{name}"))?;
-            let policy = format!("scope.{name}").into();
-            scopes.insert(name.clone(), ScopeLimit { policy, limit });
-        }
-        let anon = match config.scopes.get("anon") {
-            Some(rate) => Some(build(*rate, "anon", p.anon.algorithm, "scopes.anon")?),
-            None if p.anon.enabled => {
-                return Err(Error::config(
-                    "scopes.anon",
-                    "the anon policy is enabled but scopes.anon is not set; set its rate \
-                     (such as \"30/hour\") or set policies.anon.enabled = false",
-                ));
-            }
-            None => None,
-        };
-        let ip_burst = build(
-            config.ip_burst,
-            "ip_burst",
-            p.ip_burst.algorithm,
-            "ip_burst",
-        )?;
-
-        let b = &config.bypass;
-        Ok(PolicySet {
-            namespace: config.namespace.as_str().into(),
-            bypass_staff: b.staff,
-            bypass_superuser: b.superuser,
-            bypass_api_keys: b.api_keys,
-            bypass_ips: IpSet::new(&b.ips),
-            bypass_tenants: b.tenants.iter().cloned().collect(),
-            bypass_users: b.users.iter().cloned().collect(),
-            default_plan: config.default_plan.as_str().into(),
-            plans,
-            plan_names,
-            roles,
-            scopes,
-            anon,
-            ip_burst,
-            plan_sustained: Policy::new("plan_sustained", &p.plan_sustained),
-            plan_burst: Policy::new("plan_burst", &p.plan_burst),
-            plan_daily: Policy::new("plan_daily", &p.plan_daily),
-            role: Policy::new("role", &p.role),
-            scope: Policy::new("scope", &p.scope),
-            anon_policy: Policy::new("anon", &p.anon),
-            ip_burst_policy: Policy::new("ip_burst", &p.ip_burst),
-        })
-    }
-
     /// The namespace every key starts with.
     pub fn namespace(&self) -> &str {
         &self.namespace
@@ -476,21 +312,8 @@ fn subject<'r>(request: &'r Request, key: &[Subject]) -> Option<(SubjectKind, Co
 }
 
 /// Orders rates by requests per unit of time (`a.limit / a.period` against `b`'s), exactly.
-fn compare_rates(a: Rate, b: Rate) -> Ordering {
+pub(super) fn compare_rates(a: Rate, b: Rate) -> Ordering {
     let lhs = u128::from(a.limit()) * u128::from(b.period().micros());
     let rhs = u128::from(b.limit()) * u128::from(a.period().micros());
     lhs.cmp(&rhs).then_with(|| a.limit().cmp(&b.limit()))
-}
-
-fn algorithm_name(p: &super::config::PoliciesConfig, policy: &str) -> &'static str {
-    p.iter()
-        .find(|(n, _)| *n == policy)
-        .map_or("?", |(_, c)| c.algorithm.name())
-}
-
-fn names<V>(map: &std::collections::BTreeMap<String, V>) -> String {
-    map.keys()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -1,0 +1,189 @@
+//! Compiling a [`Config`] into a [`PolicySet`]: every setting checked, every rate parsed and
+//! every [`Limit`] built once, up front.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::config::{
+    AUTO_SLIDING_LOG_MAX, AlgorithmChoice, Config, PoliciesConfig, PolicyConfig, check_key,
+    check_namespace,
+};
+use super::ip::IpSet;
+use super::resolve::{PlanLimits, Policy, PolicySet, ScopeLimit, compare_rates};
+use crate::algorithm::Algorithm;
+use crate::{Calendar, Error, Limit, Rate};
+
+impl Default for PolicySet {
+    /// The default policies (those of [`Config::default`]).
+    fn default() -> Self {
+        // The default configuration is valid (a test asserts it); should that ever break, an
+        // empty set that bypasses nothing and limits nothing would be worse than a clear panic
+        // at startup.
+        #[allow(clippy::expect_used)]
+        PolicySet::from_config(&Config::default()).expect("the default configuration is valid")
+    }
+}
+
+impl PolicySet {
+    /// Validates `config` and compiles it. Every error names the path of the offending setting
+    /// and says what is expected.
+    pub fn from_config(config: &Config) -> Result<PolicySet, Error> {
+        check_namespace(&config.namespace, "namespace")?;
+        let calendar = Calendar::new(&config.time_zone)?;
+        let p = &config.policies;
+        for (name, policy) in p.iter() {
+            check_key(&policy.key, &format!("policies.{name}.key"))?;
+        }
+        let build = |rate: Rate, policy: &str, algorithm: AlgorithmChoice, path: &str| {
+            let algorithm = match algorithm {
+                AlgorithmChoice::Gcra => Algorithm::Gcra,
+                AlgorithmChoice::SlidingWindow => Algorithm::SlidingWindow,
+                AlgorithmChoice::SlidingLog => Algorithm::SlidingLog,
+                AlgorithmChoice::Calendar => Algorithm::Calendar(calendar.clone()),
+                AlgorithmChoice::Auto if rate.limit() <= AUTO_SLIDING_LOG_MAX => {
+                    Algorithm::SlidingLog
+                }
+                AlgorithmChoice::Auto => Algorithm::SlidingWindow,
+            };
+            Limit::new(rate, algorithm).map(Arc::new).map_err(|e| {
+                Error::config(
+                    path,
+                    format!(
+                        "{e}; policies.{policy}.algorithm is {}",
+                        algorithm_name(p, policy)
+                    ),
+                )
+            })
+        };
+
+        let mut order: Vec<(&String, Rate)> = Vec::with_capacity(config.plans.len());
+        let mut plans = HashMap::with_capacity(config.plans.len());
+        for (name, plan) in &config.plans {
+            let path = |field: &str| format!("plans.{name}.{field}");
+            let limits = PlanLimits {
+                name: name.as_str().into(),
+                sustained: build(
+                    plan.sustained,
+                    "plan_sustained",
+                    p.plan_sustained.algorithm,
+                    &path("sustained"),
+                )?,
+                burst: build(
+                    plan.burst,
+                    "plan_burst",
+                    p.plan_burst.algorithm,
+                    &path("burst"),
+                )?,
+                daily: build(
+                    plan.daily,
+                    "plan_daily",
+                    p.plan_daily.algorithm,
+                    &path("daily"),
+                )?,
+                next: None,
+            };
+            plans.insert(name.clone(), limits);
+            order.push((name, plan.sustained));
+        }
+        if !plans.contains_key(&config.default_plan) {
+            return Err(Error::config(
+                "default_plan",
+                format!(
+                    "{:?} is not a configured plan; expected one of: {}",
+                    config.default_plan,
+                    names(&config.plans)
+                ),
+            ));
+        }
+        // Upgrade order: by sustained rate, then by name so that equal rates order stably.
+        order.sort_by(|a, b| compare_rates(a.1, b.1).then_with(|| a.0.cmp(b.0)));
+        for pair in order.windows(2) {
+            if let Some(plan) = plans.get_mut(pair[0].0) {
+                plan.next = Some(pair[1].0.as_str().into());
+            }
+        }
+        let plan_names = order
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+
+        let mut roles = HashMap::with_capacity(config.roles.len());
+        for (name, rate) in &config.roles {
+            let limit = build(*rate, "role", p.role.algorithm, &format!("roles.{name}"))?;
+            roles.insert(name.clone(), limit);
+        }
+        let mut scopes = HashMap::with_capacity(config.scopes.len());
+        for (name, rate) in &config.scopes {
+            let limit = build(*rate, "scope", p.scope.algorithm, &format!("scopes.{name}"))?;
+            let policy = format!("scope.{name}").into();
+            scopes.insert(name.clone(), ScopeLimit { policy, limit });
+        }
+        let anon = match config.scopes.get("anon") {
+            Some(rate) => Some(build(*rate, "anon", p.anon.algorithm, "scopes.anon")?),
+            None if p.anon.enabled => {
+                return Err(Error::config(
+                    "scopes.anon",
+                    "the anon policy is enabled but scopes.anon is not set; set its rate \
+                     (such as \"30/hour\") or set policies.anon.enabled = false",
+                ));
+            }
+            None => None,
+        };
+        let ip_burst = build(
+            config.ip_burst,
+            "ip_burst",
+            p.ip_burst.algorithm,
+            "ip_burst",
+        )?;
+
+        let b = &config.bypass;
+        Ok(PolicySet {
+            namespace: config.namespace.as_str().into(),
+            bypass_staff: b.staff,
+            bypass_superuser: b.superuser,
+            bypass_api_keys: b.api_keys,
+            bypass_ips: IpSet::new(&b.ips),
+            bypass_tenants: b.tenants.iter().cloned().collect(),
+            bypass_users: b.users.iter().cloned().collect(),
+            default_plan: config.default_plan.as_str().into(),
+            plans,
+            plan_names,
+            roles,
+            scopes,
+            anon,
+            ip_burst,
+            plan_sustained: Policy::new("plan_sustained", &p.plan_sustained),
+            plan_burst: Policy::new("plan_burst", &p.plan_burst),
+            plan_daily: Policy::new("plan_daily", &p.plan_daily),
+            role: Policy::new("role", &p.role),
+            scope: Policy::new("scope", &p.scope),
+            anon_policy: Policy::new("anon", &p.anon),
+            ip_burst_policy: Policy::new("ip_burst", &p.ip_burst),
+        })
+    }
+}
+
+impl Policy {
+    fn new(name: &str, config: &PolicyConfig) -> Policy {
+        Policy {
+            name: name.into(),
+            key: config.key.clone(),
+            shadow: config.shadow,
+            enabled: config.enabled,
+        }
+    }
+}
+
+fn algorithm_name(p: &PoliciesConfig, policy: &str) -> &'static str {
+    p.iter()
+        .find(|(n, _)| *n == policy)
+        .map_or("?", |(_, c)| c.algorithm.name())
+}
+
+fn names<V>(map: &BTreeMap<String, V>) -> String {
+    map.keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
