@@ -2,28 +2,55 @@
 
 use std::fmt;
 
-/// What a limit is keyed by: the kind of subject and its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+use serde::{Deserialize, Serialize};
+
+/// What a limit is counted per: the kind of subject whose value goes into the key.
+///
+/// A policy's `key` list names kinds by their configuration [`name`](Self::name) (`tenant`,
+/// `user`, `api_key`, `ip`, also their serde form); a store key carries the short
+/// [`tag`](Self::tag) (`t`, `u`, `k`, `ip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(
+    rename_all = "snake_case",
+    expecting = "a subject: tenant, user, api_key or ip"
+)]
+#[non_exhaustive]
 pub enum SubjectKind {
-    /// A tenant (the customer that buys the plan).
+    /// `tenant`: the request's tenant (the customer that buys the plan).
     Tenant,
-    /// A user.
+    /// `user`: the request's user.
     User,
-    /// A client IP address.
-    Ip,
-    /// An API key id.
+    /// `api_key`: the id of the request's API key.
     ApiKey,
+    /// `ip`: the client IP address.
+    Ip,
 }
 
 impl SubjectKind {
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SubjectKind::Tenant => "tenant",
+            SubjectKind::User => "user",
+            SubjectKind::ApiKey => "api_key",
+            SubjectKind::Ip => "ip",
+        }
+    }
+
     /// The short tag used in keys.
     pub fn tag(self) -> &'static str {
         match self {
             SubjectKind::Tenant => "t",
             SubjectKind::User => "u",
-            SubjectKind::Ip => "ip",
             SubjectKind::ApiKey => "k",
+            SubjectKind::Ip => "ip",
         }
+    }
+}
+
+impl fmt::Display for SubjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

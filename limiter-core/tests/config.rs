@@ -1,8 +1,8 @@
 //! The configuration model: defaults equal the design's tables, files and the environment
 //! override only what they name, and every malformed input is an error that names its path.
 
-use limiter_core::policy::{AlgorithmChoice, Config, IpNet, PlanConfig, PolicySet, Subject};
-use limiter_core::{Algorithm, Error, Rate};
+use limiter_core::policy::{AlgorithmChoice, Config, IpNet, PlanConfig, PolicySet};
+use limiter_core::{Algorithm, Error, Rate, SubjectKind};
 
 /// DESIGN.md, "Default policies": plan -> (sustained, burst, daily).
 const PLANS: [(&str, &str, &str, &str); 4] = [
@@ -89,7 +89,7 @@ fn defaults_are_the_design_tables() {
     assert!(b.ips.is_empty() && b.tenants.is_empty() && b.users.is_empty());
 
     use AlgorithmChoice::*;
-    use Subject::*;
+    use SubjectKind::*;
     let p = &config.policies;
     let expected = [
         (
@@ -242,7 +242,7 @@ fn the_environment_overrides_the_file() {
     expected.time_zone = "Europe/Paris".into();
     expected.policies.scope.shadow = true;
     expected.policies.scope.algorithm = AlgorithmChoice::SlidingWindow;
-    expected.policies.plan_burst.key = vec![Subject::Tenant, Subject::Ip];
+    expected.policies.plan_burst.key = vec![SubjectKind::Tenant, SubjectKind::Ip];
     expected.ip_burst = rate("1000/minute");
     assert_eq!(config, expected);
     PolicySet::from_config(&config).expect("valid");
@@ -508,6 +508,12 @@ fn malformed_files_name_the_path_the_value_and_what_is_expected() {
             "[policies]\nscope = \"off\"",
             "invalid configuration at policies.scope: invalid type: string \"off\", expected a \
              table of policy settings (algorithm, key, shadow, enabled)"
+                .into(),
+        ),
+        (
+            "[policies.role]\nkey = [\"user\", 3]",
+            "invalid configuration at policies.role.key[1]: invalid type: integer `3`, expected \
+             a subject: tenant, user, api_key or ip"
                 .into(),
         ),
         (

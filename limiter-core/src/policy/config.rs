@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::ip::IpNet;
-use crate::{Error, Rate, Unit};
+use crate::{Error, Rate, SubjectKind, Unit};
 
 /// The complete configuration of a [`PolicySet`](super::PolicySet).
 ///
@@ -161,7 +161,7 @@ impl PoliciesConfig {
 impl Default for PoliciesConfig {
     fn default() -> Self {
         use AlgorithmChoice::{Auto, Calendar, Gcra, SlidingWindow};
-        use Subject::{ApiKey, Ip, Tenant, User};
+        use SubjectKind::{ApiKey, Ip, Tenant, User};
         PoliciesConfig {
             plan_sustained: PolicyConfig::new(SlidingWindow, vec![Tenant, User, ApiKey, Ip]),
             plan_burst: PolicyConfig::new(Gcra, vec![Tenant, User, ApiKey, Ip]),
@@ -183,7 +183,7 @@ pub struct PolicyConfig {
     pub algorithm: AlgorithmChoice,
     /// What the limit is counted per: the first of these subjects that the request has. A
     /// request with none of them is not subject to the policy.
-    pub key: Vec<Subject>,
+    pub key: Vec<SubjectKind>,
     /// Evaluate and report, never enforce (default false): the dark launch of a new limit.
     pub shadow: bool,
     /// Whether the policy applies at all (default true).
@@ -192,7 +192,7 @@ pub struct PolicyConfig {
 
 impl PolicyConfig {
     /// An enabled, enforced policy.
-    pub fn new(algorithm: AlgorithmChoice, key: Vec<Subject>) -> PolicyConfig {
+    pub fn new(algorithm: AlgorithmChoice, key: Vec<SubjectKind>) -> PolicyConfig {
         PolicyConfig {
             algorithm,
             key,
@@ -243,39 +243,6 @@ impl AlgorithmChoice {
 }
 
 impl fmt::Display for AlgorithmChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// What a limit can be counted per.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Subject {
-    /// `tenant`: the request's tenant.
-    Tenant,
-    /// `user`: the request's user.
-    User,
-    /// `api_key`: the id of the request's API key.
-    ApiKey,
-    /// `ip`: the client IP.
-    Ip,
-}
-
-impl Subject {
-    /// The configuration name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Subject::Tenant => "tenant",
-            Subject::User => "user",
-            Subject::ApiKey => "api_key",
-            Subject::Ip => "ip",
-        }
-    }
-}
-
-impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -377,7 +344,7 @@ pub(super) fn check_namespace(namespace: &str, path: &str) -> Result<(), Error> 
 }
 
 /// Checks a policy's key list: a policy keyed by nothing could never apply.
-pub(super) fn check_key(key: &[Subject], path: &str) -> Result<(), Error> {
+pub(super) fn check_key(key: &[SubjectKind], path: &str) -> Result<(), Error> {
     if key.is_empty() {
         return Err(Error::config(
             path,

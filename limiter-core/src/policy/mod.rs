@@ -101,7 +101,7 @@ mod resolve;
 
 pub use config::{
     AUTO_SLIDING_LOG_MAX, AlgorithmChoice, BypassConfig, Config, PlanConfig, PoliciesConfig,
-    PolicyConfig, Subject,
+    PolicyConfig,
 };
 pub use ip::IpNet;
 pub use resolve::{BypassReason, PlanLimits, PolicySet, Resolution};

@@ -13,11 +13,11 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::config::{
-    AlgorithmChoice, BypassConfig, Config, PlanConfig, PoliciesConfig, PolicyConfig, Subject,
-    check_key, check_namespace,
+    AlgorithmChoice, BypassConfig, Config, PlanConfig, PoliciesConfig, PolicyConfig, check_key,
+    check_namespace,
 };
 use super::ip::IpNet;
-use crate::{Calendar, Error, Rate};
+use crate::{Calendar, Error, Rate, SubjectKind};
 
 /// The word that removes a plan, role or scope.
 pub(super) const OFF: &str = "off";
@@ -104,7 +104,7 @@ struct PolicyPatch {
     #[serde(skip_serializing_if = "Option::is_none")]
     algorithm: Option<AlgorithmChoice>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<Vec<Subject>>,
+    key: Option<Vec<SubjectKind>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     shadow: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]

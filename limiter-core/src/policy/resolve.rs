@@ -7,7 +7,6 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::config::Subject;
 use super::ip::IpSet;
 use crate::{Check, Error, Key, Limit, Rate, Request, SubjectKind};
 
@@ -88,7 +87,7 @@ impl PlanLimits {
 #[derive(Debug, Clone)]
 pub(super) struct Policy {
     pub(super) name: Arc<str>,
-    pub(super) key: Vec<Subject>,
+    pub(super) key: Vec<SubjectKind>,
     pub(super) shadow: bool,
     pub(super) enabled: bool,
 }
@@ -290,24 +289,16 @@ impl PolicySet {
 }
 
 /// The first of `key` that the request has.
-fn subject<'r>(request: &'r Request, key: &[Subject]) -> Option<(SubjectKind, Cow<'r, str>)> {
-    key.iter().find_map(|s| match s {
-        Subject::Tenant => request
-            .tenant
-            .as_deref()
-            .map(|t| (SubjectKind::Tenant, Cow::Borrowed(t))),
-        Subject::User => request
-            .user
-            .as_deref()
-            .map(|u| (SubjectKind::User, Cow::Borrowed(u))),
-        Subject::ApiKey => request
-            .api_key
-            .as_ref()
-            .map(|k| (SubjectKind::ApiKey, Cow::Borrowed(k.id.as_str()))),
-        // IPv4-mapped IPv6 addresses count as their IPv4 address, as in the allow-list.
-        Subject::Ip => request
-            .client_ip
-            .map(|ip| (SubjectKind::Ip, Cow::Owned(ip.to_canonical().to_string()))),
+fn subject<'r>(request: &'r Request, key: &[SubjectKind]) -> Option<(SubjectKind, Cow<'r, str>)> {
+    key.iter().find_map(|&kind| {
+        let value = match kind {
+            SubjectKind::Tenant => Cow::Borrowed(request.tenant.as_deref()?),
+            SubjectKind::User => Cow::Borrowed(request.user.as_deref()?),
+            SubjectKind::ApiKey => Cow::Borrowed(request.api_key.as_ref()?.id.as_str()),
+            // IPv4-mapped IPv6 addresses count as their IPv4 address, as in the allow-list.
+            SubjectKind::Ip => Cow::Owned(request.client_ip?.to_canonical().to_string()),
+        };
+        Some((kind, value))
     })
 }
 

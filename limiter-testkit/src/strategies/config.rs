@@ -3,9 +3,9 @@
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 
-use limiter_core::Rate;
 use limiter_core::algorithm::SLIDING_LOG_MAX_LIMIT;
-use limiter_core::policy::{AlgorithmChoice, Config, IpNet, PlanConfig, PolicyConfig, Subject};
+use limiter_core::policy::{AlgorithmChoice, Config, IpNet, PlanConfig, PolicyConfig};
+use limiter_core::{Rate, SubjectKind};
 
 use super::rate::limit_up_to;
 use super::request::one_of;
@@ -35,7 +35,12 @@ pub fn rate_for(algorithms: &[AlgorithmChoice]) -> BoxedStrategy<Rate> {
 /// A policy's settings: one of `algorithms`, a non-empty key list in any order, shadow one
 /// time in five, disabled one time in ten.
 fn policy_config(algorithms: &[AlgorithmChoice]) -> BoxedStrategy<PolicyConfig> {
-    let subjects = vec![Subject::Tenant, Subject::User, Subject::ApiKey, Subject::Ip];
+    let subjects = vec![
+        SubjectKind::Tenant,
+        SubjectKind::User,
+        SubjectKind::ApiKey,
+        SubjectKind::Ip,
+    ];
     (
         select(algorithms.to_vec()),
         subsequence(subjects, 1..=4).prop_shuffle(),
