@@ -1,7 +1,9 @@
 //! The configuration model: defaults equal the design's tables, files and the environment
 //! override only what they name, and every malformed input is an error that names its path.
 
-use limiter_core::policy::{AlgorithmChoice, Config, IpNet, PlanConfig, PolicySet};
+use limiter_core::policy::{
+    AlgorithmChoice, Config, IpNet, PlanConfig, PoliciesConfig, PolicyKind, PolicySet,
+};
 use limiter_core::{Algorithm, Error, Rate, SubjectKind};
 
 /// DESIGN.md, "Default policies": plan -> (sustained, burst, daily).
@@ -106,8 +108,8 @@ fn defaults_are_the_design_tables() {
     ];
     let actual: Vec<_> = p.iter().collect();
     assert_eq!(actual.len(), expected.len());
-    for ((name, policy), (want_name, algorithm, key)) in actual.into_iter().zip(expected) {
-        assert_eq!(name, want_name);
+    for ((kind, policy), (name, algorithm, key)) in actual.into_iter().zip(expected) {
+        assert_eq!(kind.name(), name);
         assert_eq!(policy.algorithm, algorithm, "{name}");
         assert_eq!(policy.key, key, "{name}");
         assert!(policy.enabled && !policy.shadow, "{name}");
@@ -240,9 +242,9 @@ fn the_environment_overrides_the_file() {
     expected.roles.insert("owner".into(), rate("6000/hour"));
     expected.scopes.remove("export");
     expected.time_zone = "Europe/Paris".into();
-    expected.policies.scope.shadow = true;
-    expected.policies.scope.algorithm = AlgorithmChoice::SlidingWindow;
-    expected.policies.plan_burst.key = vec![SubjectKind::Tenant, SubjectKind::Ip];
+    expected.policies[PolicyKind::Scope].shadow = true;
+    expected.policies[PolicyKind::Scope].algorithm = AlgorithmChoice::SlidingWindow;
+    expected.policies[PolicyKind::PlanBurst].key = vec![SubjectKind::Tenant, SubjectKind::Ip];
     expected.ip_burst = rate("1000/minute");
     assert_eq!(config, expected);
     PolicySet::from_config(&config).expect("valid");
@@ -308,7 +310,7 @@ fn off_removes_defaults_and_survives_a_round_trip() {
     assert!(!config.roles.contains_key("member"));
     assert!(!config.scopes.contains_key("export"));
     assert_eq!(config.scopes["reports"], rate("2/minute"));
-    assert!(!config.policies.plan_daily.enabled);
+    assert!(!config.policies[PolicyKind::PlanDaily].enabled);
 
     let toml = config.to_toml_string().expect("serializes");
     assert_eq!(Config::from_toml_str(&toml).expect("reads back"), config);
@@ -727,5 +729,36 @@ fn a_policy_named_twice_is_an_error() {
     assert!(
         err.to_string().starts_with("duplicate field `scope`"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_policies_table_reads_back_on_its_own_and_needs_every_policy() {
+    let mut policies = PoliciesConfig::default();
+    policies[PolicyKind::Role].shadow = true;
+    let json = serde_json::to_string(&policies).expect("serializes");
+    let back: PoliciesConfig = serde_json::from_str(&json).expect("reads back");
+    assert_eq!(back, policies);
+
+    let scope =
+        r#"{"scope": {"algorithm": "auto", "key": ["ip"], "shadow": false, "enabled": true}}"#;
+    let err = serde_json::from_str::<PoliciesConfig>(scope).expect_err("incomplete");
+    assert!(
+        err.to_string()
+            .starts_with("missing field `plan_sustained`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_policies_table_also_reads_as_a_list_like_the_tables_around_it() {
+    let config = Config::from_toml_str("policies = [{}, {}, {}, { shadow = true }, {}, {}, {}]")
+        .expect("valid");
+    let mut expected = Config::default();
+    expected.policies[PolicyKind::Role].shadow = true;
+    assert_eq!(config, expected);
+    assert_eq!(
+        toml_error("policies = [{}, {}]"),
+        "invalid configuration at policies: invalid length 2, expected a table of policies"
     );
 }

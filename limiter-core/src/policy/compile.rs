@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::config::{
-    AUTO_SLIDING_LOG_MAX, AlgorithmChoice, Config, PoliciesConfig, PolicyConfig, check_key,
-    check_namespace,
+    AUTO_SLIDING_LOG_MAX, AlgorithmChoice, Config, PolicyConfig, check_key, check_namespace,
 };
 use super::ip::IpSet;
+use super::kind::PolicyKind;
 use super::resolve::{PlanLimits, Policy, PolicySet, ScopeLimit, compare_rates};
 use crate::algorithm::Algorithm;
 use crate::{Calendar, Error, Limit, Rate};
@@ -28,14 +28,17 @@ impl PolicySet {
     /// Validates `config` and compiles it. Every error names the path of the offending setting
     /// and says what is expected.
     pub fn from_config(config: &Config) -> Result<PolicySet, Error> {
+        use PolicyKind::{Anon, IpBurst, PlanBurst, PlanDaily, PlanSustained, Role, Scope};
         check_namespace(&config.namespace, "namespace")?;
         let calendar = Calendar::new(&config.time_zone)?;
         let p = &config.policies;
-        for (name, policy) in p.iter() {
-            check_key(&policy.key, &format!("policies.{name}.key"))?;
+        for (kind, policy) in p.iter() {
+            check_key(&policy.key, &format!("policies.{kind}.key"))?;
         }
-        let build = |rate: Rate, policy: &str, algorithm: AlgorithmChoice, path: &str| {
-            let algorithm = match algorithm {
+        // The limit that `kind` enforces at `rate`, set at `path`.
+        let build = |rate: Rate, kind: PolicyKind, path: &str| {
+            let choice = p[kind].algorithm;
+            let algorithm = match choice {
                 AlgorithmChoice::Gcra => Algorithm::Gcra,
                 AlgorithmChoice::SlidingWindow => Algorithm::SlidingWindow,
                 AlgorithmChoice::SlidingLog => Algorithm::SlidingLog,
@@ -46,13 +49,7 @@ impl PolicySet {
                 AlgorithmChoice::Auto => Algorithm::SlidingWindow,
             };
             Limit::new(rate, algorithm).map(Arc::new).map_err(|e| {
-                Error::config(
-                    path,
-                    format!(
-                        "{e}; policies.{policy}.algorithm is {}",
-                        algorithm_name(p, policy)
-                    ),
-                )
+                Error::config(path, format!("{e}; policies.{kind}.algorithm is {choice}"))
             })
         };
 
@@ -62,24 +59,9 @@ impl PolicySet {
             let path = |field: &str| format!("plans.{name}.{field}");
             let limits = PlanLimits {
                 name: name.as_str().into(),
-                sustained: build(
-                    plan.sustained,
-                    "plan_sustained",
-                    p.plan_sustained.algorithm,
-                    &path("sustained"),
-                )?,
-                burst: build(
-                    plan.burst,
-                    "plan_burst",
-                    p.plan_burst.algorithm,
-                    &path("burst"),
-                )?,
-                daily: build(
-                    plan.daily,
-                    "plan_daily",
-                    p.plan_daily.algorithm,
-                    &path("daily"),
-                )?,
+                sustained: build(plan.sustained, PlanSustained, &path("sustained"))?,
+                burst: build(plan.burst, PlanBurst, &path("burst"))?,
+                daily: build(plan.daily, PlanDaily, &path("daily"))?,
                 next: None,
             };
             plans.insert(name.clone(), limits);
@@ -110,18 +92,18 @@ impl PolicySet {
 
         let mut roles = HashMap::with_capacity(config.roles.len());
         for (name, rate) in &config.roles {
-            let limit = build(*rate, "role", p.role.algorithm, &format!("roles.{name}"))?;
+            let limit = build(*rate, Role, &format!("roles.{name}"))?;
             roles.insert(name.clone(), limit);
         }
         let mut scopes = HashMap::with_capacity(config.scopes.len());
         for (name, rate) in &config.scopes {
-            let limit = build(*rate, "scope", p.scope.algorithm, &format!("scopes.{name}"))?;
+            let limit = build(*rate, Scope, &format!("scopes.{name}"))?;
             let policy = format!("scope.{name}").into();
             scopes.insert(name.clone(), ScopeLimit { policy, limit });
         }
         let anon = match config.scopes.get("anon") {
-            Some(rate) => Some(build(*rate, "anon", p.anon.algorithm, "scopes.anon")?),
-            None if p.anon.enabled => {
+            Some(rate) => Some(build(*rate, Anon, "scopes.anon")?),
+            None if p[Anon].enabled => {
                 return Err(Error::config(
                     "scopes.anon",
                     "the anon policy is enabled but scopes.anon is not set; set its rate \
@@ -130,12 +112,7 @@ impl PolicySet {
             }
             None => None,
         };
-        let ip_burst = build(
-            config.ip_burst,
-            "ip_burst",
-            p.ip_burst.algorithm,
-            "ip_burst",
-        )?;
+        let ip_burst = build(config.ip_burst, IpBurst, "ip_burst")?;
 
         let b = &config.bypass;
         Ok(PolicySet {
@@ -153,32 +130,20 @@ impl PolicySet {
             scopes,
             anon,
             ip_burst,
-            plan_sustained: Policy::new("plan_sustained", &p.plan_sustained),
-            plan_burst: Policy::new("plan_burst", &p.plan_burst),
-            plan_daily: Policy::new("plan_daily", &p.plan_daily),
-            role: Policy::new("role", &p.role),
-            scope: Policy::new("scope", &p.scope),
-            anon_policy: Policy::new("anon", &p.anon),
-            ip_burst_policy: Policy::new("ip_burst", &p.ip_burst),
+            policies: PolicyKind::ALL.map(|kind| Policy::new(kind, &p[kind])),
         })
     }
 }
 
 impl Policy {
-    fn new(name: &str, config: &PolicyConfig) -> Policy {
+    fn new(kind: PolicyKind, config: &PolicyConfig) -> Policy {
         Policy {
-            name: name.into(),
+            name: kind.name().into(),
             key: config.key.clone(),
             shadow: config.shadow,
             enabled: config.enabled,
         }
     }
-}
-
-fn algorithm_name(p: &PoliciesConfig, policy: &str) -> &'static str {
-    p.iter()
-        .find(|(n, _)| *n == policy)
-        .map_or("?", |(_, c)| c.algorithm.name())
 }
 
 fn names<V>(map: &BTreeMap<String, V>) -> String {

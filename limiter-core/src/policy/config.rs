@@ -3,10 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::{Index, IndexMut};
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::ip::IpNet;
+use super::kind::{NAMES, PolicyKind, read_list, read_table};
 use crate::{Error, Rate, SubjectKind, Unit};
 
 /// The complete configuration of a [`PolicySet`](super::PolicySet).
@@ -18,12 +21,12 @@ use crate::{Error, Rate, SubjectKind, Unit};
 /// Build one in code by changing the defaults:
 ///
 /// ```
-/// use limiter_core::policy::{Config, PolicySet};
+/// use limiter_core::policy::{Config, PolicyKind, PolicySet};
 ///
 /// let mut config = Config::default();
 /// config.roles.insert("auditor".into(), "200/hour".parse()?);
 /// config.scopes.remove("export");
-/// config.policies.scope.shadow = true;
+/// config.policies[PolicyKind::Scope].shadow = true;
 /// let policies = PolicySet::from_config(&config)?;
 /// # Ok::<(), limiter_core::Error>(())
 /// ```
@@ -121,57 +124,77 @@ impl PlanConfig {
     }
 }
 
-/// The settings of every policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct PoliciesConfig {
-    /// The plan's sustained limit (default: sliding window, per tenant).
-    pub plan_sustained: PolicyConfig,
-    /// The plan's burst limit (default: GCRA, per tenant).
-    pub plan_burst: PolicyConfig,
-    /// The plan's daily quota (default: calendar day, per tenant).
-    pub plan_daily: PolicyConfig,
-    /// The role limit (default: sliding window, per user).
-    pub role: PolicyConfig,
-    /// The scope limit (default: `auto`, per user, or per IP when anonymous).
-    pub scope: PolicyConfig,
-    /// The anonymous limit, at the rate of `scopes.anon` (default: sliding window, per IP).
-    pub anon: PolicyConfig,
-    /// The per-IP burst limit at the rate of `ip_burst` (default: GCRA, per IP).
-    pub ip_burst: PolicyConfig,
-}
+/// The settings of every policy, indexed by kind:
+/// `config.policies[PolicyKind::Scope].shadow = true`.
+///
+/// Its serde form is the `[policies]` table: one entry per kind, named by
+/// [`PolicyKind::name`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoliciesConfig([PolicyConfig; PolicyKind::COUNT]);
 
 impl PoliciesConfig {
-    /// The policies with their configuration names, in the order their checks are listed.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &PolicyConfig)> {
-        [
-            ("plan_sustained", &self.plan_sustained),
-            ("plan_burst", &self.plan_burst),
-            ("plan_daily", &self.plan_daily),
-            ("role", &self.role),
-            ("scope", &self.scope),
-            ("anon", &self.anon),
-            ("ip_burst", &self.ip_burst),
-        ]
-        .into_iter()
+    /// Every policy with its kind, in the order of [`PolicyKind::ALL`].
+    pub fn iter(&self) -> impl Iterator<Item = (PolicyKind, &PolicyConfig)> {
+        PolicyKind::ALL.into_iter().zip(&self.0)
     }
 }
 
 impl Default for PoliciesConfig {
     fn default() -> Self {
-        use AlgorithmChoice::{Auto, Calendar, Gcra, SlidingWindow};
-        use SubjectKind::{ApiKey, Ip, Tenant, User};
-        PoliciesConfig {
-            plan_sustained: PolicyConfig::new(SlidingWindow, vec![Tenant, User, ApiKey, Ip]),
-            plan_burst: PolicyConfig::new(Gcra, vec![Tenant, User, ApiKey, Ip]),
-            plan_daily: PolicyConfig::new(Calendar, vec![Tenant, User, ApiKey, Ip]),
-            role: PolicyConfig::new(SlidingWindow, vec![User]),
-            scope: PolicyConfig::new(Auto, vec![User, ApiKey, Ip]),
-            anon: PolicyConfig::new(SlidingWindow, vec![Ip]),
-            ip_burst: PolicyConfig::new(Gcra, vec![Ip]),
-        }
+        PoliciesConfig(PolicyKind::ALL.map(PolicyConfig::default_for))
     }
+}
+
+impl Index<PolicyKind> for PoliciesConfig {
+    type Output = PolicyConfig;
+
+    fn index(&self, kind: PolicyKind) -> &PolicyConfig {
+        &self.0[kind.index()]
+    }
+}
+
+impl IndexMut<PolicyKind> for PoliciesConfig {
+    fn index_mut(&mut self, kind: PolicyKind) -> &mut PolicyConfig {
+        &mut self.0[kind.index()]
+    }
+}
+
+impl Serialize for PoliciesConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for PoliciesConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PoliciesConfig, D::Error> {
+        struct TableVisitor;
+        impl<'de> Visitor<'de> for TableVisitor {
+            type Value = PoliciesConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of policies")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<PoliciesConfig, A::Error> {
+                every_policy(read_table(map)?)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<PoliciesConfig, A::Error> {
+                every_policy(read_list(seq, &self)?)
+            }
+        }
+        d.deserialize_struct("PoliciesConfig", &NAMES, TableVisitor)
+    }
+}
+
+/// Every policy must be present, as every field of a struct must.
+fn every_policy<E: de::Error>(
+    mut table: [Option<PolicyConfig>; PolicyKind::COUNT],
+) -> Result<PoliciesConfig, E> {
+    let mut policies = PoliciesConfig::default();
+    for kind in PolicyKind::ALL {
+        policies[kind] = table[kind.index()]
+            .take()
+            .ok_or_else(|| E::missing_field(kind.name()))?;
+    }
+    Ok(policies)
 }
 
 /// How one policy counts and keys its limits.
@@ -191,6 +214,23 @@ pub struct PolicyConfig {
 }
 
 impl PolicyConfig {
+    /// The default settings of `kind` (the table in the [module docs](super)).
+    pub fn default_for(kind: PolicyKind) -> PolicyConfig {
+        use AlgorithmChoice::{Auto, Calendar, Gcra, SlidingWindow};
+        use SubjectKind::{ApiKey, Ip, Tenant, User};
+        match kind {
+            PolicyKind::PlanSustained => {
+                PolicyConfig::new(SlidingWindow, vec![Tenant, User, ApiKey, Ip])
+            }
+            PolicyKind::PlanBurst => PolicyConfig::new(Gcra, vec![Tenant, User, ApiKey, Ip]),
+            PolicyKind::PlanDaily => PolicyConfig::new(Calendar, vec![Tenant, User, ApiKey, Ip]),
+            PolicyKind::Role => PolicyConfig::new(SlidingWindow, vec![User]),
+            PolicyKind::Scope => PolicyConfig::new(Auto, vec![User, ApiKey, Ip]),
+            PolicyKind::Anon => PolicyConfig::new(SlidingWindow, vec![Ip]),
+            PolicyKind::IpBurst => PolicyConfig::new(Gcra, vec![Ip]),
+        }
+    }
+
     /// An enabled, enforced policy.
     pub fn new(algorithm: AlgorithmChoice, key: Vec<SubjectKind>) -> PolicyConfig {
         PolicyConfig {

@@ -7,6 +7,9 @@
 //!
 //! # The default policies
 //!
+//! Each policy is a [`PolicyKind`]; its settings ([`PolicyConfig`], under `[policies.<name>]`)
+//! default to [`PolicyConfig::default_for`] it.
+//!
 //! | policy           | rate                                  | algorithm        | keyed by (first present)   |
 //! |------------------|---------------------------------------|------------------|----------------------------|
 //! | `plan_sustained` | plan's `sustained` (free: 100/hour)   | `sliding_window` | tenant, user, api_key, ip  |
@@ -95,6 +98,7 @@
 mod compile;
 mod config;
 mod ip;
+mod kind;
 mod load;
 mod patch;
 mod resolve;
@@ -104,4 +108,5 @@ pub use config::{
     PolicyConfig,
 };
 pub use ip::IpNet;
+pub use kind::PolicyKind;
 pub use resolve::{BypassReason, PlanLimits, PolicySet, Resolution};

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, MapAccess, Visitor};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::config::{
@@ -17,6 +17,7 @@ use super::config::{
     check_namespace,
 };
 use super::ip::IpNet;
+use super::kind::{NAMES, PolicyKind, read_list, read_table};
 use crate::{Calendar, Error, Rate, SubjectKind};
 
 /// The word that removes a plan, role or scope.
@@ -76,23 +77,35 @@ struct PlanPatch {
     daily: Option<Rate>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table of policies")]
-struct PoliciesPatch {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    plan_sustained: Option<PolicyPatch>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    plan_burst: Option<PolicyPatch>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    plan_daily: Option<PolicyPatch>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<PolicyPatch>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<PolicyPatch>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    anon: Option<PolicyPatch>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ip_burst: Option<PolicyPatch>,
+/// The `[policies]` table: the patch of each kind it names.
+#[derive(Debug, Clone, Default)]
+struct PoliciesPatch([Option<PolicyPatch>; PolicyKind::COUNT]);
+
+impl Serialize for PoliciesPatch {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let named = PolicyKind::ALL.iter().zip(&self.0);
+        s.collect_map(named.filter_map(|(kind, patch)| Some((kind, patch.as_ref()?))))
+    }
+}
+
+impl<'de> Deserialize<'de> for PoliciesPatch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PoliciesPatch, D::Error> {
+        struct TableVisitor;
+        impl<'de> Visitor<'de> for TableVisitor {
+            type Value = PoliciesPatch;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of policies")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<PoliciesPatch, A::Error> {
+                read_table(map).map(PoliciesPatch)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<PoliciesPatch, A::Error> {
+                let table = read_list::<A, Option<PolicyPatch>>(seq, &self)?;
+                Ok(PoliciesPatch(table.map(Option::flatten)))
+            }
+        }
+        d.deserialize_struct("PoliciesPatch", &NAMES, TableVisitor)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -217,14 +230,9 @@ impl ConfigPatch {
         merge_rates(&mut base.roles, self.roles);
         merge_rates(&mut base.scopes, self.scopes);
         if let Some(p) = self.policies {
-            let base = &mut base.policies;
-            apply_policy(&mut base.plan_sustained, p.plan_sustained, "plan_sustained")?;
-            apply_policy(&mut base.plan_burst, p.plan_burst, "plan_burst")?;
-            apply_policy(&mut base.plan_daily, p.plan_daily, "plan_daily")?;
-            apply_policy(&mut base.role, p.role, "role")?;
-            apply_policy(&mut base.scope, p.scope, "scope")?;
-            apply_policy(&mut base.anon, p.anon, "anon")?;
-            apply_policy(&mut base.ip_burst, p.ip_burst, "ip_burst")?;
+            for (kind, patch) in PolicyKind::ALL.into_iter().zip(p.0) {
+                apply_policy(&mut base.policies[kind], patch, kind)?;
+            }
         }
         Ok(())
     }
@@ -270,11 +278,11 @@ fn merge_rates(base: &mut BTreeMap<String, Rate>, patch: Option<BTreeMap<String,
 fn apply_policy(
     base: &mut PolicyConfig,
     patch: Option<PolicyPatch>,
-    name: &str,
+    kind: PolicyKind,
 ) -> Result<(), Error> {
     if let Some(p) = patch {
         if let Some(key) = &p.key {
-            check_key(key, &format!("policies.{name}.key"))?;
+            check_key(key, &format!("policies.{kind}.key"))?;
         }
         set(&mut base.algorithm, p.algorithm);
         set(&mut base.key, p.key);
@@ -331,7 +339,7 @@ impl From<Config> for ConfigPatch {
             plans: Some(plans),
             roles: Some(rates_patch(config.roles, defaults.roles)),
             scopes: Some(rates_patch(config.scopes, defaults.scopes)),
-            policies: Some(policies_patch(config.policies)),
+            policies: Some(policies_patch(&config.policies)),
         }
     }
 }
@@ -358,22 +366,14 @@ fn rates_patch(
     out
 }
 
-fn policies_patch(p: PoliciesConfig) -> PoliciesPatch {
-    let full = |c: PolicyConfig| {
+fn policies_patch(p: &PoliciesConfig) -> PoliciesPatch {
+    PoliciesPatch(PolicyKind::ALL.map(|kind| {
+        let c = &p[kind];
         Some(PolicyPatch {
             algorithm: Some(c.algorithm),
-            key: Some(c.key),
+            key: Some(c.key.clone()),
             shadow: Some(c.shadow),
             enabled: Some(c.enabled),
         })
-    };
-    PoliciesPatch {
-        plan_sustained: full(p.plan_sustained),
-        plan_burst: full(p.plan_burst),
-        plan_daily: full(p.plan_daily),
-        role: full(p.role),
-        scope: full(p.scope),
-        anon: full(p.anon),
-        ip_burst: full(p.ip_burst),
-    }
+    }))
 }

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::ip::IpSet;
+use super::kind::PolicyKind;
 use crate::{Check, Error, Key, Limit, Rate, Request, SubjectKind};
 
 /// Why a request was let through without counting.
@@ -136,13 +137,8 @@ pub struct PolicySet {
     pub(super) scopes: HashMap<String, ScopeLimit>,
     pub(super) anon: Option<Arc<Limit>>,
     pub(super) ip_burst: Arc<Limit>,
-    pub(super) plan_sustained: Policy,
-    pub(super) plan_burst: Policy,
-    pub(super) plan_daily: Policy,
-    pub(super) role: Policy,
-    pub(super) scope: Policy,
-    pub(super) anon_policy: Policy,
-    pub(super) ip_burst_policy: Policy,
+    /// How each kind applies, indexed by kind.
+    pub(super) policies: [Policy; PolicyKind::COUNT],
 }
 
 impl PolicySet {
@@ -185,6 +181,7 @@ impl PolicySet {
     ///
     /// Errors: a cost of 0, or a plan that is not configured.
     pub fn resolve(&self, request: &Request) -> Result<Resolution, Error> {
+        use PolicyKind::{Anon, IpBurst, PlanBurst, PlanDaily, PlanSustained, Role, Scope};
         if request.cost == 0 {
             return Err(Error::InvalidRequest(
                 "the request's cost is 0; expected at least 1".into(),
@@ -195,13 +192,17 @@ impl PolicySet {
         }
         let cost = u64::from(request.cost);
         let mut checks = Vec::with_capacity(6);
-        let mut push = |policy: &Policy, name: &Arc<str>, limit: &Arc<Limit>| {
+        // A check of `kind` against `limit`, named `name` if given (a scope's checks are named
+        // `scope.<name>`), else after its kind.
+        let mut push = |kind: PolicyKind, limit: &Arc<Limit>, name: Option<&Arc<str>>| {
+            let policy = self.policy(kind);
             if !policy.enabled {
                 return;
             }
-            if let Some((kind, value)) = subject(request, &policy.key) {
+            let name = name.unwrap_or(&policy.name);
+            if let Some((subject_kind, value)) = subject(request, &policy.key) {
                 checks.push(Check {
-                    key: Key::new(&self.namespace, name, kind, &value),
+                    key: Key::new(&self.namespace, name, subject_kind, &value),
                     policy: Arc::clone(name),
                     limit: Arc::clone(limit),
                     cost,
@@ -212,7 +213,7 @@ impl PolicySet {
         let anonymous = request.is_anonymous();
         if anonymous {
             if let Some(limit) = &self.anon {
-                push(&self.anon_policy, &self.anon_policy.name, limit);
+                push(Anon, limit, None);
             }
         } else {
             let plan_name = request.plan.as_deref().unwrap_or(&self.default_plan);
@@ -222,35 +223,31 @@ impl PolicySet {
                     known: self.plan_names.clone(),
                 });
             };
-            push(
-                &self.plan_sustained,
-                &self.plan_sustained.name,
-                &plan.sustained,
-            );
-            push(&self.plan_burst, &self.plan_burst.name, &plan.burst);
-            push(&self.plan_daily, &self.plan_daily.name, &plan.daily);
+            push(PlanSustained, &plan.sustained, None);
+            push(PlanBurst, &plan.burst, None);
+            push(PlanDaily, &plan.daily, None);
             let role = request
                 .roles
                 .iter()
                 .filter_map(|r| self.roles.get(r))
                 .max_by(|a, b| compare_rates(a.rate(), b.rate()));
             if let Some(limit) = role {
-                push(&self.role, &self.role.name, limit);
+                push(Role, limit, None);
             }
         }
         if let Some(scope) = request.scope.as_deref() {
             // For an anonymous request the anon policy already counts the anon rate per IP.
-            let counted = anonymous && scope == "anon" && self.anon_policy.enabled;
+            let counted = anonymous && scope == "anon" && self.policy(Anon).enabled;
             if let Some(s) = self.scopes.get(scope).filter(|_| !counted) {
-                push(&self.scope, &s.policy, &s.limit);
+                push(Scope, &s.limit, Some(&s.policy));
             }
         }
-        push(
-            &self.ip_burst_policy,
-            &self.ip_burst_policy.name,
-            &self.ip_burst,
-        );
+        push(IpBurst, &self.ip_burst, None);
         Ok(Resolution::Limits(checks))
+    }
+
+    fn policy(&self, kind: PolicyKind) -> &Policy {
+        &self.policies[kind.index()]
     }
 
     fn bypass(&self, request: &Request) -> Option<BypassReason> {

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 
 use limiter_core::algorithm::SLIDING_LOG_MAX_LIMIT;
-use limiter_core::policy::{AlgorithmChoice, Config, IpNet, PlanConfig, PolicyConfig};
+use limiter_core::policy::{AlgorithmChoice, Config, IpNet, PlanConfig, PolicyConfig, PolicyKind};
 use limiter_core::{Rate, SubjectKind};
 
 use super::rate::limit_up_to;
@@ -151,13 +151,13 @@ pub fn config() -> BoxedStrategy<Config> {
                     Just(None).boxed()
                 };
                 let ip_burst_rate = rate_for(&[ip_burst.algorithm]);
-                config.policies.plan_sustained = sustained;
-                config.policies.plan_burst = burst;
-                config.policies.plan_daily = daily;
-                config.policies.role = role;
-                config.policies.scope = scope;
-                config.policies.anon = anon;
-                config.policies.ip_burst = ip_burst;
+                config.policies[PolicyKind::PlanSustained] = sustained;
+                config.policies[PolicyKind::PlanBurst] = burst;
+                config.policies[PolicyKind::PlanDaily] = daily;
+                config.policies[PolicyKind::Role] = role;
+                config.policies[PolicyKind::Scope] = scope;
+                config.policies[PolicyKind::Anon] = anon;
+                config.policies[PolicyKind::IpBurst] = ip_burst;
                 (
                     Just(config),
                     plans,
