@@ -48,26 +48,17 @@ async fn allows_exactly_the_limit(store: &dyn Store, namespace: &str, limit: Lim
         .await;
 }
 
-/// A GCRA of 7/minute admits exactly 7 requests at one instant, and denies the 8th; requests of
-/// cost 2 take two units each.
-pub async fn gcra_allows_exactly_the_limit(store: &dyn Store, namespace: &str) {
-    allows_exactly_the_limit(store, namespace, gcra(7, Unit::Minute)).await;
-}
-
-/// As [`gcra_allows_exactly_the_limit`], for a sliding window of 7/minute.
-pub async fn sliding_window_allows_exactly_the_limit(store: &dyn Store, namespace: &str) {
-    allows_exactly_the_limit(store, namespace, sliding_window(7, Unit::Minute)).await;
-}
-
-/// As [`gcra_allows_exactly_the_limit`], for a sliding log of 7/minute.
-pub async fn sliding_log_allows_exactly_the_limit(store: &dyn Store, namespace: &str) {
-    allows_exactly_the_limit(store, namespace, sliding_log(7, Unit::Minute)).await;
-}
-
-/// As [`gcra_allows_exactly_the_limit`], for a calendar window of 7/day in UTC.
-pub async fn calendar_allows_exactly_the_limit(store: &dyn Store, namespace: &str) {
-    allows_exactly_the_limit(store, namespace, calendar(7, "UTC")).await;
-}
+per_algorithm!(allows_exactly_the_limit {
+    /// A GCRA of 7/minute admits exactly 7 requests at one instant, and denies the 8th;
+    /// requests of cost 2 take two units each.
+    gcra_allows_exactly_the_limit => gcra(7, Unit::Minute);
+    /// As [`gcra_allows_exactly_the_limit`], for a sliding window of 7/minute.
+    sliding_window_allows_exactly_the_limit => sliding_window(7, Unit::Minute);
+    /// As [`gcra_allows_exactly_the_limit`], for a sliding log of 7/minute.
+    sliding_log_allows_exactly_the_limit => sliding_log(7, Unit::Minute);
+    /// As [`gcra_allows_exactly_the_limit`], for a calendar window of 7/day in UTC.
+    calendar_allows_exactly_the_limit => calendar(7, "UTC");
+});
 
 /// After denials, every later instant gives exactly the allowance it would have given had the
 /// denials never happened: a key that was denied behaves as its twin that was not.

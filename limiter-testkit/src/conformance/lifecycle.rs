@@ -1,7 +1,6 @@
 //! Peek, reset and refund.
 
 use limiter_core::batch::Check;
-use limiter_core::time::Micros;
 use limiter_core::{Limit, Store, Unit, Verdict};
 
 use super::run::Run;
@@ -112,7 +111,7 @@ pub async fn refund_gives_units_back(store: &dyn Store, namespace: &str) {
     }
 }
 
-/// R1 charges 5 of 10 just before a window (or day) ends; R2 charges 5 just after, in the next
+/// R1 charges 5 of 10 just before a window (or a day) ends; R2 charges 5 just after, in the next
 /// one; then R1's charge is given back, naming the time it was charged. The key must then read
 /// exactly as its twin that only R2 charged, at once and later: the refund took nothing of
 /// R2's. (A refund that took from the newest charge, or from the current window, would leave
@@ -121,9 +120,10 @@ async fn refund_never_removes_another_requests_charge(
     store: &dyn Store,
     namespace: &str,
     limit: Limit,
-    boundary: Micros,
 ) {
     let run = Run { store, namespace };
+    // The end of a window (or a day): BASE_NOW is a UTC midnight.
+    let boundary = BASE_NOW + 10 * span(&limit);
     let (r1_at, r2_at) = (boundary - SECOND, boundary + SECOND);
     let refunded = run.check("refunded", &limit, 5);
     let twin = run.check("twin", &limit, 5);
@@ -153,42 +153,18 @@ async fn refund_never_removes_another_requests_charge(
     }
 }
 
-/// A refund never removes another request's charge, for a GCRA of 10/minute: R1 charges 5 just
-/// before a minute ends, R2 charges 5 just after, R1's charge is given back, and the key then
-/// reads exactly as its twin that only R2 charged.
-pub async fn gcra_refund_never_removes_another_requests_charge(store: &dyn Store, namespace: &str) {
-    let limit = gcra(10, Unit::Minute);
-    refund_never_removes_another_requests_charge(store, namespace, limit, BASE_NOW + 10 * MINUTE)
-        .await;
-}
-
-/// As [`gcra_refund_never_removes_another_requests_charge`], for a sliding window of 10/minute.
-pub async fn sliding_window_refund_never_removes_another_requests_charge(
-    store: &dyn Store,
-    namespace: &str,
-) {
-    let limit = sliding_window(10, Unit::Minute);
-    refund_never_removes_another_requests_charge(store, namespace, limit, BASE_NOW + 10 * MINUTE)
-        .await;
-}
-
-/// As [`gcra_refund_never_removes_another_requests_charge`], for a sliding log of 10/minute.
-pub async fn sliding_log_refund_never_removes_another_requests_charge(
-    store: &dyn Store,
-    namespace: &str,
-) {
-    let limit = sliding_log(10, Unit::Minute);
-    refund_never_removes_another_requests_charge(store, namespace, limit, BASE_NOW + 10 * MINUTE)
-        .await;
-}
-
-/// As [`gcra_refund_never_removes_another_requests_charge`], for a calendar window of 10/day in
-/// UTC, across midnight.
-pub async fn calendar_refund_never_removes_another_requests_charge(
-    store: &dyn Store,
-    namespace: &str,
-) {
-    let limit = calendar(10, "UTC");
-    refund_never_removes_another_requests_charge(store, namespace, limit, BASE_NOW + 24 * HOUR)
-        .await;
-}
+per_algorithm!(refund_never_removes_another_requests_charge {
+    /// A refund never removes another request's charge, for a GCRA of 10/minute: R1 charges 5
+    /// just before a minute ends, R2 charges 5 just after, R1's charge is given back, and the
+    /// key then reads exactly as its twin that only R2 charged.
+    gcra_refund_never_removes_another_requests_charge => gcra(10, Unit::Minute);
+    /// As [`gcra_refund_never_removes_another_requests_charge`], for a sliding window of
+    /// 10/minute.
+    sliding_window_refund_never_removes_another_requests_charge =>
+        sliding_window(10, Unit::Minute);
+    /// As [`gcra_refund_never_removes_another_requests_charge`], for a sliding log of 10/minute.
+    sliding_log_refund_never_removes_another_requests_charge => sliding_log(10, Unit::Minute);
+    /// As [`gcra_refund_never_removes_another_requests_charge`], for a calendar window of
+    /// 10/day in UTC, across midnight.
+    calendar_refund_never_removes_another_requests_charge => calendar(10, "UTC");
+});

@@ -17,6 +17,18 @@ use std::time::SystemTime;
 
 use limiter_core::Store;
 
+/// Defines one public contract per algorithm, each running `$scenario` on its limit.
+macro_rules! per_algorithm {
+    ($scenario:ident { $($(#[$doc:meta])* $name:ident => $limit:expr;)* }) => {
+        $(
+            $(#[$doc])*
+            pub async fn $name(store: &dyn Store, namespace: &str) {
+                $scenario(store, namespace, $limit).await;
+            }
+        )*
+    };
+}
+
 mod admission;
 mod batch;
 mod concurrency;

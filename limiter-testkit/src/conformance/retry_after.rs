@@ -51,22 +51,13 @@ async fn retry_after_is_exact(store: &dyn Store, namespace: &str, limit: Limit) 
     }
 }
 
-/// Retry-after is exact for a GCRA of 5/minute.
-pub async fn gcra_retry_after_is_exact(store: &dyn Store, namespace: &str) {
-    retry_after_is_exact(store, namespace, gcra(5, Unit::Minute)).await;
-}
-
-/// Retry-after is exact for a sliding window of 5/minute.
-pub async fn sliding_window_retry_after_is_exact(store: &dyn Store, namespace: &str) {
-    retry_after_is_exact(store, namespace, sliding_window(5, Unit::Minute)).await;
-}
-
-/// Retry-after is exact for a sliding log of 5/minute.
-pub async fn sliding_log_retry_after_is_exact(store: &dyn Store, namespace: &str) {
-    retry_after_is_exact(store, namespace, sliding_log(5, Unit::Minute)).await;
-}
-
-/// Retry-after is exact for a calendar window of 5/day in `Europe/Paris`.
-pub async fn calendar_retry_after_is_exact(store: &dyn Store, namespace: &str) {
-    retry_after_is_exact(store, namespace, calendar(5, "Europe/Paris")).await;
-}
+per_algorithm!(retry_after_is_exact {
+    /// Retry-after is exact for a GCRA of 5/minute.
+    gcra_retry_after_is_exact => gcra(5, Unit::Minute);
+    /// Retry-after is exact for a sliding window of 5/minute.
+    sliding_window_retry_after_is_exact => sliding_window(5, Unit::Minute);
+    /// Retry-after is exact for a sliding log of 5/minute.
+    sliding_log_retry_after_is_exact => sliding_log(5, Unit::Minute);
+    /// Retry-after is exact for a calendar window of 5/day in `Europe/Paris`.
+    calendar_retry_after_is_exact => calendar(5, "Europe/Paris");
+});
