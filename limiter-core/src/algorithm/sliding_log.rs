@@ -66,22 +66,18 @@ pub(super) fn apply(period: Micros, state: &mut State, now: Micros, cost: u64) {
     }
 }
 
-/// Removes up to `amount` entries stamped `charged_at`, the newest first: entries of the same
-/// instant are interchangeable, and a later request's entries are never touched. Entries that
-/// already left the window, or that a clock gone back stamped later, stay: nothing is given
-/// back that is not certainly the charge's own.
+/// Removes up to `amount` entries stamped `charged_at`: entries of one instant are
+/// interchangeable, and a later request's entries are never touched. Entries that already left
+/// the window, or that a clock gone back stamped later, stay: nothing is given back that is not
+/// certainly the charge's own. Entries are in time order (`apply` never appends an earlier one),
+/// so the charge's instant is one run of them.
 pub(super) fn refund(state: &mut State, amount: u64, charged_at: Micros) {
     if let State::Log { entries } = state {
-        let mut left = amount;
-        let mut i = entries.len();
-        while left > 0 && i > 0 {
-            i -= 1;
-            if entries[i] == charged_at {
-                entries.remove(i);
-                left -= 1;
-            } else if entries[i] < charged_at {
-                break;
-            }
-        }
+        let end = entries.partition_point(|&t| t <= charged_at);
+        let start = entries[..end].partition_point(|&t| t < charged_at);
+        let n = usize::try_from(amount)
+            .unwrap_or(usize::MAX)
+            .min(end - start);
+        entries.drain(end - n..end);
     }
 }
