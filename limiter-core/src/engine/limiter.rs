@@ -116,10 +116,9 @@ impl Limiter {
             .collect();
         let batch = Batch::new(charged)?;
         let inner = &*self.inner;
-        let mut options = EvalOptions::refund(inner.clock.now(), charge.at);
-        if let Some(timeout) = inner.timeout {
-            options = options.with_timeout(timeout);
-        }
+        let options = self.options(Mode::Refund {
+            charged_at: charge.at,
+        });
         let store = match (&inner.fail_mode, charge.fallback) {
             (FailMode::Fallback(fallback), true) => &**fallback,
             _ => &*inner.store,
@@ -160,17 +159,13 @@ impl Limiter {
             Resolution::Limits(checks) => checks,
         };
         let batch = Batch::new(checks)?;
-        let mut options = EvalOptions::at(inner.clock.now());
-        if let Some(timeout) = inner.timeout {
-            options = options.with_timeout(timeout);
-        }
+        let options = self.options(mode);
         let cost = u64::from(request.cost);
-        let answer = ask(&*inner.store, &batch, options.clone().with_mode(mode)).await;
+        let answer = ask(&*inner.store, &batch, &options).await;
         let decision = match answer {
             Ok(outcome) => to_decision(batch, outcome, cost, None, mode),
             Err(error) => {
-                let Some((decision, used)) = self.fail(batch, &options, mode, cost, &error).await
-                else {
+                let Some((decision, used)) = self.fail(batch, &options, cost, &error).await else {
                     return Err(error);
                 };
                 if mode == Mode::Consume {
@@ -189,11 +184,19 @@ impl Limiter {
         Ok(decision)
     }
 
+    /// The options of a store call in `mode`: the clock's `now` and the limiter's timeout.
+    fn options(&self, mode: Mode) -> EvalOptions {
+        let options = EvalOptions::at(self.inner.clock.now()).with_mode(mode);
+        match self.inner.timeout {
+            Some(timeout) => options.with_timeout(timeout),
+            None => options,
+        }
+    }
+
     async fn fail(
         &self,
         batch: Batch,
         options: &EvalOptions,
-        mode: Mode,
         cost: u64,
         error: &Error,
     ) -> Option<(Decision, FailModeUsed)> {
@@ -213,10 +216,10 @@ impl Limiter {
             )),
             // If the fallback fails too, the caller returns the primary store's error.
             FailMode::Fallback(fallback) => {
-                let outcome = ask(&**fallback, &batch, options.clone().with_mode(mode)).await;
+                let outcome = ask(&**fallback, &batch, options).await;
                 outcome.ok().map(|outcome| {
                     let failure = Some(failure(FailModeUsed::Fallback));
-                    let mut decision = to_decision(batch, outcome, cost, failure, mode);
+                    let mut decision = to_decision(batch, outcome, cost, failure, options.mode);
                     if let Some(charge) = &mut decision.charge {
                         charge.fallback = true;
                     }
@@ -272,9 +275,9 @@ impl Limiter {
 async fn ask(
     store: &dyn Store,
     batch: &Batch,
-    options: EvalOptions,
+    options: &EvalOptions,
 ) -> Result<BatchOutcome, Error> {
-    let outcome = store.evaluate(batch, &options).await?;
+    let outcome = store.evaluate(batch, options).await?;
     if outcome.statuses.len() != batch.len() {
         return Err(Error::store(
             store,
