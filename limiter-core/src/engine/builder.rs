@@ -1,4 +1,4 @@
-//! [`LimiterBuilder`].
+//! [`LimiterBuilder`], and the [`Limiter`] constructors that return one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +21,22 @@ pub struct LimiterBuilder {
     approaching_percent: u8,
 }
 
+// The constructors live beside the builder they return, so that the engine, which the builder
+// fills in, does not in turn depend on the builder.
+impl Limiter {
+    /// A builder over `policies` and `store`.
+    pub fn builder(policies: PolicySet, store: impl Store + 'static) -> LimiterBuilder {
+        LimiterBuilder::new(policies, Arc::new(store))
+    }
+
+    /// A limiter with the builder's defaults.
+    pub fn new(policies: PolicySet, store: impl Store + 'static) -> Limiter {
+        Limiter::builder(policies, store).build()
+    }
+}
+
 impl LimiterBuilder {
-    pub(super) fn new(policies: PolicySet, store: Arc<dyn Store>) -> Self {
+    fn new(policies: PolicySet, store: Arc<dyn Store>) -> Self {
         LimiterBuilder {
             policies,
             store,

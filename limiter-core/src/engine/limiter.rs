@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Event, FailMode, Hook, LimiterBuilder, Threshold};
+use super::{Event, FailMode, Hook, Threshold};
 use crate::batch::{Batch, BatchOutcome, Check, Mode};
 use crate::decision::{Charge, Decision, FailModeUsed, PolicyStatus, StoreFailure};
 use crate::{Clock, Error, ErrorKind, EvalOptions, Key, PolicySet, Request, Resolution, Store};
@@ -48,16 +48,6 @@ pub(super) struct Inner {
 }
 
 impl Limiter {
-    /// A builder over `policies` and `store`.
-    pub fn builder(policies: PolicySet, store: impl Store + 'static) -> LimiterBuilder {
-        LimiterBuilder::new(policies, Arc::new(store))
-    }
-
-    /// A limiter with the builder's defaults.
-    pub fn new(policies: PolicySet, store: impl Store + 'static) -> Limiter {
-        Limiter::builder(policies, store).build()
-    }
-
     /// Decides `request` and, if it is admitted, charges every limit that applies.
     ///
     /// `Ok` with a denied [`Decision`] when limited; `Err` only for an invalid request (a cost
