@@ -140,6 +140,9 @@ pub enum Mode {
 /// If it is and `mode` is [`Mode::Consume`], every enforced check, and every shadow check that
 /// itself allowed, is applied to its state; in [`Mode::Refund`], every check is first given
 /// back its cost; otherwise no state changes.
+///
+/// A batch that is not admitted charges nothing, so the limits that allowed report the figures
+/// as they stand ([`Limit::standing`]), not as they would be after a charge that never happens.
 pub fn evaluate<C: Borrow<Check>, S: DerefMut<Target = State>>(
     checks: &[C],
     states: &mut [S],
@@ -161,6 +164,13 @@ pub fn evaluate<C: Borrow<Check>, S: DerefMut<Target = State>>(
         let status = check.limit.check(state, now, check.cost);
         allowed &= check.shadow || status.is_allowed();
         out.push(status);
+    }
+    if !allowed {
+        for ((check, state), status) in checks.iter().zip(states.iter()).zip(out.iter_mut()) {
+            if status.is_allowed() {
+                *status = check.borrow().limit.standing(state, now);
+            }
+        }
     }
     if allowed && mode == Mode::Consume {
         for ((check, state), status) in checks.iter().zip(states.iter_mut()).zip(out.iter()) {

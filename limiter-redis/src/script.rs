@@ -190,6 +190,9 @@ pub(crate) struct Reply {
     pub(crate) admitted: bool,
     pub(crate) statuses: Vec<LimitStatus>,
     pub(crate) at: Micros,
+    /// The states the script read (left, for a refund), from which a batch that spans slots
+    /// reports what stands when another slot denied it.
+    pub(crate) states: Vec<State>,
 }
 
 /// Reads a reply (`'<BI8'` admitted and the time used, then each key's value before the call,
@@ -246,6 +249,7 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
         admitted,
         statuses,
         at: now,
+        states,
     })
 }
 
@@ -319,6 +323,7 @@ mod tests {
             admitted,
             statuses,
             at,
+            ..
         } = parse_reply(
             reply(1, NOW, &[encoded.as_slice()]),
             ScriptMode::Consume,

@@ -16,9 +16,7 @@ use fred::types::config::{Config, Options, ServerConfig};
 use fred::types::{Builder, Key as FredKey, Value};
 use fred::util::redis_keyslot;
 use limiter_core::time::MAX_TIMESTAMP;
-use limiter_core::{
-    Batch, BatchOutcome, Check, Error, EvalOptions, Key, LimitStatus, Micros, Mode, Store,
-};
+use limiter_core::{Batch, BatchOutcome, Check, Error, EvalOptions, Key, LimitStatus, Mode, Store};
 
 use crate::config::{RedisConfig, TimeSource};
 use crate::error::{RedisError, to_core};
@@ -297,88 +295,86 @@ impl RedisStore {
         if !peek.allowed {
             return Ok(peek);
         }
-        let n = groups.iter().map(|g| g.0.len()).sum();
-        let mut statuses: Vec<Option<LimitStatus>> = vec![None; n];
         let consumed = join_all(
             groups
                 .iter()
                 .map(|(_, checks)| self.decide(ScriptMode::Consume, checks, options)),
         )
         .await;
-        let mut admitted = true;
-        let mut at = 0;
-        let mut taken: Vec<(Micros, Vec<&Check>)> = Vec::new();
-        let mut failure = None;
-        for ((indices, checks), result) in groups.iter().zip(consumed) {
-            match result {
-                Ok(reply) => {
-                    admitted &= reply.admitted;
-                    at = at.max(reply.at);
-                    let mut group = Vec::new();
-                    for ((&i, &check), status) in indices.iter().zip(checks).zip(reply.statuses) {
-                        if reply.admitted && status.is_allowed() {
-                            group.push(check);
-                        }
-                        statuses[i] = Some(status);
-                    }
-                    taken.push((reply.at, group));
-                }
-                Err(e) => {
-                    admitted = false;
-                    failure.get_or_insert(e);
-                }
-            }
-        }
+        let admitted = consumed
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.admitted));
         if !admitted {
-            // If giving back fails, those limits stay charged until they refill: fewer
-            // requests admitted for a while, never more.
-            let refunds = taken
+            // A concurrent decision took the room between peek and consume: give back what
+            // the slots that admitted took, at the time each charged. If giving back fails,
+            // those limits stay charged until they refill: fewer requests admitted for a
+            // while, never more.
+            let refunds = groups
                 .iter()
-                .filter(|(_, group)| !group.is_empty())
-                .map(|(at, group)| self.decide(ScriptMode::Refund(*at), group, options));
+                .zip(&consumed)
+                .filter_map(|((_, checks), reply)| {
+                    let reply = reply.as_ref().ok().filter(|r| r.admitted)?;
+                    let taken: Vec<&Check> = checks
+                        .iter()
+                        .zip(&reply.statuses)
+                        .filter(|(_, status)| status.is_allowed())
+                        .map(|(&check, _)| check)
+                        .collect();
+                    Some(async move {
+                        self.decide(ScriptMode::Refund(reply.at), &taken, options)
+                            .await
+                    })
+                });
             let _ = join_all(refunds).await;
         }
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        Ok(BatchOutcome {
-            allowed: admitted,
-            statuses: statuses.into_iter().flatten().collect(),
-            at,
-        })
+        let replies = consumed.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(assemble(&groups, replies))
     }
 
-    /// One script call per slot group in `mode` (a peek or a refund), answered as one batch:
-    /// admitted if every slot admits.
+    /// One script call per slot group in `mode` (a peek or a refund), answered as one batch.
     async fn each_slot(
         &self,
         mode: ScriptMode,
         groups: &[(Vec<usize>, Vec<&Check>)],
         options: &EvalOptions,
     ) -> Result<BatchOutcome, Error> {
-        let n = groups.iter().map(|g| g.0.len()).sum();
         let replies = join_all(
             groups
                 .iter()
                 .map(|(_, checks)| self.decide(mode, checks, options)),
         )
         .await;
-        let mut statuses: Vec<Option<LimitStatus>> = vec![None; n];
-        let mut outcome = BatchOutcome {
-            allowed: true,
-            statuses: Vec::new(),
-            at: 0,
-        };
-        for ((indices, _), reply) in groups.iter().zip(replies) {
-            let reply = reply?;
-            outcome.allowed &= reply.admitted;
-            outcome.at = outcome.at.max(reply.at);
-            for (&i, status) in indices.iter().zip(reply.statuses) {
-                statuses[i] = Some(status);
-            }
+        let replies = replies.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(assemble(groups, replies))
+    }
+}
+
+/// The answers of the slots of one batch as one answer: admitted if every slot admitted. A
+/// batch that some slot denied charged nothing (or was given back), so the limits that allowed
+/// report what stands, from the states their slot read, as `batch::evaluate` does for one slot.
+fn assemble(groups: &[(Vec<usize>, Vec<&Check>)], replies: Vec<Reply>) -> BatchOutcome {
+    let n = groups.iter().map(|g| g.0.len()).sum();
+    let allowed = replies.iter().all(|r| r.admitted);
+    let at = replies.iter().map(|r| r.at).max().unwrap_or(0);
+    let mut statuses: Vec<Option<LimitStatus>> = vec![None; n];
+    for ((indices, checks), reply) in groups.iter().zip(replies) {
+        let parts = indices
+            .iter()
+            .zip(checks)
+            .zip(reply.statuses)
+            .zip(&reply.states);
+        for (((&i, check), status), state) in parts {
+            statuses[i] = Some(if allowed || !status.is_allowed() {
+                status
+            } else {
+                check.limit.standing(state, reply.at)
+            });
         }
-        outcome.statuses = statuses.into_iter().flatten().collect();
-        Ok(outcome)
+    }
+    BatchOutcome {
+        allowed,
+        statuses: statuses.into_iter().flatten().collect(),
+        at,
     }
 }
 

@@ -115,8 +115,9 @@ async fn a_slot_denying_leaves_the_other_slots_uncharged() {
         let outcome = store.evaluate(&b, &at(NOW)).await.expect("evaluate");
         assert!(!outcome.allowed, "attempt {n}: {outcome:?}");
         assert_eq!(outcome.statuses[0].verdict, Verdict::Allowed);
+        // Nothing was charged, so roomy reports what stands: all 10.
         assert_eq!(
-            outcome.statuses[0].remaining, 9,
+            outcome.statuses[0].remaining, 10,
             "attempt {n}: the status of roomy"
         );
         assert_eq!(outcome.statuses[1].verdict, Verdict::Denied);
@@ -134,7 +135,7 @@ async fn a_slot_denying_leaves_the_other_slots_uncharged() {
     let b = batch(vec![tight, roomy.clone()]);
     let outcome = store.evaluate(&b, &at(NOW)).await.expect("evaluate");
     assert!(!outcome.allowed);
-    assert_eq!(outcome.statuses[1].remaining, 9);
+    assert_eq!(outcome.statuses[1].remaining, 10);
     let left = store
         .peek(&batch(vec![roomy]), &at(NOW))
         .await

@@ -135,6 +135,15 @@ impl Limit {
         }
     }
 
+    /// The figures as they stand at `now`, for a request that was not charged (its batch was
+    /// denied by another limit): what remains before any charge, when the budget is whole
+    /// again, and an allowing verdict, since this limit itself did not deny.
+    pub fn standing(&self, state: &State, now: Micros) -> LimitStatus {
+        // Every algorithm reports the figures before a charge for a cost that can never fit.
+        let before = self.check(state, now, u64::MAX);
+        LimitStatus::allowed(before.limit, before.remaining, before.reset_after)
+    }
+
     /// Commits a request of `cost` units at `now`. Call only after [`check`](Self::check)
     /// allowed the same request on the same state at the same `now`.
     pub fn apply(&self, state: &mut State, now: Micros, cost: u64) {
