@@ -1,7 +1,10 @@
 //! Regression tests of the hardening issue: each test is named after the gap it closes, and
 //! failed before the fix.
 
-use limiter_core::{Decision, HeaderStyle, Limiter, ManualClock, PolicySet, Request};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use limiter_core::{Decision, Event, HeaderStyle, Hook, Limiter, ManualClock, PolicySet, Request};
 use limiter_testkit::ModelStore;
 
 const T0: u64 = 1_795_687_200_000_000;
@@ -67,4 +70,52 @@ async fn figures_on_a_denial_report_what_stands() {
         "{impossible:?}"
     );
     assert_eq!(remaining(&impossible, "plan_daily"), 500, "{impossible:?}");
+}
+
+/// A hook that panics never breaks a decision: `check` returns its decision, the other hooks
+/// still see every event, and the panics are counted, with the first one's message kept.
+#[tokio::test]
+async fn a_panicking_hook_never_breaks_a_decision() {
+    #[derive(Debug)]
+    struct Panics;
+    impl Hook for Panics {
+        fn on_event(&self, _: &Event<'_>) {
+            panic!("telemetry is down");
+        }
+    }
+    #[derive(Debug, Default)]
+    struct Counts(AtomicU64);
+    impl Hook for Counts {
+        fn on_event(&self, event: &Event<'_>) {
+            if matches!(event, Event::Decided { .. }) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let counts = Arc::new(Counts::default());
+    let limiter = Limiter::builder(PolicySet::default(), ModelStore::new())
+        .clock(ManualClock::new(T0))
+        .hook(Panics)
+        .hook(Arc::clone(&counts))
+        .build();
+    let req = Request::new().user("ann").ip([192, 0, 2, 1].into());
+    for _ in 0..3 {
+        let decision = limiter
+            .check(&req)
+            .await
+            .expect("a decision despite the hook");
+        assert!(decision.is_allowed());
+    }
+    assert_eq!(
+        counts.0.load(Ordering::Relaxed),
+        3,
+        "the other hook saw every decision"
+    );
+    let panics = limiter.hook_panics();
+    assert!(panics.count() >= 3, "{}", panics.count());
+    let first = panics.first().expect("the first panic is kept");
+    assert!(
+        first.contains("telemetry is down") && first.contains("Panics"),
+        "{first}"
+    );
 }

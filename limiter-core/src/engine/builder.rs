@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::limiter::Inner;
-use super::{FailMode, Hook, Limiter};
+use super::{FailMode, Hook, HookPanics, Limiter};
 use crate::{Clock, PolicySet, Store, SystemClock};
 
 /// Builds a [`Limiter`]. Defaults: the system clock, [`FailMode::Open`], no timeout beyond the
@@ -91,6 +91,7 @@ impl LimiterBuilder {
                 timeout: self.timeout,
                 hooks: self.hooks,
                 approaching_percent: self.approaching_percent,
+                hook_panics: HookPanics::default(),
             }),
         }
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Event, FailMode, Hook, Threshold};
+use super::{Event, FailMode, Hook, HookPanics, Threshold};
 use crate::batch::{Batch, BatchOutcome, Check, Mode};
 use crate::decision::{Charge, Decision, FailModeUsed, PolicyStatus, StoreFailure};
 use crate::{Clock, Error, ErrorKind, EvalOptions, Key, PolicySet, Request, Resolution, Store};
@@ -45,6 +45,7 @@ pub(super) struct Inner {
     pub(super) timeout: Option<Duration>,
     pub(super) hooks: Vec<Arc<dyn Hook>>,
     pub(super) approaching_percent: u8,
+    pub(super) hook_panics: HookPanics,
 }
 
 impl Limiter {
@@ -120,6 +121,11 @@ impl Limiter {
     /// Forgets the state of one key (support tools: "give this tenant a fresh budget").
     pub async fn reset(&self, key: &Key) -> Result<(), Error> {
         self.inner.store.reset(key).await
+    }
+
+    /// The panics of hooks caught so far.
+    pub fn hook_panics(&self) -> &HookPanics {
+        &self.inner.hook_panics
     }
 
     /// The compiled policies.
@@ -221,7 +227,7 @@ impl Limiter {
 
     fn emit(&self, event: &Event<'_>) {
         for hook in &self.inner.hooks {
-            hook.on_event(event);
+            self.inner.hook_panics.call(&**hook, event);
         }
     }
 

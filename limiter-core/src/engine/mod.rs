@@ -7,5 +7,5 @@ mod limiter;
 
 pub use builder::LimiterBuilder;
 pub use fail_mode::FailMode;
-pub use hook::{Event, Hook, Threshold};
+pub use hook::{Event, Hook, HookPanics, Threshold};
 pub use limiter::Limiter;
