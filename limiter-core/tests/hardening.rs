@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use limiter_core::policy::Config;
 use limiter_core::{Decision, Event, HeaderStyle, Hook, Limiter, ManualClock, PolicySet, Request};
 use limiter_testkit::ModelStore;
 
@@ -118,4 +119,60 @@ async fn a_panicking_hook_never_breaks_a_decision() {
         first.contains("telemetry is down") && first.contains("Panics"),
         "{first}"
     );
+}
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Variables of other components that share the `LIMITER_` prefix do not abort startup; the
+/// configuration's own settings still apply beside them.
+#[test]
+fn unrelated_environment_variables_do_not_abort_startup() {
+    let mut config = Config::default();
+    config
+        .apply_env(vars(&[
+            ("LIMITER_LOG_LEVEL", "debug"),
+            (
+                "LIMITER_REDIS_CLUSTER_URL",
+                "redis-cluster://127.0.0.1:7000",
+            ),
+            ("LIMITER_PROPTEST_CASES", "5"),
+            ("LIMITER_BENCH_REPORT", "/tmp/report"),
+            ("LIMITER_PLANS__FREE__BURST", "20/minute"),
+        ]))
+        .expect("unrelated variables are skipped");
+    assert_eq!(config.plans["free"].burst.to_string(), "20/minute");
+}
+
+/// A misspelt path inside the configuration's tree still fails, naming the variable and the
+/// expected names; so does a near miss of a top-level setting.
+#[test]
+fn a_misspelt_setting_in_the_environment_still_fails() {
+    for (var, expected) in [
+        (
+            "LIMITER_PLANS__FREE__BRUST",
+            "unknown field `brust`, expected one of `sustained`, `burst`, `daily`",
+        ),
+        (
+            "LIMITER_POLICIES__SCOPE__SHADW",
+            "unknown field `shadw`, expected one of `algorithm`, `key`, `shadow`, `enabled`",
+        ),
+        (
+            "LIMITER_TIMEZONE",
+            "unknown field `timezone`, expected one of `namespace`",
+        ),
+    ] {
+        let error = Config::default()
+            .apply_env(vars(&[(var, "x")]))
+            .expect_err("a misspelt setting")
+            .to_string();
+        assert!(
+            error.contains(var) && error.contains(expected),
+            "{var}: {error}"
+        );
+    }
 }

@@ -13,15 +13,43 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 
 use super::config::Config;
-use super::patch::ConfigPatch;
+use super::patch::{ConfigPatch, SETTINGS};
 use crate::Error;
 
 /// The prefix of the environment variables that [`Config::apply_env`] reads.
 const ENV_PREFIX: &str = "LIMITER_";
 
-/// Variables under [`ENV_PREFIX`] that are not settings (a configuration file path, the Redis
-/// tests' server), skipped so that a process that has them can still apply its environment.
-const RESERVED_ENV: &[&str] = &["CONFIG", "CONFIG_FILE", "REDIS_URL", "REQUIRE_REDIS"];
+/// Whether a variable's name after the prefix aims at a setting: a path (`PLANS__FREE__BURST`),
+/// a top-level setting, or a near miss of one (`TIMEZONE`, `PLANS_FREE_BURST`), which is then
+/// reported rather than ignored. Anything else (`LOG_LEVEL`, `REDIS_URL`, set by another
+/// component that shares the prefix) is not the configuration's, and is skipped.
+fn aims_at_a_setting(rest: &str) -> bool {
+    let name = rest.to_ascii_lowercase();
+    name.contains("__")
+        || SETTINGS.iter().any(|setting| {
+            name.strip_prefix(setting)
+                .is_some_and(|tail| tail.is_empty() || tail.starts_with('_'))
+                || edit_distance(&name, setting) <= 2
+        })
+}
+
+/// The Levenshtein distance between two short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
 
 impl Config {
     /// Loads a TOML configuration over the defaults: what the file names overrides, the rest
@@ -198,7 +226,7 @@ fn merge_env<I: IntoIterator<Item = (String, String)>>(
     let mut vars: Vec<(String, String)> = vars
         .into_iter()
         .filter(|(name, _)| match name.strip_prefix(prefix) {
-            Some(rest) => !(prefix == ENV_PREFIX && RESERVED_ENV.contains(&rest)),
+            Some(rest) => aims_at_a_setting(rest),
             None => false,
         })
         .collect();

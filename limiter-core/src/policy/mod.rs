@@ -74,10 +74,12 @@
 //! ```
 //!
 //! Names are lower-cased, so plans, roles and scopes set from the environment have lower-case
-//! names. Variables without the prefix are ignored; a variable with the prefix that names no
-//! setting is an error that names it, so that a typo is not silently ignored. `LIMITER_CONFIG`,
-//! `LIMITER_CONFIG_FILE`, `LIMITER_REDIS_URL` and `LIMITER_REQUIRE_REDIS` are not settings and
-//! are skipped. [`Config::apply_env_with_prefix`] takes another prefix.
+//! names. Variables without the prefix are ignored, and so are variables of other components
+//! that share it (`LIMITER_LOG_LEVEL`, `LIMITER_REDIS_URL`): one word that is no setting. A
+//! variable that aims at a setting but names none is an error that names it, so that a typo is
+//! not silently ignored: a path (`LIMITER_PLANS__FREE__BRUST`), or a near miss of a top-level
+//! setting (`LIMITER_TIMEZONE`, `LIMITER_PLANS_FREE_BURST`). [`Config::apply_env_with_prefix`]
+//! takes another prefix.
 //!
 //! # Errors
 //!

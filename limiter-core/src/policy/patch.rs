@@ -23,6 +23,19 @@ use crate::{Calendar, Error, Rate, SubjectKind};
 /// The word that removes a plan, role or scope.
 pub(super) const OFF: &str = "off";
 
+/// The top-level settings, as [`ConfigPatch`]'s fields name them (a test checks the two agree).
+pub(super) const SETTINGS: &[&str] = &[
+    "namespace",
+    "default_plan",
+    "time_zone",
+    "ip_burst",
+    "bypass",
+    "plans",
+    "roles",
+    "scopes",
+    "policies",
+];
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table of limiter settings")]
 pub(super) struct ConfigPatch {
@@ -376,4 +389,24 @@ fn policies_patch(p: &PoliciesConfig) -> PoliciesPatch {
             enabled: Some(c.enabled),
         })
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `SETTINGS` lists exactly the fields serde knows: its error for an unknown field names
+    /// them all, in order.
+    #[test]
+    fn settings_are_the_patch_fields() {
+        let error = toml::from_str::<ConfigPatch>("no_such_setting = 1")
+            .expect_err("unknown field")
+            .to_string();
+        let expected = SETTINGS
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert!(error.contains(&expected), "{error}\nexpected: {expected}");
+    }
 }
