@@ -42,7 +42,8 @@ pub enum Error {
     UnknownPlan {
         /// The plan named by the request.
         plan: String,
-        /// The configured plan names, comma separated.
+        /// Some of the configured plan names, comma separated (at most five, then how many
+        /// more there are).
         known: String,
     },
 

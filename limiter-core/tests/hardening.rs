@@ -176,3 +176,42 @@ fn a_misspelt_setting_in_the_environment_still_fails() {
         );
     }
 }
+
+/// The error for an unknown plan names it and a few configured plans, not all of them: with
+/// 10,000 plans it stays short.
+#[test]
+fn an_unknown_plan_error_is_bounded() {
+    let mut config = Config::default();
+    for i in 0..10_000 {
+        let plan = config.plans["free"];
+        config.plans.insert(format!("plan-{i:05}"), plan);
+    }
+    let policies = PolicySet::from_config(&config).expect("valid");
+    let request = Request::new().user("ann").plan("platinum");
+    let error = policies
+        .resolve(&request)
+        .expect_err("unknown plan")
+        .to_string();
+    assert!(
+        error.contains("\"platinum\"") && error.contains("and 9999 more"),
+        "{error}"
+    );
+    assert!(error.len() < 200, "{} bytes: {error}", error.len());
+}
+
+/// A scope whose name headers cannot render distinctly is refused when the configuration
+/// loads, naming it.
+#[test]
+fn a_scope_name_headers_cannot_render_is_refused() {
+    for name in ["exp\u{f6}rt", "two words", "tab\there"] {
+        let mut config = Config::default();
+        config
+            .scopes
+            .insert(name.to_owned(), "10/hour".parse().expect("valid"));
+        let error = PolicySet::from_config(&config).expect_err(name).to_string();
+        assert!(
+            error.contains(&format!("scopes.{name}")) && error.contains("ASCII"),
+            "{error}"
+        );
+    }
+}

@@ -84,11 +84,7 @@ impl PolicySet {
                 plan.next = Some(pair[1].0.as_str().into());
             }
         }
-        let plan_names = order
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let plan_names = some_names(order.iter().map(|(n, _)| n.as_str()), order.len());
 
         let mut roles = HashMap::with_capacity(config.roles.len());
         for (name, rate) in &config.roles {
@@ -97,6 +93,7 @@ impl PolicySet {
         }
         let mut scopes = HashMap::with_capacity(config.scopes.len());
         for (name, rate) in &config.scopes {
+            check_header_name(name, &format!("scopes.{name}"))?;
             let limit = build(*rate, Scope, &format!("scopes.{name}"))?;
             let policy = format!("scope.{name}").into();
             scopes.insert(name.clone(), ScopeLimit { policy, limit });
@@ -151,4 +148,32 @@ fn names<V>(map: &BTreeMap<String, V>) -> String {
         .map(String::as_str)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// How many plan names an unknown-plan error lists: enough to show the spelling expected,
+/// bounded whatever the number of plans, since the error is built on every such request.
+const NAMES_LISTED: usize = 5;
+
+/// The first [`NAMES_LISTED`] of `names`, comma separated, and how many more there are.
+fn some_names<'a>(names: impl Iterator<Item = &'a str>, count: usize) -> String {
+    let mut listed = names.take(NAMES_LISTED).collect::<Vec<_>>().join(", ");
+    if count > NAMES_LISTED {
+        listed.push_str(&format!(" and {} more", count - NAMES_LISTED));
+    }
+    listed
+}
+
+/// A scope's name becomes its policy name (`scope.<name>`) in `RateLimit` headers, which carry
+/// ASCII only: a name that would render as another, or not at all, is refused at load.
+fn check_header_name(name: &str, path: &str) -> Result<(), Error> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::config(
+            path,
+            format!(
+                "invalid scope name {name:?}: expected ASCII letters, digits and punctuation \
+                 (it names the policy scope.<name> in RateLimit headers)"
+            ),
+        ));
+    }
+    Ok(())
 }
