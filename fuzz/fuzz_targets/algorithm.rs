@@ -10,7 +10,8 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use limiter_core::batch::{self, Check, Mode};
 use limiter_core::{
-    Calendar, Key, Limit, MAX_LIMIT, MAX_PERIOD_MICROS, Period, Rate, State, SubjectKind, Unit,
+    Algorithm, Calendar, Key, Limit, MAX_LIMIT, MAX_PERIOD_MICROS, Period, Rate, State,
+    SubjectKind, Unit,
 };
 
 const ZONES: &[&str] = &[
@@ -170,5 +171,20 @@ fuzz_target!(|input: Input| {
     }
     limit.refund(&mut state, input.now, input.refund, input.charged_at);
     let _ = limit.fresh_at(&state);
+    let standing = limit.standing(&state, input.now);
+    assert!(
+        standing.is_allowed() && standing.remaining <= n,
+        "{limit}: {standing:?}"
+    );
     check_invariants(&limit, &state, input.now, 1);
+    // Calendar bounds over the whole u64 range, past what time zones can represent.
+    if let Algorithm::Calendar(calendar) = limit.algorithm() {
+        for now in [input.now, input.base, input.charged_at, u64::MAX] {
+            let (start, end) = calendar.day_bounds(now);
+            assert!(
+                start <= now && (now < end || end == u64::MAX),
+                "{calendar:?} at {now}: [{start}, {end})"
+            );
+        }
+    }
 });

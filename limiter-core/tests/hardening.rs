@@ -215,3 +215,64 @@ fn a_scope_name_headers_cannot_render_is_refused() {
         );
     }
 }
+
+/// No arithmetic panic on any `u64` time up to `u64::MAX`: every algorithm's check, apply,
+/// refund, standing and fresh_at, calendar day bounds in several zones, and the headers of the
+/// decisions such times produce.
+#[tokio::test]
+async fn no_arithmetic_panic_on_any_time() {
+    use limiter_core::time::MAX_TIMESTAMP;
+    use limiter_core::{Calendar, State};
+    use limiter_testkit::fixtures::every_algorithm;
+
+    let times = [
+        0,
+        1,
+        MAX_TIMESTAMP - 1,
+        MAX_TIMESTAMP,
+        MAX_TIMESTAMP + 1,
+        u64::MAX - 1,
+        u64::MAX,
+    ];
+    for zone in [
+        "UTC",
+        "Europe/Paris",
+        "Pacific/Kiritimati",
+        "America/Santiago",
+    ] {
+        let calendar = Calendar::new(zone).expect("a zone");
+        for &now in &times {
+            let (start, end) = calendar.day_bounds(now);
+            assert!(start <= end, "{zone} at {now}: {start} > {end}");
+        }
+    }
+    for limit in every_algorithm(5) {
+        for &first in &times {
+            let mut state = State::Fresh;
+            limit.apply(&mut state, first, 2);
+            for &now in &times {
+                for cost in [0, 1, 5, 6, u64::MAX] {
+                    let _ = limit.check(&state, now, cost);
+                }
+                let _ = limit.standing(&state, now);
+                let _ = limit.fresh_at(&state);
+                let mut refunded = state.clone();
+                limit.refund(&mut refunded, now, u64::MAX, first);
+                let mut charged = state.clone();
+                limit.apply(&mut charged, now, u64::MAX);
+                let _ = limit.fresh_at(&charged);
+            }
+        }
+    }
+    for &now in &times {
+        let limiter = Limiter::builder(PolicySet::default(), ModelStore::new())
+            .clock(ManualClock::new(now))
+            .build();
+        let req = Request::new().user("ann").ip([192, 0, 2, 1].into());
+        for _ in 0..12 {
+            let decision = limiter.check(&req).await.expect("decided");
+            let _ = decision.headers(HeaderStyle::All);
+            let _ = decision.message();
+        }
+    }
+}

@@ -59,10 +59,9 @@ impl Calendar {
     /// The local day that holds `now`: its first instant and the first instant of the next day,
     /// in microseconds since the epoch.
     pub fn day_bounds(&self, now: Micros) -> (Micros, Micros) {
-        let fallback = (
-            now - now % 86_400_000_000,
-            now - now % 86_400_000_000 + 86_400_000_000,
-        );
+        // Past what jiff can represent, UTC days; the last one ends at u64::MAX.
+        let day_start = now - now % 86_400_000_000;
+        let fallback = (day_start, day_start.saturating_add(86_400_000_000));
         let Ok(ts) = jiff::Timestamp::from_microsecond(i64::try_from(now).unwrap_or(i64::MAX))
         else {
             return fallback;

@@ -152,7 +152,7 @@ impl Limit {
         match &self.algorithm {
             Algorithm::Gcra => gcra::apply(limit, period, state, now, cost),
             Algorithm::SlidingWindow => sliding_window::apply(period, state, now, cost),
-            Algorithm::SlidingLog => sliding_log::apply(period, state, now, cost),
+            Algorithm::SlidingLog => sliding_log::apply(limit, period, state, now, cost),
             Algorithm::Calendar(c) => calendar::apply(c, state, now, cost),
         }
     }

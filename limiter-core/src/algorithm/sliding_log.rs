@@ -49,7 +49,7 @@ pub(super) fn check(
     LimitStatus::denied(limit, remaining_before, reset_after, retry_after)
 }
 
-pub(super) fn apply(period: Micros, state: &mut State, now: Micros, cost: u64) {
+pub(super) fn apply(limit: u64, period: Micros, state: &mut State, now: Micros, cost: u64) {
     if !matches!(state, State::Log { .. }) {
         *state = State::Log {
             entries: Vec::new(),
@@ -61,7 +61,9 @@ pub(super) fn apply(period: Micros, state: &mut State, now: Micros, cost: u64) {
         // A clock that went back still appends at the end: the entry then leaves the window
         // later than it would have, never earlier.
         let at = entries.last().map_or(now, |&last| last.max(now));
-        let n = usize::try_from(cost).unwrap_or(usize::MAX);
+        // An admitted cost is at most the limit; a larger one (apply without check) is held
+        // to it, so that no call can ask for an unbounded log.
+        let n = usize::try_from(cost.min(limit)).unwrap_or(usize::MAX);
         entries.extend(std::iter::repeat_n(at, n));
     }
 }
