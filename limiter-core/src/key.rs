@@ -2,6 +2,12 @@
 
 use std::fmt;
 
+use sha2::{Digest, Sha256};
+
+/// The longest subject, in bytes, that keys carry as it is; longer ones are hashed (see
+/// [`Key`]).
+pub const MAX_SUBJECT_LEN: usize = 64;
+
 use serde::{Deserialize, Serialize};
 
 /// What a limit is counted per: the kind of subject whose value goes into the key.
@@ -58,8 +64,15 @@ impl fmt::Display for SubjectKind {
 ///
 /// Rendered `namespace:policy:{kind=subject}`. The braces are a Redis Cluster hash tag, so that
 /// all limits of one subject share a slot. Every part that comes from outside (`%`, `:`, `{`,
-/// `}` and control characters in it) is percent-escaped, so no input can close the hash tag,
-/// choose a slot, or make two different subjects render the same key.
+/// `}` and control characters in it) is percent-escaped, so no input can close the hash tag or
+/// make two different subjects render the same key.
+///
+/// Ids of any length are accepted, but keys stay bounded: a subject longer than
+/// [`MAX_SUBJECT_LEN`] bytes is rendered `{kind#h}`, where `h` is the first 128 bits of the
+/// subject's SHA-256 in hex. `#` never follows the kind in a literal subject (`=` does), so a
+/// hashed subject never meets a literal one; two long subjects share a key only if their
+/// SHA-256 agree on 128 bits, which takes about 2^64 subjects to expect once. The hash tag is
+/// then the hash, so a long subject cannot carry text of its choosing into the slot either.
 ///
 /// ```
 /// use limiter_core::{Key, SubjectKind};
@@ -74,14 +87,24 @@ pub struct Key(String);
 impl Key {
     /// The key of `policy` for the subject `kind=value` in `namespace`.
     pub fn new(namespace: &str, policy: &str, kind: SubjectKind, value: &str) -> Key {
-        let mut s = String::with_capacity(namespace.len() + policy.len() + value.len() + 8);
+        let subject_len = value.len().min(MAX_SUBJECT_LEN);
+        let mut s = String::with_capacity(namespace.len() + policy.len() + subject_len + 8);
         escape_into(&mut s, namespace);
         s.push(':');
         escape_into(&mut s, policy);
         s.push_str(":{");
         s.push_str(kind.tag());
-        s.push('=');
-        escape_into(&mut s, value);
+        if value.len() > MAX_SUBJECT_LEN {
+            s.push('#');
+            let digest = Sha256::digest(value.as_bytes());
+            for b in &digest[..16] {
+                s.push(char::from(HEX[usize::from(b >> 4)]));
+                s.push(char::from(HEX[usize::from(b & 0xF)]));
+            }
+        } else {
+            s.push('=');
+            escape_into(&mut s, value);
+        }
         s.push('}');
         Key(s)
     }
@@ -165,6 +188,20 @@ mod tests {
             Key::new("n", "p", SubjectKind::User, "1"),
             Key::new("n", "p", SubjectKind::Tenant, "1")
         );
+    }
+
+    #[test]
+    fn long_subjects_are_hashed_and_stay_distinct() {
+        let long = "u".repeat(65);
+        let key = Key::new("n", "p", SubjectKind::User, &long);
+        assert_eq!(key.as_str().len(), "n:p:{u#}".len() + 32, "{key}");
+        assert!(key.hash_tag().starts_with("u#"), "{key}");
+        let other = Key::new("n", "p", SubjectKind::User, &format!("{long}x"));
+        assert_ne!(key, other);
+        // The longest literal subject stays literal.
+        let literal = "u".repeat(MAX_SUBJECT_LEN);
+        let key = Key::new("n", "p", SubjectKind::User, &literal);
+        assert!(key.as_str().contains(&literal), "{key}");
     }
 
     #[test]

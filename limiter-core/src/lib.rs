@@ -18,7 +18,7 @@ pub use batch::{Batch, BatchOutcome, Check, Mode};
 pub use decision::{Decision, FailModeUsed, HeaderStyle, PolicyStatus, StoreFailure};
 pub use engine::{Event, FailMode, Hook, HookPanics, Limiter, LimiterBuilder, Threshold};
 pub use error::{BoxError, Error, ErrorKind};
-pub use key::{Key, SubjectKind};
+pub use key::{Key, MAX_SUBJECT_LEN, SubjectKind};
 pub use policy::{BypassReason, Config, PolicySet, Resolution};
 pub use rate::{MAX_LIMIT, MAX_PERIOD_MICROS, Period, Rate, Unit};
 pub use request::{ApiKey, Request};

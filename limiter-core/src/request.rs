@@ -151,8 +151,10 @@ impl Request {
         self
     }
 
-    /// Whether nobody is authenticated: no user, no tenant, no API key.
+    /// Whether nobody is authenticated: no user and no API key. A tenant alone does not
+    /// authenticate: a service may know it from the host name before anyone signs in, and an
+    /// anonymous client must not spend the tenant's plan.
     pub fn is_anonymous(&self) -> bool {
-        self.user.is_none() && self.tenant.is_none() && self.api_key.is_none()
+        self.user.is_none() && self.api_key.is_none()
     }
 }

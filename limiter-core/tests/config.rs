@@ -381,7 +381,7 @@ fn malformed_files_name_the_path_the_value_and_what_is_expected() {
         (
             "rate_limit = true",
             "invalid configuration at rate_limit: unknown field `rate_limit`, expected one of \
-             `namespace`, `default_plan`, `time_zone`, `ip_burst`, `bypass`, `plans`, `roles`, \
+             `namespace`, `default_plan`, `time_zone`, `ip_burst`, `client`, `bypass`, `plans`, `roles`, \
              `scopes`, `policies`"
                 .into(),
         ),
@@ -509,7 +509,7 @@ fn malformed_files_name_the_path_the_value_and_what_is_expected() {
         (
             "[policies]\nscope = \"off\"",
             "invalid configuration at policies.scope: invalid type: string \"off\", expected a \
-             table of policy settings (algorithm, key, shadow, enabled)"
+             table of policy settings (algorithm, key, shadow, enabled, ipv4_prefix, ipv6_prefix)"
                 .into(),
         ),
         (
@@ -521,7 +521,7 @@ fn malformed_files_name_the_path_the_value_and_what_is_expected() {
         (
             "[policies.anon]\nshadow = true\nlimit = 5",
             "invalid configuration at policies.anon.limit: unknown field `limit`, expected one \
-             of `algorithm`, `key`, `shadow`, `enabled`"
+             of `algorithm`, `key`, `shadow`, `enabled`, `ipv4_prefix`, `ipv6_prefix`"
                 .into(),
         ),
         (
@@ -619,7 +619,7 @@ fn malformed_environment_variables_are_named() {
         (
             &[("LIMITER_NAMESPACE", "ok"), ("LIMITER_TIMEZONE", "Europe/Paris")],
             "invalid configuration at LIMITER_TIMEZONE: unknown field `timezone`, expected one \
-             of `namespace`, `default_plan`, `time_zone`, `ip_burst`, `bypass`, `plans`, `roles`, \
+             of `namespace`, `default_plan`, `time_zone`, `ip_burst`, `client`, `bypass`, `plans`, `roles`, \
              `scopes`, `policies`"
                 .into(),
         ),
@@ -673,7 +673,7 @@ fn malformed_environment_variables_are_named() {
         (
             &[("LIMITER_PLANS_FREE_BURST", "10/minute")],
             "invalid configuration at LIMITER_PLANS_FREE_BURST: unknown field `plans_free_burst`, \
-             expected one of `namespace`, `default_plan`, `time_zone`, `ip_burst`, `bypass`, \
+             expected one of `namespace`, `default_plan`, `time_zone`, `ip_burst`, `client`, `bypass`, \
              `plans`, `roles`, `scopes`, `policies`"
                 .into(),
         ),

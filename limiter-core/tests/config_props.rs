@@ -69,6 +69,13 @@ proptest! {
                 Err(Error::UnknownPlan { plan, .. }) => {
                     prop_assert!(!config.plans.contains_key(&plan), "{plan} is configured");
                 }
+                // Anonymous limits count per client network: without one, the request is
+                // refused unless the configuration lets it through.
+                Err(Error::InvalidRequest(message)) if request.is_anonymous()
+                    && request.client_ip.is_none()
+                    && config.client.require_ip => {
+                    prop_assert!(message.contains("no client IP"), "{message}");
+                }
                 Err(e) => prop_assert!(false, "{e} for {request:?}"),
             }
         }

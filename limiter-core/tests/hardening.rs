@@ -1,11 +1,14 @@
 //! Regression tests of the hardening issue: each test is named after the gap it closes, and
 //! failed before the fix.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use limiter_core::policy::Config;
-use limiter_core::{Decision, Event, HeaderStyle, Hook, Limiter, ManualClock, PolicySet, Request};
+use limiter_core::policy::{Config, PolicyKind, Resolution};
+use limiter_core::{
+    Check, Decision, Event, HeaderStyle, Hook, Limiter, ManualClock, PolicySet, Request,
+};
 use limiter_testkit::ModelStore;
 
 const T0: u64 = 1_795_687_200_000_000;
@@ -275,4 +278,132 @@ async fn no_arithmetic_panic_on_any_time() {
             let _ = decision.message();
         }
     }
+}
+
+fn checks_of(policies: &PolicySet, request: &Request) -> Vec<Check> {
+    match policies.resolve(request).expect("resolved") {
+        Resolution::Limits(checks) => checks,
+        other => panic!("expected limits, got {other:?}"),
+    }
+}
+
+/// The review's probe P1: 100 password attempts within a minute from 100 addresses of one
+/// IPv6 /64, against `scope.password` (3/minute), admit 3: the /64 is one client.
+#[tokio::test]
+async fn an_ipv6_network_is_one_client() {
+    let limiter = limiter();
+    let mut admitted = 0;
+    for i in 1..=100u16 {
+        let ip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, i, 0, 0, i));
+        let attempt = Request::new().scope("password").ip(ip);
+        admitted += u32::from(limiter.check(&attempt).await.expect("decided").is_allowed());
+    }
+    assert_eq!(admitted, 3);
+}
+
+/// IPv4-mapped and NAT64 addresses count as the IPv4 client they carry, in keys and in the
+/// allow-list; a policy can count clients by its own prefix.
+#[test]
+fn mapped_and_nat64_addresses_count_as_ipv4() {
+    let policies = PolicySet::default();
+    let key_of = |ip: &str| {
+        let request = Request::new().ip(ip.parse().expect("an address"));
+        let checks = checks_of(&policies, &request);
+        let ip_burst = checks
+            .iter()
+            .find(|c| &*c.policy == "ip_burst")
+            .expect("ip_burst");
+        ip_burst.key.clone()
+    };
+    let v4 = key_of("192.0.2.7");
+    assert_eq!(key_of("::ffff:192.0.2.7"), v4);
+    assert_eq!(key_of("64:ff9b::192.0.2.7"), v4);
+    assert_ne!(key_of("192.0.2.8"), v4);
+
+    let mut config = Config::default();
+    config.bypass.ips = vec!["::ffff:10.0.0.0/104".parse().expect("a mapped network")];
+    config.policies[PolicyKind::Scope].ipv6_prefix = Some(48);
+    let policies = PolicySet::from_config(&config).expect("valid");
+    for ip in ["10.1.2.3", "::ffff:10.1.2.3", "64:ff9b::10.1.2.3"] {
+        let request = Request::new().ip(ip.parse().expect("an address"));
+        let resolution = policies.resolve(&request).expect("resolved");
+        assert!(
+            matches!(resolution, Resolution::Bypass(_)),
+            "{ip}: {resolution:?}"
+        );
+    }
+    let scope_key = |ip: &str| {
+        let request = Request::new()
+            .scope("auth")
+            .ip(ip.parse().expect("an address"));
+        let checks = checks_of(&policies, &request);
+        checks
+            .into_iter()
+            .find(|c| &*c.policy == "scope.auth")
+            .expect("scope.auth")
+            .key
+    };
+    assert_eq!(
+        scope_key("2001:db8:1:2::1"),
+        scope_key("2001:db8:1:ffff::1")
+    );
+    assert_ne!(scope_key("2001:db8:1::1"), scope_key("2001:db8:2::1"));
+}
+
+/// A tenant alone does not authenticate: anonymous limits apply, and the tenant's plan is not
+/// spent by a client nobody signed in.
+#[test]
+fn a_tenant_alone_is_not_authenticated() {
+    let request = Request::new().tenant("victim").ip([192, 0, 2, 1].into());
+    let policies: Vec<String> = checks_of(&PolicySet::default(), &request)
+        .iter()
+        .map(|c| c.policy.to_string())
+        .collect();
+    assert_eq!(policies, ["anon", "ip_burst"]);
+}
+
+/// An empty id is an error naming the field; ids of any length are accepted and their keys
+/// stay bounded.
+#[test]
+fn empty_ids_are_refused_and_long_ids_keep_keys_bounded() {
+    let policies = PolicySet::default();
+    let ip: IpAddr = [192, 0, 2, 1].into();
+    let base = || Request::new().user("ann").ip(ip);
+    for (request, field) in [
+        (base().tenant(""), "tenant"),
+        (Request::new().user("").ip(ip), "user"),
+        (base().role(""), "role"),
+        (base().scope(""), "scope"),
+        (base().api_key("", false), "api key id"),
+    ] {
+        let error = policies.resolve(&request).expect_err(field).to_string();
+        assert!(
+            error.contains(&format!("{field} is empty")),
+            "{field}: {error}"
+        );
+    }
+    let long = "x".repeat(100_000);
+    let request = Request::new().tenant(long.clone()).user(long).ip(ip);
+    for check in checks_of(&policies, &request) {
+        assert!(check.key.as_str().len() < 128, "{}", check.key);
+    }
+}
+
+/// An anonymous request without its client IP is not silently unlimited: an error says the
+/// service must pass it, unless the configuration lets such requests through.
+#[test]
+fn an_anonymous_request_without_an_ip_is_refused() {
+    let request = Request::new().scope("password");
+    let error = PolicySet::default()
+        .resolve(&request)
+        .expect_err("no IP")
+        .to_string();
+    assert!(
+        error.contains("no client IP") && error.contains("Request::ip"),
+        "{error}"
+    );
+    let mut config = Config::default();
+    config.client.require_ip = false;
+    let policies = PolicySet::from_config(&config).expect("valid");
+    assert!(policies.resolve(&request).is_ok());
 }

@@ -345,7 +345,8 @@ fn an_unknown_plan_is_an_error_naming_the_configured_plans() {
         "unknown plan \"platinum\" (configured plans: free, starter, professional, enterprise)"
     );
     // An anonymous request's plan is not looked at: no plan limits apply to it.
-    assert!(set.resolve(&Request::new().plan("platinum")).is_ok());
+    let anonymous = Request::new().plan("platinum").ip([192, 0, 2, 1].into());
+    assert!(set.resolve(&anonymous).is_ok());
 }
 
 #[test]

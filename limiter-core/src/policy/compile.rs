@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::config::{
-    AUTO_SLIDING_LOG_MAX, AlgorithmChoice, Config, PolicyConfig, check_key, check_namespace,
+    AUTO_SLIDING_LOG_MAX, AlgorithmChoice, ClientConfig, Config, PolicyConfig, check_key,
+    check_namespace,
 };
 use super::ip::IpSet;
 use super::kind::PolicyKind;
@@ -127,18 +128,21 @@ impl PolicySet {
             scopes,
             anon,
             ip_burst,
-            policies: PolicyKind::ALL.map(|kind| Policy::new(kind, &p[kind])),
+            require_client_ip: config.client.require_ip,
+            policies: PolicyKind::ALL.map(|kind| Policy::new(kind, &p[kind], &config.client)),
         })
     }
 }
 
 impl Policy {
-    fn new(kind: PolicyKind, config: &PolicyConfig) -> Policy {
+    fn new(kind: PolicyKind, config: &PolicyConfig, client: &ClientConfig) -> Policy {
         Policy {
             name: kind.name().into(),
             key: config.key.clone(),
             shadow: config.shadow,
             enabled: config.enabled,
+            ipv4_prefix: config.ipv4_prefix.unwrap_or(client.ipv4_prefix),
+            ipv6_prefix: config.ipv6_prefix.unwrap_or(client.ipv6_prefix),
         }
     }
 }

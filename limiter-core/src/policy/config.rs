@@ -48,6 +48,8 @@ pub struct Config {
     pub default_plan: String,
     /// The IANA time zone in which daily (calendar) quotas reset at midnight (default `UTC`).
     pub time_zone: String,
+    /// How clients are told apart by their address.
+    pub client: ClientConfig,
     /// Who is let through without counting.
     pub bypass: BypassConfig,
     /// Plans by name: each applies a sustained, a burst and a daily limit to its tenants.
@@ -66,6 +68,35 @@ pub struct Config {
     pub ip_burst: Rate,
     /// How each policy counts and keys its limits.
     pub policies: PoliciesConfig,
+}
+
+/// How clients are told apart by their address: the networks IP-keyed limits count, and what an
+/// anonymous request without an address means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// The prefix length an IPv4 client is counted by (default 32: each address).
+    pub ipv4_prefix: u8,
+    /// The prefix length an IPv6 client is counted by (default 64: each /64, the block one
+    /// residential line or one cloud host gets, so that a client cannot draw a fresh budget
+    /// from each of its addresses).
+    pub ipv6_prefix: u8,
+    /// Whether an anonymous request must carry its client IP (default true). Anonymous limits
+    /// count per client network, so without the address such a request could be counted by
+    /// nothing: `resolve` refuses it with an error that says the service must pass the IP.
+    /// With `false`, it is let through by the IP-keyed limits, as before.
+    pub require_ip: bool,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
+            require_ip: true,
+        }
+    }
 }
 
 /// Who is let through without counting (checked before anything else, with no store I/O).
@@ -211,6 +242,14 @@ pub struct PolicyConfig {
     pub shadow: bool,
     /// Whether the policy applies at all (default true).
     pub enabled: bool,
+    /// The IPv4 prefix length this policy counts clients by, instead of
+    /// [`ClientConfig::ipv4_prefix`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_prefix: Option<u8>,
+    /// The IPv6 prefix length this policy counts clients by, instead of
+    /// [`ClientConfig::ipv6_prefix`] (a /48 for a stricter brute-force limit, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_prefix: Option<u8>,
 }
 
 impl PolicyConfig {
@@ -238,6 +277,8 @@ impl PolicyConfig {
             key,
             shadow: false,
             enabled: true,
+            ipv4_prefix: None,
+            ipv6_prefix: None,
         }
     }
 }
@@ -339,6 +380,7 @@ impl Default for Config {
             namespace: "limiter".into(),
             default_plan: "free".into(),
             time_zone: "UTC".into(),
+            client: ClientConfig::default(),
             bypass: BypassConfig::default(),
             plans: plans
                 .into_iter()
@@ -390,6 +432,17 @@ pub(super) fn check_key(key: &[SubjectKind], path: &str) -> Result<(), Error> {
             path,
             "the key list is empty; expected one or more of tenant, user, api_key, ip \
              (the first the request has is used)",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a prefix length for its address family.
+pub(super) fn check_prefix(prefix: u8, max: u8, path: &str) -> Result<(), Error> {
+    if prefix > max {
+        return Err(Error::config(
+            path,
+            format!("prefix length {prefix} is too long; expected 0 to {max}"),
         ));
     }
     Ok(())

@@ -1,8 +1,9 @@
-//! IP networks for the bypass allow-list, and their index.
+//! IP networks: client networks (what IP-keyed limits count), the bypass allow-list, and its
+//! index.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// An IP address or network in CIDR notation: `192.0.2.7`, `10.0.0.0/8`, `2001:db8::/32`.
@@ -25,10 +26,57 @@ pub struct IpNet {
     prefix: u8,
 }
 
+/// The NAT64 well-known prefix `64:ff9b::/96` (RFC 6052): its addresses carry an IPv4 client
+/// in their last 32 bits.
+const NAT64: u128 = 0x0064_ff9b_0000_0000_0000_0000_0000_0000;
+
+/// The address a client is counted by: an IPv4-mapped (`::ffff:192.0.2.1`) or NAT64
+/// (`64:ff9b::192.0.2.1`) IPv6 address is the IPv4 client it carries, in keys and in the
+/// allow-list alike; any other address is itself.
+pub fn client_address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if u128::from(v6) >> 32 == NAT64 >> 32 => {
+            // The shift leaves the low 32 bits, which fit.
+            IpAddr::V4(Ipv4Addr::from(
+                u32::try_from(u128::from(v6) & 0xffff_ffff).unwrap_or(0),
+            ))
+        }
+        ip => ip.to_canonical(),
+    }
+}
+
 impl IpNet {
+    /// The client network that `ip` counts as: its [`client_address`] masked to `ipv4_prefix`
+    /// or `ipv6_prefix` bits (prefixes past the family's width count as the whole address).
+    ///
+    /// ```
+    /// use limiter_core::policy::IpNet;
+    ///
+    /// let net = IpNet::client("2001:db8:1:2:aaaa::1".parse().unwrap(), 32, 64);
+    /// assert_eq!(net.to_string(), "2001:db8:1:2::/64");
+    /// let mapped = IpNet::client("::ffff:192.0.2.7".parse().unwrap(), 32, 64);
+    /// assert_eq!(mapped.to_string(), "192.0.2.7");
+    /// ```
+    pub fn client(ip: IpAddr, ipv4_prefix: u8, ipv6_prefix: u8) -> IpNet {
+        let addr = client_address(ip);
+        let prefix = if addr.is_ipv4() {
+            ipv4_prefix
+        } else {
+            ipv6_prefix
+        }
+        .min(max_prefix(addr));
+        IpNet { addr, prefix }.first()
+    }
+
     /// The network `addr/prefix`; an error if the prefix is too long for the address family or
-    /// `addr` has bits set past the prefix.
+    /// `addr` has bits set past the prefix. An IPv4-mapped or NAT64 network of at least 96 bits
+    /// (`::ffff:10.0.0.0/104`) is the IPv4 network it carries (`10.0.0.0/8`), as its clients
+    /// are counted.
     pub fn new(addr: IpAddr, prefix: u8) -> Result<IpNet, String> {
+        let (addr, prefix) = match (client_address(addr), addr) {
+            (IpAddr::V4(v4), IpAddr::V6(_)) if prefix >= 96 => (IpAddr::V4(v4), prefix - 96),
+            _ => (addr, prefix),
+        };
         let max = max_prefix(addr);
         if prefix > max {
             return Err(format!(
@@ -56,10 +104,10 @@ impl IpNet {
         self.prefix
     }
 
-    /// Whether `ip` is in the network. IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) count as
-    /// their IPv4 address.
+    /// Whether `ip` is in the network. IPv4-mapped and NAT64 IPv6 addresses count as their IPv4
+    /// address ([`client_address`]).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
+        let ip = client_address(ip);
         match (self.addr, ip) {
             (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
                 mask(ip, self.prefix) == bits(self.addr)
@@ -73,7 +121,15 @@ impl IpNet {
         match self.addr {
             // The mask keeps an IPv4 address within 32 bits.
             IpAddr::V4(_) => IpAddr::V4(u32::try_from(masked).unwrap_or(0).into()),
-            IpAddr::V6(_) => IpAddr::V6(masked.into()),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(masked)),
+        }
+    }
+
+    /// The same prefix from the network's first address.
+    fn first(self) -> IpNet {
+        IpNet {
+            addr: self.first_address(),
+            prefix: self.prefix,
         }
     }
 }
@@ -197,7 +253,7 @@ impl IpSet {
     }
 
     pub(super) fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
+        let ip = client_address(ip);
         let table = if ip.is_ipv4() { &self.v4 } else { &self.v6 };
         table
             .iter()

@@ -26,6 +26,12 @@
 //! employee 1000/hour, member 500/hour. Scopes: anon 30/hour, user 1000/hour, auth 5/minute,
 //! token 10/minute, password 3/minute, registration 5/hour, file_upload 20/hour, export 10/hour.
 //!
+//! A request is authenticated by a user or an API key; a tenant alone does not authenticate, so
+//! a request with only a tenant counts as anonymous. `ip` means the client's network: each IPv4
+//! address and each IPv6 /64 by default (`[client]`, or per policy), with IPv4-mapped and NAT64
+//! addresses counted as the IPv4 client they carry. An anonymous request must carry its client
+//! IP unless `client.require_ip = false`.
+//!
 //! Keys are `{namespace}:{policy}:{kind=subject}` (see [`Key`](crate::Key)): the limits of one
 //! tenant share its hash tag, and a tenant keeps its counters when it changes plans.
 //!
@@ -106,9 +112,9 @@ mod patch;
 mod resolve;
 
 pub use config::{
-    AUTO_SLIDING_LOG_MAX, AlgorithmChoice, BypassConfig, Config, PlanConfig, PoliciesConfig,
-    PolicyConfig,
+    AUTO_SLIDING_LOG_MAX, AlgorithmChoice, BypassConfig, ClientConfig, Config, PlanConfig,
+    PoliciesConfig, PolicyConfig,
 };
-pub use ip::IpNet;
+pub use ip::{IpNet, client_address};
 pub use kind::PolicyKind;
 pub use resolve::{BypassReason, PlanLimits, PolicySet, Resolution};

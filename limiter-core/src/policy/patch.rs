@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::config::{
     AlgorithmChoice, BypassConfig, Config, PlanConfig, PoliciesConfig, PolicyConfig, check_key,
-    check_namespace,
+    check_namespace, check_prefix,
 };
 use super::ip::IpNet;
 use super::kind::{NAMES, PolicyKind, read_list, read_table};
@@ -29,6 +29,7 @@ pub(super) const SETTINGS: &[&str] = &[
     "default_plan",
     "time_zone",
     "ip_burst",
+    "client",
     "bypass",
     "plans",
     "roles",
@@ -48,6 +49,8 @@ pub(super) struct ConfigPatch {
     #[serde(skip_serializing_if = "Option::is_none")]
     ip_burst: Option<Rate>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<ClientPatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     bypass: Option<BypassPatch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     plans: Option<BTreeMap<String, Entry<PlanPatch>>>,
@@ -57,6 +60,17 @@ pub(super) struct ConfigPatch {
     scopes: Option<BTreeMap<String, Entry<Rate>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     policies: Option<PoliciesPatch>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table of client settings")]
+struct ClientPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv4_prefix: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv6_prefix: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_ip: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -124,7 +138,8 @@ impl<'de> Deserialize<'de> for PoliciesPatch {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a table of policy settings (algorithm, key, shadow, enabled)"
+    expecting = "a table of policy settings (algorithm, key, shadow, enabled, ipv4_prefix, \
+                 ipv6_prefix)"
 )]
 struct PolicyPatch {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -135,6 +150,10 @@ struct PolicyPatch {
     shadow: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv4_prefix: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipv6_prefix: Option<u8>,
 }
 
 /// A map entry: a value (merged into the base's entry of that name), or `"off"` (removed).
@@ -212,6 +231,14 @@ impl ConfigPatch {
         }
         if let Some(rate) = self.ip_burst {
             base.ip_burst = rate;
+        }
+        if let Some(c) = self.client {
+            let base = &mut base.client;
+            set(&mut base.ipv4_prefix, c.ipv4_prefix);
+            set(&mut base.ipv6_prefix, c.ipv6_prefix);
+            set(&mut base.require_ip, c.require_ip);
+            check_prefix(base.ipv4_prefix, 32, "client.ipv4_prefix")?;
+            check_prefix(base.ipv6_prefix, 128, "client.ipv6_prefix")?;
         }
         if let Some(b) = self.bypass {
             let base = &mut base.bypass;
@@ -301,6 +328,14 @@ fn apply_policy(
         set(&mut base.key, p.key);
         set(&mut base.shadow, p.shadow);
         set(&mut base.enabled, p.enabled);
+        if let Some(prefix) = p.ipv4_prefix {
+            check_prefix(prefix, 32, &format!("policies.{kind}.ipv4_prefix"))?;
+            base.ipv4_prefix = Some(prefix);
+        }
+        if let Some(prefix) = p.ipv6_prefix {
+            check_prefix(prefix, 128, &format!("policies.{kind}.ipv6_prefix"))?;
+            base.ipv6_prefix = Some(prefix);
+        }
     }
     Ok(())
 }
@@ -348,6 +383,11 @@ impl From<Config> for ConfigPatch {
             default_plan: Some(config.default_plan),
             time_zone: Some(config.time_zone),
             ip_burst: Some(config.ip_burst),
+            client: Some(ClientPatch {
+                ipv4_prefix: Some(config.client.ipv4_prefix),
+                ipv6_prefix: Some(config.client.ipv6_prefix),
+                require_ip: Some(config.client.require_ip),
+            }),
             bypass: Some(bypass_patch(config.bypass)),
             plans: Some(plans),
             roles: Some(rates_patch(config.roles, defaults.roles)),
@@ -387,6 +427,8 @@ fn policies_patch(p: &PoliciesConfig) -> PoliciesPatch {
             key: Some(c.key.clone()),
             shadow: Some(c.shadow),
             enabled: Some(c.enabled),
+            ipv4_prefix: c.ipv4_prefix,
+            ipv6_prefix: c.ipv6_prefix,
         })
     }))
 }

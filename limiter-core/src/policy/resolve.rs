@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::ip::IpSet;
+use super::ip::{IpNet, IpSet};
 use super::kind::PolicyKind;
 use crate::{Check, Error, Key, Limit, Rate, Request, SubjectKind};
 
@@ -91,6 +91,9 @@ pub(super) struct Policy {
     pub(super) key: Vec<SubjectKind>,
     pub(super) shadow: bool,
     pub(super) enabled: bool,
+    /// The prefix lengths clients are counted by.
+    pub(super) ipv4_prefix: u8,
+    pub(super) ipv6_prefix: u8,
 }
 
 /// A scope's limit and the policy name its checks carry (`scope.auth`).
@@ -137,6 +140,8 @@ pub struct PolicySet {
     pub(super) scopes: HashMap<String, ScopeLimit>,
     pub(super) anon: Option<Arc<Limit>>,
     pub(super) ip_burst: Arc<Limit>,
+    /// Whether an anonymous request must carry its client IP.
+    pub(super) require_client_ip: bool,
     /// How each kind applies, indexed by kind.
     pub(super) policies: [Policy; PolicyKind::COUNT],
 }
@@ -168,7 +173,9 @@ impl PolicySet {
     ///
     /// - Bypass, in this order: staff, superuser (each if enabled), an API key flagged bypass
     ///   (if enabled), an allow-listed IP, tenant or user.
-    /// - Anonymous (no user, tenant or API key): `anon` (the rate of `scopes.anon`).
+    /// - Anonymous (no user and no API key: a tenant alone, which a service may know from a
+    ///   host name before anyone signs in, does not authenticate): `anon` (the rate of
+    ///   `scopes.anon`), per client network.
     /// - Authenticated: the plan's `plan_sustained`, `plan_burst` and `plan_daily` (the
     ///   request's plan, or `default_plan`), and `role`: the most generous of the user's
     ///   configured roles. Roles grant capacity, so a user who is both owner and member is
@@ -179,14 +186,15 @@ impl PolicySet {
     /// Each applies only if enabled and if the request has one of the subjects it is keyed by.
     /// All of them are checked, all or nothing, so the strictest decides.
     ///
-    /// Errors: a cost of 0, or a plan that is not configured.
+    /// IP-keyed limits count the client's network ([`IpNet::client`](super::IpNet::client):
+    /// each IPv4 address and each IPv6 /64 by default).
+    ///
+    /// Errors: a cost of 0, an empty id (tenant, user, role, scope or API key), a plan that is
+    /// not configured, or an anonymous request without its client IP (unless
+    /// `client.require_ip` is off).
     pub fn resolve(&self, request: &Request) -> Result<Resolution, Error> {
         use PolicyKind::{Anon, IpBurst, PlanBurst, PlanDaily, PlanSustained, Role, Scope};
-        if request.cost == 0 {
-            return Err(Error::InvalidRequest(
-                "the request's cost is 0; expected at least 1".into(),
-            ));
-        }
+        check_request(request)?;
         if let Some(reason) = self.bypass(request) {
             return Ok(Resolution::Bypass(reason));
         }
@@ -200,7 +208,7 @@ impl PolicySet {
                 return;
             }
             let name = name.unwrap_or(&policy.name);
-            if let Some((subject_kind, value)) = subject(request, &policy.key) {
+            if let Some((subject_kind, value)) = subject(request, policy) {
                 checks.push(Check {
                     key: Key::new(&self.namespace, name, subject_kind, &value),
                     policy: Arc::clone(name),
@@ -211,6 +219,14 @@ impl PolicySet {
             }
         };
         let anonymous = request.is_anonymous();
+        if anonymous && request.client_ip.is_none() && self.require_client_ip {
+            return Err(Error::InvalidRequest(
+                "an anonymous request has no client IP: anonymous limits count per client \
+                 network, so the service must pass it (Request::ip); set client.require_ip = \
+                 false to let such requests through the IP-keyed limits"
+                    .into(),
+            ));
+        }
         if anonymous {
             if let Some(limit) = &self.anon {
                 push(Anon, limit, None);
@@ -285,18 +301,49 @@ impl PolicySet {
     }
 }
 
-/// The first of `key` that the request has.
-fn subject<'r>(request: &'r Request, key: &[SubjectKind]) -> Option<(SubjectKind, Cow<'r, str>)> {
-    key.iter().find_map(|&kind| {
+/// The first subject of `policy`'s key that the request has.
+fn subject<'r>(request: &'r Request, policy: &Policy) -> Option<(SubjectKind, Cow<'r, str>)> {
+    policy.key.iter().find_map(|&kind| {
         let value = match kind {
             SubjectKind::Tenant => Cow::Borrowed(request.tenant.as_deref()?),
             SubjectKind::User => Cow::Borrowed(request.user.as_deref()?),
             SubjectKind::ApiKey => Cow::Borrowed(request.api_key.as_ref()?.id.as_str()),
-            // IPv4-mapped IPv6 addresses count as their IPv4 address, as in the allow-list.
-            SubjectKind::Ip => Cow::Owned(request.client_ip?.to_canonical().to_string()),
+            // The client's network, not its address: a client holding a whole IPv6 /64 is one
+            // subject, not 2^64.
+            SubjectKind::Ip => {
+                let ip = request.client_ip?;
+                Cow::Owned(IpNet::client(ip, policy.ipv4_prefix, policy.ipv6_prefix).to_string())
+            }
         };
         Some((kind, value))
     })
+}
+
+/// Refuses what no limit could count: a cost of 0, and an empty id, which would make every
+/// request that has one share a single subject.
+fn check_request(request: &Request) -> Result<(), Error> {
+    if request.cost == 0 {
+        return Err(Error::InvalidRequest(
+            "the request's cost is 0; expected at least 1".into(),
+        ));
+    }
+    let ids = [
+        ("tenant", request.tenant.as_deref()),
+        ("user", request.user.as_deref()),
+        ("scope", request.scope.as_deref()),
+        (
+            "api key id",
+            request.api_key.as_ref().map(|k| k.id.as_str()),
+        ),
+        ("plan", request.plan.as_deref()),
+    ];
+    let roles = request.roles.iter().map(|r| ("role", Some(r.as_str())));
+    if let Some((field, _)) = ids.into_iter().chain(roles).find(|(_, v)| *v == Some("")) {
+        return Err(Error::InvalidRequest(format!(
+            "the request's {field} is empty; expected a non-empty id, or none"
+        )));
+    }
+    Ok(())
 }
 
 /// Orders rates by requests per unit of time (`a.limit / a.period` against `b`'s), exactly.

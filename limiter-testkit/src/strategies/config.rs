@@ -33,7 +33,7 @@ pub fn rate_for(algorithms: &[AlgorithmChoice]) -> BoxedStrategy<Rate> {
 }
 
 /// A policy's settings: one of `algorithms`, a non-empty key list in any order, shadow one
-/// time in five, disabled one time in ten.
+/// time in five, disabled one time in ten, client prefixes of its own one time in four.
 fn policy_config(algorithms: &[AlgorithmChoice]) -> BoxedStrategy<PolicyConfig> {
     let subjects = vec![
         SubjectKind::Tenant,
@@ -46,11 +46,14 @@ fn policy_config(algorithms: &[AlgorithmChoice]) -> BoxedStrategy<PolicyConfig> 
         subsequence(subjects, 1..=4).prop_shuffle(),
         prop::bool::weighted(0.2),
         prop::bool::weighted(0.9),
+        prop::option::weighted(0.25, (0..=32u8, 0..=128u8)),
     )
-        .prop_map(|(algorithm, key, shadow, enabled)| {
+        .prop_map(|(algorithm, key, shadow, enabled, prefixes)| {
             let mut policy = PolicyConfig::new(algorithm, key);
             policy.shadow = shadow;
             policy.enabled = enabled;
+            policy.ipv4_prefix = prefixes.map(|(v4, _)| v4);
+            policy.ipv6_prefix = prefixes.map(|(_, v6)| v6);
             policy
         })
         .boxed()
@@ -106,19 +109,30 @@ pub fn config() -> BoxedStrategy<Config> {
             0..=2,
         ),
     );
+    let client = (
+        prop_oneof![3 => Just(32u8), 1 => 0..=32u8],
+        prop_oneof![3 => Just(64u8), 1 => 0..=128u8],
+        prop::bool::weighted(0.8),
+    );
     let settings = (
         "[a-z][a-z0-9_-]{0,15}",
         select(TIME_ZONES),
         bypass,
         prop::bool::weighted(0.8),
+        client,
     );
     (policies, settings)
         .prop_flat_map(
             |(((sustained, burst, daily), (role, scope), (anon, ip_burst)), settings)| {
-                let (namespace, zone, bypass, with_anon) = settings;
+                let (namespace, zone, bypass, with_anon, client) = settings;
                 let mut config = Config::default();
                 config.namespace = namespace;
                 config.time_zone = zone.to_owned();
+                (
+                    config.client.ipv4_prefix,
+                    config.client.ipv6_prefix,
+                    config.client.require_ip,
+                ) = client;
                 let (staff, superuser, api_keys, ips, tenants, users) = bypass;
                 config.bypass.staff = staff;
                 config.bypass.superuser = superuser;
