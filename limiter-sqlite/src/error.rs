@@ -6,8 +6,8 @@ use std::time::Duration;
 use limiter_core::{Error, ErrorKind};
 use rusqlite::ErrorCode;
 
-/// What can go wrong inside the store. It never leaves the crate: [`to_error`] turns it into
-/// the public error, with the file's path and what was expected.
+/// What can go wrong inside the store. It never leaves the crate: [`into_core_error`] turns it
+/// into the public error, with the file's path and what was expected.
 ///
 /// Clone, because one failure (a lock held too long) answers every call of a group.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ pub(crate) struct Site {
 
 /// The one mapping from [`SqliteError`] to the public error: decides temporary or permanent,
 /// and says what was wrong, with the path, and what is expected.
-pub(crate) fn to_error(site: &Site, error: SqliteError) -> Error {
+pub(crate) fn into_core_error(site: &Site, error: SqliteError) -> Error {
     let path = &site.path;
     let (kind, message, source): (ErrorKind, String, Option<limiter_core::BoxError>) = match error {
         SqliteError::Sqlite { doing, source } => {

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::config::SqliteConfig;
 use crate::connection::Target;
-use crate::error::{Site, SqliteError, to_error};
+use crate::error::{Site, SqliteError, into_core_error};
 use crate::job::{Answer, Job};
 use crate::worker::{self, Request};
 
@@ -88,7 +88,7 @@ impl SqliteStore {
         let timeout = config.timeout;
         let (ready, opened) = oneshot::channel();
         let (sender, worker) =
-            worker::spawn(target, config, ready).map_err(|e| to_error(&site, e))?;
+            worker::spawn(target, config, ready).map_err(|e| into_core_error(&site, e))?;
         let store = SqliteStore {
             site,
             path,
@@ -98,8 +98,8 @@ impl SqliteStore {
         };
         match opened.await {
             Ok(Ok(())) => Ok(store),
-            Ok(Err(e)) => Err(to_error(&store.site, e)),
-            Err(_) => Err(to_error(&store.site, SqliteError::WorkerStopped)),
+            Ok(Err(e)) => Err(into_core_error(&store.site, e)),
+            Err(_) => Err(into_core_error(&store.site, SqliteError::WorkerStopped)),
         }
     }
 
@@ -124,11 +124,11 @@ impl SqliteStore {
         self.sender
             .as_ref()
             .and_then(|s| s.send(Request { job, reply }).ok())
-            .ok_or_else(|| to_error(&self.site, SqliteError::WorkerStopped))?;
+            .ok_or_else(|| into_core_error(&self.site, SqliteError::WorkerStopped))?;
         let answer = async {
             match answer.await {
-                Ok(result) => result.map_err(|e| to_error(&self.site, e)),
-                Err(_) => Err(to_error(&self.site, SqliteError::WorkerStopped)),
+                Ok(result) => result.map_err(|e| into_core_error(&self.site, e)),
+                Err(_) => Err(into_core_error(&self.site, SqliteError::WorkerStopped)),
             }
         };
         match timeout.or(self.timeout) {
