@@ -1,5 +1,9 @@
 //! The schema, versioned with `PRAGMA user_version`, and the migrations between versions.
 //!
+//! Each migration is a file `migrations/NNNN_what.sql` that takes the schema from version
+//! `NNNN - 1` to `NNNN`; a new version adds the next file and lists it last in [`MIGRATIONS`].
+//! An earlier file is never edited: databases already past its version would not run it again.
+//!
 //! Version `n` is reached from any version below it by running `MIGRATIONS[v..n]` in order, in
 //! one `BEGIN IMMEDIATE` transaction that also sets `user_version`: a new (empty) file is
 //! version 0, and version 1 is created from it by the very path later versions will take. Two
@@ -10,8 +14,9 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::SqliteError;
 
-/// `MIGRATIONS[i]` takes the schema from version `i` to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+/// `MIGRATIONS[i]` takes the schema from version `i` to version `i + 1`: the file numbered
+/// `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_limiter_state.sql")];
 
 /// The schema version this build writes.
 pub(crate) const LATEST: usize = MIGRATIONS.len();
