@@ -1,10 +1,7 @@
 #![doc = include_str!("../README.md")]
 
-mod checkpoint;
 mod config;
-mod connection;
 mod error;
-mod job;
 mod schema;
 mod store;
 mod worker;

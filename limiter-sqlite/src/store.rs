@@ -11,10 +11,8 @@ use limiter_core::{Batch, BatchOutcome, Error, EvalOptions, Key, Micros, Store};
 use tokio::sync::oneshot;
 
 use crate::config::SqliteConfig;
-use crate::connection::Target;
 use crate::error::{Site, SqliteError, into_core_error};
-use crate::job::{Answer, Job};
-use crate::worker::{self, Request};
+use crate::worker::{self, Answer, Job, Request, Target};
 
 /// A [`Store`] that keeps limit state in a SQLite database: one file that several processes
 /// on one host may share, or a private in-memory database.

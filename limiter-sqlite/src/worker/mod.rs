@@ -1,10 +1,18 @@
-//! The worker thread: owns the connection, drains the queue, and runs every queued call in one
-//! `BEGIN IMMEDIATE` transaction (group commit).
+//! The worker: a thread that owns the connection, drains the queue, and runs every queued call
+//! in one `BEGIN IMMEDIATE` transaction (group commit).
 //!
 //! Taking the write lock before reading any state is what makes decisions exact across
 //! processes: no other connection can read a key between our read and our write. One
 //! transaction per group instead of per call shares the cost of the commit among the callers
 //! that queued while the previous group ran, so throughput grows with concurrency.
+//!
+//! [`job`] says what the worker is asked and runs one job inside the open transaction,
+//! [`connection`] opens the database, and [`checkpoint`] keeps WAL checkpoints on a thread of
+//! their own.
+
+mod checkpoint;
+mod connection;
+mod job;
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
@@ -13,11 +21,12 @@ use std::time::Instant;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::checkpoint::{CHECKPOINT_EVERY_ROWS, Checkpointer};
 use crate::config::SqliteConfig;
-use crate::connection::{self, Target};
 use crate::error::{SqliteError, is_busy};
-use crate::job::{self, Answer, Job, JobResult};
+use checkpoint::{CHECKPOINT_EVERY_ROWS, Checkpointer};
+pub(crate) use connection::Target;
+use job::JobResult;
+pub(crate) use job::{Answer, Job};
 
 /// Rows deleted per transaction by a sweep, so that a large sweep does not hold the write
 /// lock for long.
