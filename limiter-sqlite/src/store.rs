@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::config::SqliteConfig;
 use crate::error::{Site, SqliteError, into_core_error};
-use crate::worker::{self, Answer, Job, Request, Target};
+use crate::worker::{self, Call, Reply, Target};
 
 /// A [`Store`] that keeps limit state in a SQLite database: one file that several processes
 /// on one host may share, or a private in-memory database.
@@ -34,7 +34,7 @@ pub struct SqliteStore {
     site: Site,
     path: Option<PathBuf>,
     timeout: Option<Duration>,
-    sender: Option<mpsc::Sender<Request>>,
+    sender: Option<mpsc::Sender<Call>>,
     worker: Option<JoinHandle<()>>,
 }
 
@@ -111,17 +111,19 @@ impl SqliteStore {
     /// [`SqliteConfig::sweep_interval`]); a key is never dropped while it still holds back a
     /// request at `now`.
     pub async fn sweep(&self, now: Micros) -> Result<u64, Error> {
-        match self.call(Job::Sweep { now }, None).await? {
-            Answer::Swept(n) => Ok(n),
-            _ => Ok(0),
-        }
+        self.call(|reply| Call::Sweep { now, reply }, None).await
     }
 
-    async fn call(&self, job: Job, timeout: Option<Duration>) -> Result<Answer, Error> {
+    /// Sends the call that `call` builds around its reply, and waits for the answer.
+    async fn call<T>(
+        &self,
+        call: impl FnOnce(Reply<T>) -> Call,
+        timeout: Option<Duration>,
+    ) -> Result<T, Error> {
         let (reply, answer) = oneshot::channel();
         self.sender
             .as_ref()
-            .and_then(|s| s.send(Request { job, reply }).ok())
+            .and_then(|s| s.send(call(reply)).ok())
             .ok_or_else(|| into_core_error(&self.site, SqliteError::WorkerStopped))?;
         let answer = async {
             match answer.await {
@@ -141,13 +143,6 @@ impl SqliteStore {
                 }),
         }
     }
-
-    async fn outcome(&self, job: Job, options: &EvalOptions) -> Result<BatchOutcome, Error> {
-        match self.call(job, options.timeout).await? {
-            Answer::Outcome(outcome) => Ok(outcome),
-            _ => Ok(BatchOutcome::default()),
-        }
-    }
 }
 
 #[async_trait]
@@ -161,18 +156,18 @@ impl Store for SqliteStore {
                 at: options.now,
             });
         }
-        let job = Job::Evaluate {
+        let call = |reply| Call::Evaluate {
             batch: batch.clone(),
             now: options.now,
             mode: options.mode,
+            reply,
         };
-        self.outcome(job, options).await
+        self.call(call, options.timeout).await
     }
 
     async fn reset(&self, key: &Key) -> Result<(), Error> {
-        self.call(Job::Reset { key: key.clone() }, None)
-            .await
-            .map(drop)
+        let key = key.clone();
+        self.call(|reply| Call::Reset { key, reply }, None).await
     }
 }
 

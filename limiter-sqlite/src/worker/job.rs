@@ -3,35 +3,53 @@
 use limiter_core::batch::{self, Batch, BatchOutcome, Mode};
 use limiter_core::{Key, Micros, State};
 use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
 
 use crate::error::SqliteError;
 
-/// One call of the store, as sent to the worker.
+/// Where the answer of a call goes, typed by what the call answers.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, SqliteError>>;
+
+/// One call of the store, as sent to the worker: its job, and where the answer goes. Each
+/// kind of call carries a reply of its own answer's type, so the worker cannot answer one kind
+/// of call with another's answer.
 #[derive(Debug)]
-pub(crate) enum Job {
+pub(crate) enum Call {
     /// `Store::evaluate`, in any mode.
     Evaluate {
         batch: Batch,
         now: Micros,
         mode: Mode,
+        reply: Reply<BatchOutcome>,
     },
     /// `Store::reset`.
-    Reset { key: Key },
+    Reset { key: Key, reply: Reply<()> },
     /// `SqliteStore::sweep`: runs in transactions of its own, not in a group.
-    Sweep { now: Micros },
+    Sweep { now: Micros, reply: Reply<u64> },
 }
 
-/// What a job answers.
+impl Call {
+    /// Whether the caller stopped waiting (timed out, or dropped its future): such a call is
+    /// not run, so that it charges nothing.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        match self {
+            Call::Evaluate { reply, .. } => reply.is_closed(),
+            Call::Reset { reply, .. } => reply.is_closed(),
+            Call::Sweep { reply, .. } => reply.is_closed(),
+        }
+    }
+}
+
+/// How a job failed inside a group's transaction.
 #[derive(Debug)]
-pub(crate) enum Answer {
-    Outcome(BatchOutcome),
-    Done,
-    Swept(u64),
+pub(crate) enum JobFailure {
+    /// SQLite failed, possibly after the job wrote some of its rows: the whole transaction
+    /// must be rolled back.
+    Abort(SqliteError),
+    /// The job's own failure, found before it wrote anything: its caller gets the error, and
+    /// the rest of the group goes on.
+    Skip(SqliteError),
 }
-
-/// The answer of one job in a group: its own failure (`Err`) has written nothing, so the
-/// group goes on without it.
-pub(crate) type JobResult = Result<Answer, SqliteError>;
 
 const LOAD: &str = "SELECT state FROM limiter_state WHERE key = ?1";
 const STORE: &str = "INSERT INTO limiter_state (key, state, fresh_at) VALUES (?1, ?2, ?3) \
@@ -40,51 +58,46 @@ const DELETE: &str = "DELETE FROM limiter_state WHERE key = ?1";
 const SWEEP: &str = "DELETE FROM limiter_state WHERE key IN \
                      (SELECT key FROM limiter_state WHERE fresh_at <= ?1 LIMIT ?2)";
 
-/// Runs `job` on `conn`, which is inside a write transaction. The outer `Err` is a SQLite
-/// failure after which the transaction must be rolled back (the job may have written part of
-/// its rows); the inner one is the job's own failure, found before it wrote anything.
-pub(crate) fn run(
+/// Evaluates `batch` at `now` in `mode` on `conn`, which is inside a write transaction, and
+/// writes back the states that changed.
+pub(crate) fn evaluate(
     conn: &Connection,
-    job: &Job,
+    batch: &Batch,
+    now: Micros,
+    mode: Mode,
     buf: &mut Vec<u8>,
-) -> Result<JobResult, SqliteError> {
-    match job {
-        Job::Evaluate { batch, now, mode } => {
-            let mut states = match load_all(conn, batch)? {
-                Ok(states) => states,
-                Err(e) => return Ok(Err(e)),
-            };
-            // A refund writes back only the states it changed.
-            let before = matches!(mode, Mode::Refund { .. }).then(|| states.clone());
-            let mut refs: Vec<&mut State> = states.iter_mut().collect();
-            let mut statuses = Vec::with_capacity(batch.len());
-            let allowed = batch::evaluate(batch.checks(), &mut refs, *now, *mode, &mut statuses);
-            for (i, (check, state)) in batch.checks().iter().zip(&states).enumerate() {
-                let changed = match (mode, &before) {
-                    // `evaluate` applied exactly the checks that allowed.
-                    (Mode::Consume, _) => allowed && statuses[i].is_allowed(),
-                    (Mode::Refund { .. }, Some(before)) => before[i] != *state,
-                    _ => false,
-                };
-                if changed {
-                    save(conn, &check.key, state, check.limit.fresh_at(state), buf)?;
-                }
-            }
-            let at = *now;
-            Ok(Ok(Answer::Outcome(BatchOutcome {
-                allowed,
-                statuses,
-                at,
-            })))
+) -> Result<BatchOutcome, JobFailure> {
+    let mut states = load_all(conn, batch)?;
+    // A refund writes back only the states it changed.
+    let before = matches!(mode, Mode::Refund { .. }).then(|| states.clone());
+    let mut refs: Vec<&mut State> = states.iter_mut().collect();
+    let mut statuses = Vec::with_capacity(batch.len());
+    let allowed = batch::evaluate(batch.checks(), &mut refs, now, mode, &mut statuses);
+    for (i, (check, state)) in batch.checks().iter().zip(&states).enumerate() {
+        let changed = match (mode, &before) {
+            // `evaluate` applied exactly the checks that allowed.
+            (Mode::Consume, _) => allowed && statuses[i].is_allowed(),
+            (Mode::Refund { .. }, Some(before)) => before[i] != *state,
+            _ => false,
+        };
+        if changed {
+            save(conn, &check.key, state, check.limit.fresh_at(state), buf)
+                .map_err(JobFailure::Abort)?;
         }
-        Job::Reset { key } => {
-            conn.prepare_cached(DELETE)
-                .and_then(|mut s| s.execute(params![key.as_str()]))
-                .map_err(SqliteError::sqlite("deleting a key"))?;
-            Ok(Ok(Answer::Done))
-        }
-        Job::Sweep { now } => Ok(Ok(Answer::Swept(sweep_chunk(conn, *now, u64::MAX)?))),
     }
+    Ok(BatchOutcome {
+        allowed,
+        statuses,
+        at: now,
+    })
+}
+
+/// Deletes the row of `key`, if any.
+pub(crate) fn reset(conn: &Connection, key: &Key) -> Result<(), JobFailure> {
+    conn.prepare_cached(DELETE)
+        .and_then(|mut s| s.execute(params![key.as_str()]))
+        .map(drop)
+        .map_err(|e| JobFailure::Abort(SqliteError::sqlite("deleting a key")(e)))
 }
 
 /// Deletes up to `limit` rows that are indistinguishable from fresh at `now`.
@@ -97,30 +110,26 @@ pub(crate) fn sweep_chunk(conn: &Connection, now: Micros, limit: u64) -> Result<
 }
 
 /// The state of every key of `batch`, in order; a missing row is fresh.
-fn load_all(
-    conn: &Connection,
-    batch: &Batch,
-) -> Result<Result<Vec<State>, SqliteError>, SqliteError> {
-    let mut stmt = conn
-        .prepare_cached(LOAD)
-        .map_err(SqliteError::sqlite("reading state"))?;
+fn load_all(conn: &Connection, batch: &Batch) -> Result<Vec<State>, JobFailure> {
+    let reading = |e| JobFailure::Abort(SqliteError::sqlite("reading state")(e));
+    let mut stmt = conn.prepare_cached(LOAD).map_err(reading)?;
     let mut states = Vec::with_capacity(batch.len());
     for check in batch.checks() {
         let bytes: Option<Vec<u8>> = stmt
             .query_row(params![check.key.as_str()], |row| row.get(0))
             .optional()
-            .map_err(SqliteError::sqlite("reading state"))?;
+            .map_err(reading)?;
         match bytes.map(|b| State::decode(&b)) {
             None => states.push(State::Fresh),
             Some(Some(state)) => states.push(state),
             Some(None) => {
-                return Ok(Err(SqliteError::CorruptState {
+                return Err(JobFailure::Skip(SqliteError::CorruptState {
                     key: check.key.as_str().to_owned(),
                 }));
             }
         }
     }
-    Ok(Ok(states))
+    Ok(states)
 }
 
 fn save(

@@ -18,6 +18,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
+use limiter_core::batch::{Batch, BatchOutcome, Mode};
+use limiter_core::{Key, Micros};
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -25,26 +27,19 @@ use crate::config::SqliteConfig;
 use crate::error::{SqliteError, is_busy};
 use checkpoint::{CHECKPOINT_EVERY_ROWS, Checkpointer};
 pub(crate) use connection::Target;
-use job::JobResult;
-pub(crate) use job::{Answer, Job};
+use job::JobFailure;
+pub(crate) use job::{Call, Reply};
 
 /// Rows deleted per transaction by a sweep, so that a large sweep does not hold the write
 /// lock for long.
 const SWEEP_CHUNK: u64 = 1_000;
-
-/// A job and where its answer goes.
-#[derive(Debug)]
-pub(crate) struct Request {
-    pub(crate) job: Job,
-    pub(crate) reply: oneshot::Sender<JobResult>,
-}
 
 /// Starts the worker on `target`; `ready` answers once the database is open (or could not be).
 pub(crate) fn spawn(
     target: Target,
     config: SqliteConfig,
     ready: oneshot::Sender<Result<(), SqliteError>>,
-) -> Result<(mpsc::Sender<Request>, JoinHandle<()>), SqliteError> {
+) -> Result<(mpsc::Sender<Call>, JoinHandle<()>), SqliteError> {
     let (tx, rx) = mpsc::channel();
     let handle = thread::Builder::new()
         .name("limiter-sqlite".into())
@@ -110,12 +105,12 @@ impl Worker {
     }
 
     /// Serves until every sender is gone (the store was dropped).
-    fn serve(&mut self, rx: &mpsc::Receiver<Request>) {
+    fn serve(&mut self, rx: &mpsc::Receiver<Call>) {
         let max_group = self.config.max_group.max(1);
         loop {
             let first = match self.next_sweep {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                    Ok(request) => request,
+                    Ok(call) => call,
                     Err(RecvTimeoutError::Timeout) => {
                         self.periodic_sweep();
                         continue;
@@ -123,14 +118,14 @@ impl Worker {
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
                 None => match rx.recv() {
-                    Ok(request) => request,
+                    Ok(call) => call,
                     Err(_) => return,
                 },
             };
             let mut group = vec![first];
             while group.len() < max_group {
                 match rx.try_recv() {
-                    Ok(request) => group.push(request),
+                    Ok(call) => group.push(call),
                     Err(_) => break,
                 }
             }
@@ -152,7 +147,7 @@ impl Worker {
     }
 
     /// Deletes every row fresh at `now`, a chunk per transaction.
-    fn sweep(&mut self, now: limiter_core::Micros) -> Result<u64, SqliteError> {
+    fn sweep(&mut self, now: Micros) -> Result<u64, SqliteError> {
         let mut total = 0;
         loop {
             let deleted = self.transaction(|conn, _| job::sweep_chunk(conn, now, SWEEP_CHUNK))?;
@@ -163,46 +158,51 @@ impl Worker {
         }
     }
 
-    fn run_group(&mut self, group: Vec<Request>) {
+    fn run_group(&mut self, calls: Vec<Call>) {
+        let mut group = Vec::with_capacity(calls.len());
         // A caller that stopped waiting (timed out, or dropped its future) is not charged.
-        let (sweeps, group): (Vec<_>, Vec<_>) = group
-            .into_iter()
-            .filter(|r| !r.reply.is_closed())
-            .partition(|r| matches!(r.job, Job::Sweep { .. }));
-        for request in sweeps {
-            if let Job::Sweep { now } = request.job {
-                let _ = request.reply.send(self.sweep(now).map(Answer::Swept));
+        for call in calls.into_iter().filter(|c| !c.is_abandoned()) {
+            match call {
+                Call::Evaluate {
+                    batch,
+                    now,
+                    mode,
+                    reply,
+                } => group.push(Grouped::Evaluate {
+                    batch,
+                    now,
+                    mode,
+                    reply: Held::new(reply),
+                }),
+                Call::Reset { key, reply } => group.push(Grouped::Reset {
+                    key,
+                    reply: Held::new(reply),
+                }),
+                Call::Sweep { now, reply } => {
+                    let _ = reply.send(self.sweep(now));
+                }
             }
         }
         if group.is_empty() {
             return;
         }
-        let jobs: Vec<&Job> = group.iter().map(|r| &r.job).collect();
-        match self.transaction(|conn, buf| {
-            jobs.iter()
-                .map(|job| job::run(conn, job, buf))
-                .collect::<Result<Vec<JobResult>, SqliteError>>()
-        }) {
-            Ok(answers) => {
-                for (request, answer) in group.into_iter().zip(answers) {
-                    let _ = request.reply.send(answer);
-                }
-            }
+        match self.transaction(|conn, buf| group.iter_mut().try_for_each(|g| g.run(conn, buf))) {
+            Ok(()) => group.into_iter().for_each(Grouped::answer),
             // The failure took the whole group's transaction down, and nothing of it was
             // committed. If the lock could not be had, or the group was one call, every call
             // gets the error. Otherwise one call may be at fault: run each alone, so that the
             // others are answered as they would have been.
             Err(e) if group.len() == 1 || is_lock_failure(&e) => {
-                for request in group {
-                    let _ = request.reply.send(Err(e.clone()));
+                for grouped in group {
+                    grouped.fail(e.clone());
                 }
             }
             Err(_) => {
-                for request in group {
-                    let answer = self
-                        .transaction(|conn, buf| job::run(conn, &request.job, buf))
-                        .and_then(|answer| answer);
-                    let _ = request.reply.send(answer);
+                for mut grouped in group {
+                    match self.transaction(|conn, buf| grouped.run(conn, buf)) {
+                        Ok(()) => grouped.answer(),
+                        Err(e) => grouped.fail(e),
+                    }
                 }
             }
         }
@@ -239,4 +239,93 @@ impl Worker {
 /// make each wait the busy timeout again.
 fn is_lock_failure(e: &SqliteError) -> bool {
     matches!(e, SqliteError::Sqlite { source, .. } if is_busy(source))
+}
+
+/// A call that runs inside a group's transaction. Its answer is held until that transaction
+/// commits: a transaction that aborts wrote nothing, and its calls are answered otherwise.
+enum Grouped {
+    Evaluate {
+        batch: Batch,
+        now: Micros,
+        mode: Mode,
+        reply: Held<BatchOutcome>,
+    },
+    Reset {
+        key: Key,
+        reply: Held<()>,
+    },
+}
+
+impl Grouped {
+    /// Runs the call's job in the open transaction and holds its answer; an `Err` aborts the
+    /// transaction.
+    fn run(&mut self, conn: &Connection, buf: &mut Vec<u8>) -> Result<(), SqliteError> {
+        match self {
+            Grouped::Evaluate {
+                batch,
+                now,
+                mode,
+                reply,
+            } => reply.hold(job::evaluate(conn, batch, *now, *mode, buf)),
+            Grouped::Reset { key, reply } => reply.hold(job::reset(conn, key)),
+        }
+    }
+
+    /// Sends the held answer, once the transaction that produced it has committed.
+    fn answer(self) {
+        match self {
+            Grouped::Evaluate { reply, .. } => reply.send(),
+            Grouped::Reset { reply, .. } => reply.send(),
+        }
+    }
+
+    /// Answers `error`, whatever the call's job answered in a transaction that aborted.
+    fn fail(self, error: SqliteError) {
+        match self {
+            Grouped::Evaluate { reply, .. } => reply.fail(error),
+            Grouped::Reset { reply, .. } => reply.fail(error),
+        }
+    }
+}
+
+/// A typed reply, and the answer it is to carry once the transaction commits.
+struct Held<T> {
+    reply: Reply<T>,
+    answer: Option<Result<T, SqliteError>>,
+}
+
+impl<T> Held<T> {
+    fn new(reply: Reply<T>) -> Held<T> {
+        Held {
+            reply,
+            answer: None,
+        }
+    }
+
+    /// Holds what the job answered: its result, or its own failure (which wrote nothing, so
+    /// the transaction goes on). A failure that aborts the transaction is passed up instead.
+    fn hold(&mut self, result: Result<T, JobFailure>) -> Result<(), SqliteError> {
+        let answer = match result {
+            Ok(value) => Ok(value),
+            Err(JobFailure::Skip(e)) => Err(e),
+            Err(JobFailure::Abort(e)) => {
+                self.answer = None;
+                return Err(e);
+            }
+        };
+        self.answer = Some(answer);
+        Ok(())
+    }
+
+    fn send(self) {
+        // An answer is held once the job has run; a reply dropped unanswered tells the caller
+        // that the worker gave up on its call.
+        if let Some(answer) = self.answer {
+            let _ = self.reply.send(answer);
+        }
+    }
+
+    fn fail(self, error: SqliteError) {
+        let _ = self.reply.send(Err(error));
+    }
 }
