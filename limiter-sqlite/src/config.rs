@@ -7,13 +7,14 @@ use limiter_core::{Clock, SystemClock};
 
 /// How a [`SqliteStore`](crate::SqliteStore) runs.
 ///
-/// Start from [`SqliteConfig::default()`] and change what you need:
+/// Start from [`SqliteConfig::new()`] (the same as `default()`) and change what you need with
+/// the `with_*` setters:
 ///
 /// ```
 /// use std::time::Duration;
 /// use limiter_sqlite::SqliteConfig;
 ///
-/// let config = SqliteConfig::default()
+/// let config = SqliteConfig::new()
 ///     .with_busy_timeout(Duration::from_secs(2))
 ///     .with_timeout(Some(Duration::from_millis(500)));
 /// assert_eq!(config.max_group, 128);
@@ -42,6 +43,11 @@ pub struct SqliteConfig {
 }
 
 impl SqliteConfig {
+    /// The default options.
+    pub fn new() -> SqliteConfig {
+        SqliteConfig::default()
+    }
+
     /// The same, with `busy_timeout`.
     pub fn with_busy_timeout(mut self, busy_timeout: Duration) -> SqliteConfig {
         self.busy_timeout = busy_timeout;
