@@ -1,9 +1,6 @@
 //! The options of a [`SqliteStore`](crate::SqliteStore).
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use limiter_core::{Clock, SystemClock};
 
 /// How a [`SqliteStore`](crate::SqliteStore) runs.
 ///
@@ -19,7 +16,7 @@ use limiter_core::{Clock, SystemClock};
 ///     .with_timeout(Some(Duration::from_millis(500)));
 /// assert_eq!(config.max_group, 128);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SqliteConfig {
     /// How long a connection waits for a lock held by another connection (another process
@@ -32,14 +29,18 @@ pub struct SqliteConfig {
     pub timeout: Option<Duration>,
     /// The most queued calls run in one transaction (group commit). Default 128; at least 1.
     pub max_group: usize,
-    /// How often the worker deletes rows whose state is indistinguishable from fresh; `None`
-    /// disables the periodic sweep ([`SqliteStore::sweep`](crate::SqliteStore::sweep) still
-    /// works). Default every 60 s of real time.
+    /// How often, in the limiter's (injected) time, the worker sweeps out the rows whose state
+    /// has long been indistinguishable from fresh (default one minute; not zero). Time is the
+    /// [`EvalOptions::now`](limiter_core::EvalOptions::now) the store's callers pass: the first
+    /// call starts a sweep, and then the first call at least an interval after the last sweep's
+    /// `now`, so a store that nobody calls does not sweep. Such a sweep drops the rows that have
+    /// been fresh, at that `now`, for the longest period of the limits the store has evaluated
+    /// (hence for at least one period of their own, as in the memory store), so that a caller
+    /// whose clock is a little behind still finds its state. It runs after the call that
+    /// started it is answered, a chunk of rows per transaction, with the calls that queue
+    /// meanwhile served between chunks. `None` turns automatic sweeps off: call
+    /// [`SqliteStore::sweep`](crate::SqliteStore::sweep) yourself.
     pub sweep_interval: Option<Duration>,
-    /// The time the periodic sweep compares rows against. Give it the limiter's clock when
-    /// time is injected (a [`ManualClock`](limiter_core::ManualClock)), so that the sweep never
-    /// drops a key that is still live at the limiter's `now`. Default: the system clock.
-    pub clock: Arc<dyn Clock>,
 }
 
 impl SqliteConfig {
@@ -66,15 +67,10 @@ impl SqliteConfig {
         self
     }
 
-    /// The same, with a periodic sweep every `interval` (`None`: no periodic sweep).
+    /// The same, with an automatic sweep every `interval` of the callers' time (`None`: no
+    /// automatic sweep).
     pub fn with_sweep_interval(mut self, interval: Option<Duration>) -> SqliteConfig {
         self.sweep_interval = interval;
-        self
-    }
-
-    /// The same, with the clock the periodic sweep reads.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SqliteConfig {
-        self.clock = clock;
         self
     }
 }
@@ -86,7 +82,6 @@ impl Default for SqliteConfig {
             timeout: None,
             max_group: 128,
             sweep_interval: Some(Duration::from_secs(60)),
-            clock: Arc::new(SystemClock),
         }
     }
 }

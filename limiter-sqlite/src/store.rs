@@ -73,7 +73,7 @@ impl SqliteStore {
         if config.sweep_interval.is_some_and(|i| i.is_zero()) {
             return Err(Error::InvalidConfig {
                 path: "SqliteConfig::sweep_interval".into(),
-                message: "an interval of 0 would sweep without pause; expected a positive \
+                message: "an interval of 0 would sweep after every call; expected a positive \
                           interval, or None to sweep only when SqliteStore::sweep is called"
                     .into(),
             });
@@ -107,9 +107,10 @@ impl SqliteStore {
     }
 
     /// Deletes every row whose state is indistinguishable from fresh at `now` (the limiter's
-    /// time), and returns how many it deleted. The worker also does this periodically (see
-    /// [`SqliteConfig::sweep_interval`]); a key is never dropped while it still holds back a
-    /// request at `now`.
+    /// time), a chunk of rows per transaction, and returns how many it deleted; a key is never
+    /// dropped while it still holds back a request at `now`. The worker also sweeps by itself,
+    /// in the callers' time and leaving rows a while longer (see
+    /// [`SqliteConfig::sweep_interval`]).
     pub async fn sweep(&self, now: Micros) -> Result<u64, Error> {
         self.call(|reply| Call::Sweep { now, reply }, None).await
     }

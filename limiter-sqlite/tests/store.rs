@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use limiter_core::StoreExt;
 use limiter_core::{
-    Batch, Check, EvalOptions, Key, Limit, ManualClock, Micros, Rate, State, Store, SubjectKind,
+    Batch, Check, EvalOptions, Key, Limit, Micros, Rate, State, Store, SubjectKind,
 };
 use limiter_sqlite::{SqliteConfig, SqliteStore};
 use rusqlite::Connection;
@@ -218,46 +218,70 @@ async fn sweep_deletes_only_rows_that_are_fresh_at_the_given_time() {
 }
 
 #[tokio::test]
-async fn the_periodic_sweep_reads_the_injected_clock_not_the_wall_clock() {
+async fn the_automatic_sweep_runs_in_the_callers_time_once_per_interval() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("limits.db");
-    // Limiter time is in 2001; by the wall clock every row would be fresh long ago.
-    let clock = ManualClock::new(NOW);
+    // Limiter time is in 2001: by the wall clock every row would be fresh long ago.
     let store = SqliteStore::open(
         &path,
-        SqliteConfig::default()
-            .with_sweep_interval(Some(Duration::from_millis(5)))
-            .with_clock(Arc::new(clock.clone())),
+        SqliteConfig::new().with_sweep_interval(Some(Duration::from_secs(60))),
     )
     .await
     .expect("open");
+    let second = Limit::gcra("1/second".parse::<Rate>().expect("rate"));
     let minute = Limit::gcra("1/minute".parse::<Rate>().expect("rate"));
-    let hour = Limit::gcra("1/hour".parse::<Rate>().expect("rate"));
-    let at = EvalOptions::at(NOW);
+    const S: Micros = 1_000_000;
+    let admit = |name: &'static str, limit: &Limit, at: Micros| {
+        let batch = batch(&[(name, limit)]);
+        let store = &store;
+        async move { assert!(common::admitted(store, &batch, at).await, "{name}") }
+    };
+    // Any later call is served after the sweep that an earlier one started: a barrier.
+    let unused = key("unused");
+    let settle = || store.reset(&unused);
+
+    // The first call sweeps (nothing yet); "s" is fresh from NOW + 1 s, "m" from NOW + 60 s.
+    assert!(common::admitted(&store, &batch(&[("s", &second), ("m", &minute)]), NOW).await);
+    // No sweep is due before NOW + 60 s, however long "s" has been fresh.
+    admit("a", &minute, NOW + 59 * S).await;
+    settle().await.expect("reset");
     assert!(
-        store
-            .evaluate(&batch(&[("m", &minute), ("h", &hour)]), &at)
-            .await
-            .expect("ok")
-            .allowed
+        stored_state(&path, "s").is_some(),
+        "swept before the interval"
     );
 
-    clock.advance(Duration::from_secs(120));
-    // Wait (in real time) for the worker's next sweep to remove the minute key.
-    let mut polls = 0;
-    while stored_state(&path, "m").is_some() {
-        polls += 1;
-        assert!(
-            polls < 2_000,
-            "the periodic sweep never removed the stale row"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // The sweep due at NOW + 61 s drops the rows that have been fresh for a minute, the
+    // longest period evaluated: "s", not "m", which a caller a second behind would still see.
+    admit("b", &minute, NOW + 61 * S).await;
+    settle().await.expect("reset");
     assert!(
-        stored_state(&path, "h").is_some(),
-        "swept a row live at the injected time"
+        stored_state(&path, "s").is_none(),
+        "the due sweep did not run"
     );
-    drop(store);
+    assert!(
+        stored_state(&path, "m").is_some(),
+        "swept a row fresh for less than a period"
+    );
+
+    // The next one is due an interval later, at NOW + 121 s.
+    admit("c", &minute, NOW + 120 * S).await;
+    settle().await.expect("reset");
+    assert!(
+        stored_state(&path, "m").is_some(),
+        "swept twice in one interval"
+    );
+    admit("d", &minute, NOW + 121 * S).await;
+    settle().await.expect("reset");
+    assert!(
+        stored_state(&path, "m").is_none(),
+        "the second sweep did not run"
+    );
+    for live in ["a", "b", "c", "d"] {
+        assert!(
+            stored_state(&path, live).is_some(),
+            "swept {live}, live at the injected time"
+        );
+    }
 }
 
 #[tokio::test]
