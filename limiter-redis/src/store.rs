@@ -3,9 +3,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,10 +12,10 @@ use fred::clients::Pool;
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::types::config::{Config, Options, ServerConfig};
 use fred::types::{Builder, Key as FredKey, Value};
-use fred::util::redis_keyslot;
 use limiter_core::time::MAX_TIMESTAMP;
-use limiter_core::{Batch, BatchOutcome, Check, Error, EvalOptions, Key, LimitStatus, Mode, Store};
+use limiter_core::{Batch, BatchOutcome, Check, Error, EvalOptions, Key, Mode, Store};
 
+use crate::cluster::{Decide, SlotGroups};
 use crate::config::{RedisConfig, TimeSource};
 use crate::error::{RedisError, to_core};
 use crate::script::{DECIDE_LUA, DayBounds, Reply, ScriptMode, ScriptTime, arguments, parse_reply};
@@ -257,124 +255,16 @@ impl RedisStore {
         let reply = self.call(mode, checks, options).await?;
         parse_reply(reply, mode, checks).map_err(|e| to_core(self, e, Duration::ZERO))
     }
-
-    /// The batch's checks grouped by cluster slot, in order of first appearance.
-    fn groups<'b>(&self, batch: &'b Batch) -> Vec<(Vec<usize>, Vec<&'b Check>)> {
-        let checks = batch.checks();
-        let mut slots: Vec<u16> = Vec::new();
-        let mut groups: Vec<(Vec<usize>, Vec<&Check>)> = Vec::new();
-        for (i, check) in checks.iter().enumerate() {
-            let slot = redis_keyslot(check.key.as_str().as_bytes());
-            match slots.iter().position(|&s| s == slot) {
-                Some(g) => {
-                    groups[g].0.push(i);
-                    groups[g].1.push(check);
-                }
-                None => {
-                    slots.push(slot);
-                    groups.push((vec![i], vec![check]));
-                }
-            }
-        }
-        groups
-    }
-
-    /// A batch spanning cluster slots: one script call per slot, so not atomic as a whole.
-    ///
-    /// Every slot is first peeked: a decision that some slot denies charges nothing anywhere,
-    /// exactly as one script would. If every slot admits, each is charged; when a concurrent
-    /// decision took the room in between and a slot now denies, what the other slots took is
-    /// given back. So a cross-slot decision may briefly under-admit, never over-admit. Slots
-    /// are called concurrently: two round trips of latency whatever their number.
-    async fn evaluate_across_slots(
-        &self,
-        groups: Vec<(Vec<usize>, Vec<&Check>)>,
-        options: &EvalOptions,
-    ) -> Result<BatchOutcome, Error> {
-        let peek = self.each_slot(ScriptMode::Peek, &groups, options).await?;
-        if !peek.allowed {
-            return Ok(peek);
-        }
-        let consumed = join_all(
-            groups
-                .iter()
-                .map(|(_, checks)| self.decide(ScriptMode::Consume, checks, options)),
-        )
-        .await;
-        let admitted = consumed
-            .iter()
-            .all(|r| r.as_ref().is_ok_and(|r| r.admitted));
-        if !admitted {
-            // A concurrent decision took the room between peek and consume: give back what
-            // the slots that admitted took, at the time each charged. If giving back fails,
-            // those limits stay charged until they refill: fewer requests admitted for a
-            // while, never more.
-            let refunds = groups
-                .iter()
-                .zip(&consumed)
-                .filter_map(|((_, checks), reply)| {
-                    let reply = reply.as_ref().ok().filter(|r| r.admitted)?;
-                    let taken: Vec<&Check> = checks
-                        .iter()
-                        .zip(&reply.statuses)
-                        .filter(|(_, status)| status.is_allowed())
-                        .map(|(&check, _)| check)
-                        .collect();
-                    Some(async move {
-                        self.decide(ScriptMode::Refund(reply.at), &taken, options)
-                            .await
-                    })
-                });
-            let _ = join_all(refunds).await;
-        }
-        let replies = consumed.into_iter().collect::<Result<Vec<_>, _>>()?;
-        Ok(assemble(&groups, replies))
-    }
-
-    /// One script call per slot group in `mode` (a peek or a refund), answered as one batch.
-    async fn each_slot(
-        &self,
-        mode: ScriptMode,
-        groups: &[(Vec<usize>, Vec<&Check>)],
-        options: &EvalOptions,
-    ) -> Result<BatchOutcome, Error> {
-        let replies = join_all(
-            groups
-                .iter()
-                .map(|(_, checks)| self.decide(mode, checks, options)),
-        )
-        .await;
-        let replies = replies.into_iter().collect::<Result<Vec<_>, _>>()?;
-        Ok(assemble(groups, replies))
-    }
 }
 
-/// The answers of the slots of one batch as one answer: admitted if every slot admitted. A
-/// batch that some slot denied charged nothing (or was given back), so the limits that allowed
-/// report what stands, from the states their slot read, as `batch::evaluate` does for one slot.
-fn assemble(groups: &[(Vec<usize>, Vec<&Check>)], replies: Vec<Reply>) -> BatchOutcome {
-    let n = groups.iter().map(|g| g.0.len()).sum();
-    let allowed = replies.iter().all(|r| r.admitted);
-    let at = replies.iter().map(|r| r.at).max().unwrap_or(0);
-    let mut statuses: Vec<Option<LimitStatus>> = vec![None; n];
-    for ((indices, checks), reply) in groups.iter().zip(replies) {
-        let parts = indices
-            .iter()
-            .zip(checks)
-            .zip(reply.statuses)
-            .zip(&reply.states);
-        for (((&i, check), status), state) in parts {
-            statuses[i] = Some(if allowed || !status.is_allowed() {
-                status
-            } else {
-                check.limit.standing(state, reply.at)
-            });
-        }
-    }
-    BatchOutcome {
-        allowed,
-        statuses: statuses.into_iter().flatten().collect(),
-        at,
+impl Decide for RedisStore {
+    fn decide_slot<'a>(
+        &'a self,
+        mode: ScriptMode,
+        checks: &'a [&'a Check],
+        options: &'a EvalOptions,
+    ) -> impl Future<Output = Result<Reply, Error>> + Send + 'a {
+        self.decide(mode, checks, options)
     }
 }
 
@@ -393,19 +283,14 @@ impl Store for RedisStore {
             Mode::Peek => ScriptMode::Peek,
             Mode::Refund { charged_at } => ScriptMode::Refund(charged_at.min(MAX_TIMESTAMP)),
         };
-        let reply = if self.inner.clustered {
-            let mut groups = self.groups(batch);
-            if groups.len() > 1 {
-                return match mode {
-                    ScriptMode::Consume => self.evaluate_across_slots(groups, options).await,
-                    _ => self.each_slot(mode, &groups, options).await,
-                };
+        if self.inner.clustered {
+            let groups = SlotGroups::of(batch.checks());
+            if groups.slots() > 1 {
+                return groups.evaluate(self, mode, options).await;
             }
-            let (_, checks) = groups.pop().unwrap_or_default();
-            self.decide(mode, &checks, options).await?
-        } else {
-            self.decide(mode, batch.checks(), options).await?
-        };
+        }
+        // One server, or one slot: one script call decides the whole batch atomically.
+        let reply = self.decide(mode, batch.checks(), options).await?;
         Ok(BatchOutcome {
             allowed: reply.admitted,
             statuses: reply.statuses,
@@ -442,30 +327,6 @@ impl fmt::Debug for RedisStore {
             .field("command_timeout", &self.inner.command_timeout)
             .finish()
     }
-}
-
-/// Runs `futures` concurrently; their outputs in order.
-async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 /// `redis://host:port` for a server, `redis-cluster://host:port,host:port` for a cluster's
