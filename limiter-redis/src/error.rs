@@ -23,7 +23,11 @@ pub(crate) enum RedisError {
 /// Maps every failure of the store to the core error, saying whether it is temporary.
 ///
 /// `timeout` is the limit the failed call ran under (reported by [`Error::Timeout`]).
-pub(crate) fn to_core(backend: &dyn fmt::Display, error: RedisError, timeout: Duration) -> Error {
+pub(crate) fn into_core_error(
+    backend: &dyn fmt::Display,
+    error: RedisError,
+    timeout: Duration,
+) -> Error {
     let fred = match error {
         RedisError::Fred(e) => e,
         RedisError::Reply(_) => {
@@ -111,7 +115,7 @@ mod tests {
     use super::*;
 
     fn kind_of(kind: FredKind, details: &str) -> ErrorKind {
-        let e = to_core(
+        let e = into_core_error(
             &"RedisStore(test)",
             FredError::new(kind, details.to_owned()).into(),
             Duration::ZERO,
@@ -152,7 +156,7 @@ mod tests {
 
     #[test]
     fn a_timeout_is_the_core_timeout() {
-        let e = to_core(
+        let e = into_core_error(
             &"RedisStore(x)",
             FredError::new(FredKind::Timeout, "t").into(),
             Duration::from_millis(250),

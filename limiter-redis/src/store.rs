@@ -17,7 +17,7 @@ use limiter_core::{Batch, BatchOutcome, Check, Error, EvalOptions, Key, Mode, St
 
 use crate::cluster::{Decide, SlotGroups};
 use crate::config::{RedisConfig, TimeSource};
-use crate::error::{RedisError, to_core};
+use crate::error::{RedisError, into_core_error};
 use crate::script::{DECIDE_LUA, DayBounds, Reply, ScriptMode, ScriptTime, arguments, parse_reply};
 
 /// The SHA1 of the decision script, computed once per process. Static, so that every call's
@@ -86,7 +86,7 @@ impl RedisStore {
     /// pool of 0), or the error of the failed connection.
     pub async fn connect(config: RedisConfig) -> Result<RedisStore, Error> {
         let invalid = |message: String| {
-            to_core(
+            into_core_error(
                 &redact(&config.url),
                 RedisError::Config(message),
                 Duration::ZERO,
@@ -127,7 +127,8 @@ impl RedisStore {
             })
             .with_performance_config(|p| p.default_command_timeout = config.command_timeout);
         let backend = format!("RedisStore({target})");
-        let fail = |e: fred::error::Error| to_core(&backend, e.into(), config.connect_timeout);
+        let fail =
+            |e: fred::error::Error| into_core_error(&backend, e.into(), config.connect_timeout);
         let pool = builder.build_pool(config.pool_size).map_err(fail)?;
         match tokio::time::timeout(config.connect_timeout, pool.init()).await {
             Ok(Ok(_connection_task)) => {}
@@ -157,7 +158,7 @@ impl RedisStore {
         store
             .load_script(config.connect_timeout)
             .await
-            .map_err(|e| to_core(&store, e, config.connect_timeout))?;
+            .map_err(|e| into_core_error(&store, e, config.connect_timeout))?;
         Ok(store)
     }
 
@@ -235,13 +236,13 @@ impl RedisStore {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
                 self.load_script(timeout)
                     .await
-                    .map_err(|e| to_core(self, e, timeout))?;
+                    .map_err(|e| into_core_error(self, e, timeout))?;
                 let (keys, args) = arguments(mode, time, checks, &self.inner.days)?;
                 self.evalsha(timeout, keys, args)
                     .await
-                    .map_err(|e| to_core(self, e.into(), timeout))
+                    .map_err(|e| into_core_error(self, e.into(), timeout))
             }
-            result => result.map_err(|e| to_core(self, e.into(), timeout)),
+            result => result.map_err(|e| into_core_error(self, e.into(), timeout)),
         }
     }
 
@@ -253,7 +254,7 @@ impl RedisStore {
         options: &EvalOptions,
     ) -> Result<Reply, Error> {
         let reply = self.call(mode, checks, options).await?;
-        parse_reply(reply, mode, checks).map_err(|e| to_core(self, e, Duration::ZERO))
+        parse_reply(reply, mode, checks).map_err(|e| into_core_error(self, e, Duration::ZERO))
     }
 }
 
@@ -307,7 +308,7 @@ impl Store for RedisStore {
             .del::<i64, _>(FredKey::from(key.as_str()))
             .await
             .map(drop)
-            .map_err(|e| to_core(self, e.into(), timeout))
+            .map_err(|e| into_core_error(self, e.into(), timeout))
     }
 }
 
