@@ -94,8 +94,8 @@ const START: Micros = 1_795_651_200_000_000;
 fn store(capacity: u64) -> MemoryStore {
     MemoryStore::new(
         MemoryConfig::default()
-            .capacity(capacity)
-            .sweep_interval(None),
+            .with_capacity(capacity)
+            .with_sweep_interval(None),
     )
     .expect("valid config")
 }

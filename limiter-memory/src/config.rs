@@ -2,15 +2,16 @@
 
 use std::time::Duration;
 
-/// Options of a [`MemoryStore`](crate::MemoryStore).
+/// Options of a [`MemoryStore`](crate::MemoryStore): [`Default`] or [`new`](Self::new), then
+/// `with_*` methods.
 ///
 /// ```
 /// use std::time::Duration;
 /// use limiter_memory::MemoryConfig;
 ///
-/// let config = MemoryConfig::default()
-///     .capacity(250_000)
-///     .sweep_interval(Some(Duration::from_secs(30)));
+/// let config = MemoryConfig::new()
+///     .with_capacity(250_000)
+///     .with_sweep_interval(Some(Duration::from_secs(30)));
 /// assert_eq!(config.capacity, 250_000);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,13 +44,13 @@ impl MemoryConfig {
     }
 
     /// Sets [`capacity`](Self::capacity); it must be at least 1.
-    pub fn capacity(mut self, capacity: u64) -> MemoryConfig {
+    pub fn with_capacity(mut self, capacity: u64) -> MemoryConfig {
         self.capacity = capacity;
         self
     }
 
     /// Sets [`sweep_interval`](Self::sweep_interval).
-    pub fn sweep_interval(mut self, interval: Option<Duration>) -> MemoryConfig {
+    pub fn with_sweep_interval(mut self, interval: Option<Duration>) -> MemoryConfig {
         self.sweep_interval = interval;
         self
     }

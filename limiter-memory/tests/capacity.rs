@@ -14,7 +14,7 @@ fn one(key: Key, limit: &Arc<Limit>) -> Batch {
 
 #[test]
 fn a_new_key_at_capacity_gets_exactly_its_limit() {
-    let store = MemoryStore::new(MemoryConfig::default().capacity(CAPACITY)).expect("store");
+    let store = MemoryStore::new(MemoryConfig::default().with_capacity(CAPACITY)).expect("store");
     let mut out: Vec<LimitStatus> = Vec::new();
     // Fill the store with live keys: each has used one unit of a limit that lasts an hour.
     let filler = Arc::new(Limit::gcra(Rate::per(5, Unit::Hour).expect("rate")));
@@ -51,8 +51,8 @@ fn a_new_key_at_capacity_gets_exactly_its_limit() {
 fn evicting_fresh_keys_is_not_counted_as_live() {
     // Sweeps off: otherwise the hour-later sweep removes the old keys before LRU has to.
     let config = MemoryConfig::default()
-        .capacity(CAPACITY)
-        .sweep_interval(None);
+        .with_capacity(CAPACITY)
+        .with_sweep_interval(None);
     let store = MemoryStore::new(config).expect("store");
     let mut out = Vec::new();
     let limit = Arc::new(Limit::gcra(Rate::per(5, Unit::Second).expect("rate")));
@@ -88,7 +88,8 @@ fn evicting_fresh_keys_is_not_counted_as_live() {
 #[test]
 fn capacity_below_the_batch_size_never_over_admits_uncounted() {
     const LIMIT: u64 = 5;
-    let store = Arc::new(MemoryStore::new(MemoryConfig::default().capacity(2)).expect("store"));
+    let store =
+        Arc::new(MemoryStore::new(MemoryConfig::default().with_capacity(2)).expect("store"));
     let limit = Arc::new(Limit::gcra(Rate::per(LIMIT, Unit::Hour).expect("rate")));
     let batch = Arc::new(
         Batch::new(

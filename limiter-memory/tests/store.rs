@@ -31,20 +31,20 @@ fn remaining(store: &MemoryStore, batch: &Batch, now: Micros) -> u64 {
 
 #[test]
 fn display_names_the_capacity_and_zero_is_refused() {
-    let store = MemoryStore::new(MemoryConfig::new().capacity(1234)).expect("store");
+    let store = MemoryStore::new(MemoryConfig::new().with_capacity(1234)).expect("store");
     assert_eq!(store.to_string(), "MemoryStore(capacity=1234)");
     assert_eq!(
         MemoryStore::default().to_string(),
         format!("MemoryStore(capacity={})", MemoryConfig::default().capacity)
     );
-    let err = MemoryStore::new(MemoryConfig::new().capacity(0)).expect_err("capacity 0");
+    let err = MemoryStore::new(MemoryConfig::new().with_capacity(0)).expect_err("capacity 0");
     assert!(!err.is_temporary());
     assert!(err.to_string().contains("capacity 0"), "{err}");
 }
 
 #[test]
 fn purge_removes_fresh_keys_only() {
-    let store = MemoryStore::new(MemoryConfig::new().sweep_interval(None)).expect("store");
+    let store = MemoryStore::new(MemoryConfig::new().with_sweep_interval(None)).expect("store");
     let mut out = Vec::new();
     let short = one("short", &limit(10, Unit::Minute));
     let long = one("long", &limit(10, Unit::Hour));
@@ -72,7 +72,7 @@ fn purge_removes_fresh_keys_only() {
 
 #[test]
 fn automatic_sweeps_follow_injected_time() {
-    let config = MemoryConfig::new().sweep_interval(Some(Duration::from_secs(60)));
+    let config = MemoryConfig::new().with_sweep_interval(Some(Duration::from_secs(60)));
     let store = MemoryStore::new(config).expect("store");
     let mut out = Vec::new();
     let minute = limit(5, Unit::Minute);
@@ -147,7 +147,7 @@ fn the_store_and_its_trait_object_are_send_and_sync() {
 
 #[test]
 fn a_sweep_keeps_state_that_a_caller_behind_by_less_than_a_period_still_needs() {
-    let store = MemoryStore::new(MemoryConfig::new().sweep_interval(None)).expect("store");
+    let store = MemoryStore::new(MemoryConfig::new().with_sweep_interval(None)).expect("store");
     let mut out = Vec::new();
     let hourly = one("skewed", &limit(1, Unit::Hour));
     assert!(store.evaluate_sync(&hourly, NOW, &mut out).expect("answer"));
