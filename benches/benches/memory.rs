@@ -375,7 +375,7 @@ fn report_memory() {
                 .expect("answer");
         }
         // Settle moka's queues, so that its per-entry bookkeeping is all in place.
-        store.purge(0);
+        store.sweep(0);
         assert_eq!(store.stats().keys, u64::from(KEYS));
         Box::new(store)
     });

@@ -23,7 +23,7 @@ pub struct MemoryConfig {
     pub capacity: u64,
     /// How often, in the limiter's (injected) time, a call sweeps out the keys whose state has
     /// become indistinguishable from fresh (default one minute). `None` turns automatic sweeps
-    /// off: call [`MemoryStore::purge`](crate::MemoryStore::purge) yourself, for example from a
+    /// off: call [`MemoryStore::sweep`](crate::MemoryStore::sweep) yourself, for example from a
     /// background task, to keep the O(keys) sweep off the request path.
     pub sweep_interval: Option<Duration>,
 }

@@ -156,8 +156,8 @@ impl MemoryStore {
     /// Automatic sweeps do this every [`MemoryConfig::sweep_interval`]; call it yourself when
     /// they are off. Removing such a key changes no decision: its next request finds a fresh
     /// state either way.
-    pub fn purge(&self, now: Micros) -> u64 {
-        let removed = self.sweep(now);
+    pub fn sweep(&self, now: Micros) -> u64 {
+        let removed = self.remove_droppable(now);
         self.cache.run_pending_tasks();
         removed
     }
@@ -304,13 +304,13 @@ impl MemoryStore {
             .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            self.sweep(now);
+            self.remove_droppable(now);
         }
     }
 
     /// Removes the cells droppable at `at`. Each is removed while locked, only if
     /// the cache still maps its key to this very cell, and retired before it is unlocked.
-    fn sweep(&self, at: Micros) -> u64 {
+    fn remove_droppable(&self, at: Micros) -> u64 {
         let mut removed = 0;
         for (key, cell) in self.cache.iter() {
             // A cell in use is live by definition; never wait for it.

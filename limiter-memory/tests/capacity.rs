@@ -22,8 +22,8 @@ fn a_new_key_at_capacity_gets_exactly_its_limit() {
         let batch = one(Key::from_raw(format!("filler:{i}")), &filler);
         assert!(store.evaluate_sync(&batch, NOW, &mut out).expect("answer"));
     }
-    // Nothing is fresh, so a purge removes nothing; it settles moka's counts.
-    assert_eq!(store.purge(NOW), 0);
+    // Nothing is fresh, so a sweep removes nothing; it settles moka's counts.
+    assert_eq!(store.sweep(NOW), 0);
     assert_eq!(store.stats().keys, CAPACITY);
     assert_eq!(store.stats().evictions, 0);
 
@@ -38,7 +38,7 @@ fn a_new_key_at_capacity_gets_exactly_its_limit() {
     assert_eq!(admitted, 10);
 
     // The room came from the least recently used filler key, still live: counted.
-    store.purge(NOW);
+    store.sweep(NOW);
     let stats = store.stats();
     assert!(stats.keys <= CAPACITY, "{stats:?}");
     assert!(stats.evictions >= 1, "{stats:?}");
@@ -65,7 +65,7 @@ fn evicting_fresh_keys_is_not_counted_as_live() {
             )
             .expect("answer");
     }
-    store.purge(0);
+    store.sweep(0);
     // An hour later every old state is fresh again; new keys push them out.
     let later = NOW + 3_600_000_000;
     for i in 0..CAPACITY {
@@ -77,7 +77,7 @@ fn evicting_fresh_keys_is_not_counted_as_live() {
             )
             .expect("answer");
     }
-    store.purge(0);
+    store.sweep(0);
     let stats = store.stats();
     assert!(stats.evictions > 0, "{stats:?}");
     assert_eq!(stats.evicted_live, 0, "{stats:?}");
@@ -130,7 +130,7 @@ fn capacity_below_the_batch_size_never_over_admits_uncounted() {
         .into_iter()
         .map(|t| t.join().expect("thread finished").0)
         .sum();
-    store.purge(NOW);
+    store.sweep(NOW);
     let stats = store.stats();
     assert!(
         admitted <= LIMIT * (1 + stats.evicted_live),

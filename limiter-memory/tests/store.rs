@@ -43,18 +43,18 @@ fn display_names_the_capacity_and_zero_is_refused() {
 }
 
 #[test]
-fn purge_removes_fresh_keys_only() {
+fn sweep_removes_fresh_keys_only() {
     let store = MemoryStore::new(MemoryConfig::new().with_sweep_interval(None)).expect("store");
     let mut out = Vec::new();
     let short = one("short", &limit(10, Unit::Minute));
     let long = one("long", &limit(10, Unit::Hour));
     assert!(store.evaluate_sync(&short, NOW, &mut out).expect("answer"));
     assert!(store.evaluate_sync(&long, NOW, &mut out).expect("answer"));
-    assert_eq!(store.purge(NOW), 0, "both states are live");
+    assert_eq!(store.sweep(NOW), 0, "both states are live");
     assert_eq!(store.stats().keys, 2);
 
     // Two minutes on, the minute limit is whole again, the hour limit is not.
-    assert_eq!(store.purge(NOW + 2 * MINUTE), 1);
+    assert_eq!(store.sweep(NOW + 2 * MINUTE), 1);
     assert_eq!(store.stats().keys, 1);
     assert_eq!(store.stats().swept, 1);
     // A peek reports what would remain after the request: 10 - 1 used - 1 peeked.
@@ -66,7 +66,7 @@ fn purge_removes_fresh_keys_only() {
     // Removing the fresh key changed nothing it would answer.
     assert_eq!(remaining(&store, &short, NOW + 2 * MINUTE), 9);
 
-    assert_eq!(store.purge(NOW + 120 * MINUTE), 2);
+    assert_eq!(store.sweep(NOW + 120 * MINUTE), 2);
     assert_eq!(store.stats().keys, 0);
 }
 
@@ -153,7 +153,7 @@ fn a_sweep_keeps_state_that_a_caller_behind_by_less_than_a_period_still_needs() 
     assert!(store.evaluate_sync(&hourly, NOW, &mut out).expect("answer"));
     // At NOW + 61 minutes the state is fresh, but a caller whose clock is 30 minutes behind
     // still needs it: the sweep must keep it.
-    assert_eq!(store.purge(NOW + 61 * MINUTE), 0);
+    assert_eq!(store.sweep(NOW + 61 * MINUTE), 0);
     assert!(
         !store
             .evaluate_sync(&hourly, NOW + 31 * MINUTE, &mut out)
@@ -161,5 +161,5 @@ fn a_sweep_keeps_state_that_a_caller_behind_by_less_than_a_period_still_needs() 
         "the skewed caller is still limited"
     );
     // A period later it goes.
-    assert_eq!(store.purge(NOW + 121 * MINUTE), 1);
+    assert_eq!(store.sweep(NOW + 121 * MINUTE), 1);
 }
