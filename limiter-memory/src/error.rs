@@ -24,7 +24,7 @@ pub(crate) enum MemoryError {
 }
 
 /// Maps a [`MemoryError`] to the crate boundary's error; `backend` is the store's `Display`.
-pub(crate) fn to_error(backend: &dyn std::fmt::Display, error: MemoryError) -> Error {
+pub(crate) fn into_core_error(backend: &dyn std::fmt::Display, error: MemoryError) -> Error {
     match error {
         MemoryError::ZeroCapacity => Error::InvalidConfig {
             path: "capacity".into(),

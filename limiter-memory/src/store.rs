@@ -17,7 +17,7 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
 use crate::MemoryConfig;
-use crate::error::{MemoryError, to_error};
+use crate::error::{MemoryError, into_core_error};
 
 /// Batches up to this many checks keep their working buffers on the stack: a warm decision
 /// allocates nothing.
@@ -91,7 +91,7 @@ impl MemoryStore {
     pub fn new(config: MemoryConfig) -> Result<MemoryStore, Error> {
         if config.capacity == 0 {
             let shown = format!("MemoryStore(capacity={})", config.capacity);
-            return Err(to_error(&shown, MemoryError::ZeroCapacity));
+            return Err(into_core_error(&shown, MemoryError::ZeroCapacity));
         }
         Ok(MemoryStore::build(config))
     }
@@ -191,7 +191,7 @@ impl MemoryStore {
             self.locked::<Heap>(checks, now, mode, out)
         };
         self.maybe_sweep(now);
-        result.map_err(|e| to_error(self, e))
+        result.map_err(|e| into_core_error(self, e))
     }
 
     /// Evaluates `checks` in `mode` on their cells of `checks`, all locked, in key order.
@@ -455,6 +455,6 @@ impl Store for MemoryStore {
     }
 
     async fn reset(&self, key: &Key) -> Result<(), Error> {
-        self.reset_key(key).map_err(|e| to_error(self, e))
+        self.reset_key(key).map_err(|e| into_core_error(self, e))
     }
 }
