@@ -10,6 +10,7 @@
 //! `t = 60 s` the bucket is full again.
 
 use super::{LimitStatus, State};
+use crate::Rate;
 use crate::time::Micros;
 
 pub(super) fn emission_interval(limit: u64, period: Micros) -> Micros {
@@ -23,13 +24,8 @@ fn tat_of(state: &State, now: Micros) -> Micros {
     }
 }
 
-pub(super) fn check(
-    limit: u64,
-    period: Micros,
-    state: &State,
-    now: Micros,
-    cost: u64,
-) -> LimitStatus {
+pub(super) fn check(rate: Rate, state: &State, now: Micros, cost: u64) -> LimitStatus {
+    let (limit, period) = (rate.limit(), rate.period().micros());
     let t = emission_interval(limit, period);
     let capacity = limit * t;
     let tat = tat_of(state, now);

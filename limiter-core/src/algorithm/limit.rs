@@ -126,12 +126,11 @@ impl Limit {
     /// What a request of `cost` units at `now` would get, without changing anything.
     pub fn check(&self, state: &State, now: Micros, cost: u64) -> LimitStatus {
         let now = now.min(MAX_TIMESTAMP);
-        let (limit, period) = (self.rate.limit(), self.rate.period().micros());
         match &self.algorithm {
-            Algorithm::Gcra => gcra::check(limit, period, state, now, cost),
-            Algorithm::SlidingWindow => sliding_window::check(limit, period, state, now, cost),
-            Algorithm::SlidingLog => sliding_log::check(limit, period, state, now, cost),
-            Algorithm::Calendar(c) => calendar::check(limit, c, state, now, cost),
+            Algorithm::Gcra => gcra::check(self.rate, state, now, cost),
+            Algorithm::SlidingWindow => sliding_window::check(self.rate, state, now, cost),
+            Algorithm::SlidingLog => sliding_log::check(self.rate, state, now, cost),
+            Algorithm::Calendar(c) => calendar::check(self.rate.limit(), c, state, now, cost),
         }
     }
 

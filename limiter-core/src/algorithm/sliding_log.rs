@@ -9,6 +9,7 @@
 //! a sixth at 10:00:50 is denied with retry after 10 s, when the first one leaves the window.
 
 use super::{LimitStatus, State};
+use crate::Rate;
 use crate::time::Micros;
 
 fn live(state: &State, period: Micros, now: Micros) -> &[Micros] {
@@ -21,13 +22,8 @@ fn live(state: &State, period: Micros, now: Micros) -> &[Micros] {
     }
 }
 
-pub(super) fn check(
-    limit: u64,
-    period: Micros,
-    state: &State,
-    now: Micros,
-    cost: u64,
-) -> LimitStatus {
+pub(super) fn check(rate: Rate, state: &State, now: Micros, cost: u64) -> LimitStatus {
+    let (limit, period) = (rate.limit(), rate.period().micros());
     let live = live(state, period, now);
     let count = live.len() as u64;
     let reset_after = live

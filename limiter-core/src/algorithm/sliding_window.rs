@@ -20,6 +20,7 @@
 //! 11:30, `45` counts, and 55 are admitted in all.
 
 use super::{LimitStatus, State};
+use crate::Rate;
 use crate::time::Micros;
 
 /// The resolution of the previous window's weight: 2^16 steps per window.
@@ -96,13 +97,8 @@ fn wait_for_weight(previous: u64, budget: u64, period: Micros, elapsed: Micros) 
         .saturating_sub(elapsed)
 }
 
-pub(super) fn check(
-    limit: u64,
-    period: Micros,
-    state: &State,
-    now: Micros,
-    cost: u64,
-) -> LimitStatus {
+pub(super) fn check(rate: Rate, state: &State, now: Micros, cost: u64) -> LimitStatus {
+    let (limit, period) = (rate.limit(), rate.period().micros());
     let v = view(period, state, now);
     let used = weighted(v.previous, period, v.elapsed).saturating_add(v.current);
     let reset_after = if v.current > 0 {
