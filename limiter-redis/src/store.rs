@@ -220,17 +220,18 @@ impl RedisStore {
         }
     }
 
-    /// One script call over `checks` (all in one slot when clustered), owned or borrowed.
-    async fn call<C: Borrow<Check> + Sync>(
+    /// One script call over `checks` (all in one slot when clustered, owned or borrowed) in
+    /// `mode`, read.
+    async fn decide<C: Borrow<Check> + Sync>(
         &self,
         mode: ScriptMode,
         checks: &[C],
         options: &EvalOptions,
-    ) -> Result<Value, Error> {
+    ) -> Result<Reply, Error> {
         let timeout = self.timeout(options);
         let time = self.time(options);
         let (keys, args) = arguments(mode, time, checks, &self.inner.days)?;
-        match self.evalsha(timeout, keys, args).await {
+        let reply = match self.evalsha(timeout, keys, args).await {
             // The server lost its scripts (restarted, flushed, a new node): the script did not
             // run, so loading it and trying once more cannot charge twice.
             Err(e) if e.details().starts_with("NOSCRIPT") => {
@@ -238,22 +239,11 @@ impl RedisStore {
                     .await
                     .map_err(|e| into_core_error(self, e, timeout))?;
                 let (keys, args) = arguments(mode, time, checks, &self.inner.days)?;
-                self.evalsha(timeout, keys, args)
-                    .await
-                    .map_err(|e| into_core_error(self, e.into(), timeout))
+                self.evalsha(timeout, keys, args).await
             }
-            result => result.map_err(|e| into_core_error(self, e.into(), timeout)),
-        }
-    }
-
-    /// One script call over `checks` in `mode`, read.
-    async fn decide<C: Borrow<Check> + Sync>(
-        &self,
-        mode: ScriptMode,
-        checks: &[C],
-        options: &EvalOptions,
-    ) -> Result<Reply, Error> {
-        let reply = self.call(mode, checks, options).await?;
+            result => result,
+        };
+        let reply = reply.map_err(|e| into_core_error(self, e.into(), timeout))?;
         parse_reply(reply, mode, checks).map_err(|e| into_core_error(self, e, Duration::ZERO))
     }
 }
@@ -273,11 +263,7 @@ impl Decide for RedisStore {
 impl Store for RedisStore {
     async fn evaluate(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
         if batch.is_empty() {
-            return Ok(BatchOutcome {
-                allowed: true,
-                statuses: Vec::new(),
-                at: options.now,
-            });
+            return Ok(BatchOutcome::empty(options.now));
         }
         let mode = match options.mode {
             Mode::Consume => ScriptMode::Consume,

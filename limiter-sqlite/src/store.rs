@@ -151,11 +151,7 @@ impl Store for SqliteStore {
     /// Evaluates `batch` on the worker; an empty batch is admitted without a transaction.
     async fn evaluate(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
         if batch.is_empty() {
-            return Ok(BatchOutcome {
-                allowed: true,
-                statuses: Vec::new(),
-                at: options.now,
-            });
+            return Ok(BatchOutcome::empty(options.now));
         }
         let call = |reply| Call::Evaluate {
             batch: batch.clone(),
