@@ -14,6 +14,7 @@ use limiter_core::{
     Batch, Check, EvalOptions, Key, Limit, Micros, Rate, State, Store, SubjectKind, Unit,
 };
 use limiter_sqlite::{SqliteConfig, SqliteStore};
+use limiter_testkit::fixtures::hammer;
 use rusqlite::Connection;
 
 const CHILD: &str = "LIMITER_SQLITE_CHILD";
@@ -116,8 +117,8 @@ fn wait_for_parent() {
 // Four processes, one key, frozen clock: together they admit exactly the limit.
 
 const SHARED_LIMIT: u64 = 300;
-const TASKS_PER_CHILD: usize = 4;
-const ATTEMPTS_PER_TASK: usize = 120;
+const TASKS_PER_CHILD: u64 = 4;
+const ATTEMPTS_PER_TASK: u64 = 120;
 
 fn shared_batch() -> Batch {
     let limit = Limit::sliding_window(Rate::per(SHARED_LIMIT, Unit::Hour).expect("rate"));
@@ -129,7 +130,7 @@ fn four_processes_share_one_limit_exactly() {
     const TEST: &str = "four_processes_share_one_limit_exactly";
     if let Some((role, db)) = child_role() {
         assert_eq!(role, "hammer");
-        runtime().block_on(hammer(&db));
+        runtime().block_on(run_child(&db));
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -166,30 +167,16 @@ fn four_processes_share_one_limit_exactly() {
     }
 }
 
-async fn hammer(db: &Path) {
-    let store = Arc::new(SqliteStore::open(db, config()).await.expect("child open"));
+async fn run_child(db: &Path) {
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(db, config()).await.expect("child open"));
     say("ready");
     wait_for_parent();
-    let batch = Arc::new(shared_batch());
-    let tasks: Vec<_> = (0..TASKS_PER_CHILD)
-        .map(|_| {
-            let (store, batch) = (store.clone(), batch.clone());
-            tokio::spawn(async move {
-                let mut admitted = 0u64;
-                for _ in 0..ATTEMPTS_PER_TASK {
-                    let outcome = store.evaluate(&batch, &EvalOptions::at(NOW)).await;
-                    if outcome.expect("evaluate").allowed {
-                        admitted += 1;
-                    }
-                }
-                admitted
-            })
-        })
-        .collect();
-    let mut admitted = 0;
-    for t in tasks {
-        admitted += t.await.expect("task");
-    }
+    let batch = shared_batch();
+    let admitted = hammer(&store, TASKS_PER_CHILD, ATTEMPTS_PER_TASK, NOW, |_| {
+        batch.clone()
+    })
+    .await;
     say(&format!("admitted={admitted}"));
 }
 
@@ -296,7 +283,8 @@ fn a_killed_process_leaves_no_partial_decision() {
 }
 
 async fn load(db: &Path) {
-    let store = Arc::new(SqliteStore::open(db, config()).await.expect("child open"));
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(db, config()).await.expect("child open"));
     say("loading");
     let batch = Arc::new(pair_batch());
     for _ in 0..8 {

@@ -11,6 +11,7 @@ use limiter_core::{
     Batch, Check, EvalOptions, Key, Limit, Micros, Rate, State, Store, SubjectKind,
 };
 use limiter_sqlite::{SqliteConfig, SqliteStore};
+use limiter_testkit::fixtures::hammer;
 use rusqlite::Connection;
 
 const NOW: Micros = 1_000_000_000_000_000; // 2001-09-09
@@ -141,37 +142,15 @@ async fn the_file_is_in_wal_mode_at_the_current_schema_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_tasks_admit_exactly_the_limit() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(
+    let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(dir.path().join("limits.db"), config())
             .await
             .expect("open"),
     );
     let hundred = limit("100/hour");
     let burst = Limit::gcra("1000/minute".parse::<Rate>().expect("rate"));
-    let b = Arc::new(batch(&[("shared", &hundred), ("shared-burst", &burst)]));
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let (store, b) = (store.clone(), b.clone());
-            tokio::spawn(async move {
-                let mut admitted = 0u64;
-                for _ in 0..40 {
-                    if store
-                        .evaluate(&b, &EvalOptions::at(NOW))
-                        .await
-                        .expect("evaluate")
-                        .allowed
-                    {
-                        admitted += 1;
-                    }
-                }
-                admitted
-            })
-        })
-        .collect();
-    let mut admitted = 0;
-    for t in tasks {
-        admitted += t.await.expect("task");
-    }
+    let b = batch(&[("shared", &hundred), ("shared-burst", &burst)]);
+    let admitted = hammer(&store, 8, 40, NOW, |_| b.clone()).await;
     assert_eq!(admitted, 100);
     let peek = store.peek(&b, &EvalOptions::at(NOW)).await.expect("peek");
     assert!(!peek.allowed);
@@ -231,57 +210,43 @@ async fn the_automatic_sweep_runs_in_the_callers_time_once_per_interval() {
     let second = Limit::gcra("1/second".parse::<Rate>().expect("rate"));
     let minute = Limit::gcra("1/minute".parse::<Rate>().expect("rate"));
     const S: Micros = 1_000_000;
-    let admit = |name: &'static str, limit: &Limit, at: Micros| {
-        let batch = batch(&[(name, limit)]);
-        let store = &store;
-        async move { assert!(common::admitted(store, &batch, at).await, "{name}") }
-    };
-    // Any later call is served after the sweep that an earlier one started: a barrier.
+    // Admits `name` at `at`, then waits for any sweep that call started (a later call is served
+    // after it: a barrier), and says which of `rows` are still stored.
     let unused = key("unused");
-    let settle = || store.reset(&unused);
+    let call_at = |name: &'static str, limit: &Limit, at: Micros, rows: &'static [&'static str]| {
+        let batch = batch(&[(name, limit)]);
+        let (store, path, unused) = (&store, &path, &unused);
+        async move {
+            assert!(common::admitted(store, &batch, at).await, "{name}");
+            store.reset(unused).await.expect("reset");
+            rows.iter()
+                .map(|row| stored_state(path, row).is_some())
+                .collect::<Vec<bool>>()
+        }
+    };
 
     // The first call sweeps (nothing yet); "s" is fresh from NOW + 1 s, "m" from NOW + 60 s.
     assert!(common::admitted(&store, &batch(&[("s", &second), ("m", &minute)]), NOW).await);
     // No sweep is due before NOW + 60 s, however long "s" has been fresh.
-    admit("a", &minute, NOW + 59 * S).await;
-    settle().await.expect("reset");
-    assert!(
-        stored_state(&path, "s").is_some(),
-        "swept before the interval"
-    );
-
+    let stored = call_at("a", &minute, NOW + 59 * S, &["s"]).await;
+    assert_eq!(stored, [true], "swept before the interval");
     // The sweep due at NOW + 61 s drops the rows that have been fresh for a minute, the
     // longest period evaluated: "s", not "m", which a caller a second behind would still see.
-    admit("b", &minute, NOW + 61 * S).await;
-    settle().await.expect("reset");
-    assert!(
-        stored_state(&path, "s").is_none(),
-        "the due sweep did not run"
+    let stored = call_at("b", &minute, NOW + 61 * S, &["s", "m"]).await;
+    assert_eq!(
+        stored,
+        [false, true],
+        "the due sweep must drop s and keep m"
     );
-    assert!(
-        stored_state(&path, "m").is_some(),
-        "swept a row fresh for less than a period"
-    );
-
     // The next one is due an interval later, at NOW + 121 s.
-    admit("c", &minute, NOW + 120 * S).await;
-    settle().await.expect("reset");
-    assert!(
-        stored_state(&path, "m").is_some(),
-        "swept twice in one interval"
+    let stored = call_at("c", &minute, NOW + 120 * S, &["m"]).await;
+    assert_eq!(stored, [true], "swept twice in one interval");
+    let stored = call_at("d", &minute, NOW + 121 * S, &["m", "a", "b", "c", "d"]).await;
+    assert_eq!(
+        stored,
+        [false, true, true, true, true],
+        "the second sweep must drop m and keep the rows live at the injected time"
     );
-    admit("d", &minute, NOW + 121 * S).await;
-    settle().await.expect("reset");
-    assert!(
-        stored_state(&path, "m").is_none(),
-        "the second sweep did not run"
-    );
-    for live in ["a", "b", "c", "d"] {
-        assert!(
-            stored_state(&path, live).is_some(),
-            "swept {live}, live at the injected time"
-        );
-    }
 }
 
 #[tokio::test]

@@ -1,8 +1,11 @@
 //! Values and helpers that tests of every crate share: instants, one limit per algorithm,
 //! the number of proptest cases, and a hammer for concurrency tests.
 
+use std::sync::Arc;
+
+use limiter_core::batch::Batch;
 use limiter_core::time::Micros;
-use limiter_core::{Calendar, Limit, Rate, Unit};
+use limiter_core::{Calendar, EvalOptions, Limit, Rate, Store, Unit};
 
 /// 2026-11-26T00:00:00Z, the instant contracts start from (plus offsets).
 pub const BASE_NOW: Micros = 1_795_651_200_000_000;
@@ -61,4 +64,36 @@ pub fn proptest_cases(default: u32) -> u32 {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
+}
+
+/// Runs `tasks` tasks at once, each evaluating its batch (`batch_of(task)`) `requests` times at
+/// `now`, and returns how many evaluations were admitted: what a concurrency test counts.
+pub async fn hammer(
+    store: &Arc<dyn Store>,
+    tasks: u64,
+    requests: u64,
+    now: Micros,
+    batch_of: impl Fn(u64) -> Batch,
+) -> u64 {
+    let mut running = tokio::task::JoinSet::new();
+    for task in 0..tasks {
+        let store = Arc::clone(store);
+        let batch = batch_of(task);
+        running.spawn(async move {
+            let mut admitted = 0;
+            for _ in 0..requests {
+                let outcome = store
+                    .evaluate(&batch, &EvalOptions::at(now))
+                    .await
+                    .unwrap_or_else(|e| panic!("{store}: evaluate failed under concurrency: {e}"));
+                admitted += u64::from(outcome.allowed);
+            }
+            admitted
+        });
+    }
+    let mut admitted = 0;
+    while let Some(result) = running.join_next().await {
+        admitted += result.unwrap_or_else(|e| panic!("a hammering task failed: {e}"));
+    }
+    admitted
 }

@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use limiter_core::batch::Check;
-use limiter_core::time::Micros;
-use limiter_core::{EvalOptions, Store, Unit};
+use limiter_core::{Store, Unit};
 
 use super::run::{Run, batch};
 use crate::fixtures::*;
@@ -24,7 +22,10 @@ pub async fn concurrent_requests_admit_exactly_the_limit(store: &Arc<dyn Store>,
     let now = BASE_NOW + 23 * HOUR;
     for (i, limit) in every_algorithm(50).into_iter().enumerate() {
         let check = run.check(&format!("hammered{i}"), &limit, 1);
-        let admitted = hammer(store, now, |_| vec![check.clone()]).await;
+        let admitted = hammer(store, TASKS, REQUESTS_PER_TASK, now, |_| {
+            batch(std::slice::from_ref(&check))
+        })
+        .await;
         assert_eq!(
             admitted, 50,
             "{store}: {limit}: {TASKS}x{REQUESTS_PER_TASK} concurrent requests"
@@ -32,7 +33,10 @@ pub async fn concurrent_requests_admit_exactly_the_limit(store: &Arc<dyn Store>,
         let own_limit = sliding_window(1_000, Unit::Minute);
         let shared = run.check(&format!("shared{i}"), &limit, 1);
         let own = |task: u64| run.check(&format!("own{i}-{task}"), &own_limit, 1);
-        let admitted = hammer(store, now, |task| vec![own(task), shared.clone()]).await;
+        let admitted = hammer(store, TASKS, REQUESTS_PER_TASK, now, |task| {
+            batch(&[own(task), shared.clone()])
+        })
+        .await;
         assert_eq!(admitted, 50, "{store}: {limit}: concurrent batches");
         let mut charged = 0;
         for task in 0..TASKS {
@@ -44,30 +48,4 @@ pub async fn concurrent_requests_admit_exactly_the_limit(store: &Arc<dyn Store>,
             "{store}: {limit}: tasks' own keys charged by denied batches"
         );
     }
-}
-
-/// Runs `TASKS` tasks, each evaluating its batch `REQUESTS_PER_TASK` times at `now`; returns
-/// how many evaluations were admitted.
-async fn hammer(store: &Arc<dyn Store>, now: Micros, batch_of: impl Fn(u64) -> Vec<Check>) -> u64 {
-    let mut tasks = tokio::task::JoinSet::new();
-    for task in 0..TASKS {
-        let store = Arc::clone(store);
-        let batch = batch(&batch_of(task));
-        tasks.spawn(async move {
-            let mut admitted = 0;
-            for _ in 0..REQUESTS_PER_TASK {
-                let outcome = store
-                    .evaluate(&batch, &EvalOptions::at(now))
-                    .await
-                    .unwrap_or_else(|e| panic!("{store}: evaluate failed under concurrency: {e}"));
-                admitted += u64::from(outcome.allowed);
-            }
-            admitted
-        });
-    }
-    let mut admitted = 0;
-    while let Some(result) = tasks.join_next().await {
-        admitted += result.unwrap_or_else(|e| panic!("a hammering task failed: {e}"));
-    }
-    admitted
 }

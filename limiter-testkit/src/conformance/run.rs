@@ -19,28 +19,27 @@ impl Run<'_> {
         Check::new(name, self.key(name), limit.clone(), cost)
     }
 
-    pub(crate) async fn evaluate(&self, checks: &[Check], now: Micros) -> BatchOutcome {
+    /// One store call over `checks`, which must succeed.
+    async fn call(&self, checks: &[Check], options: EvalOptions) -> BatchOutcome {
         let batch = batch(checks);
+        let mode = options.mode;
         self.store
-            .evaluate(&batch, &EvalOptions::at(now))
+            .evaluate(&batch, &options)
             .await
-            .unwrap_or_else(|e| panic!("{}: evaluate failed: {e}\nbatch: {batch:?}", self.store))
+            .unwrap_or_else(|e| panic!("{}: {mode:?} failed: {e}\nbatch: {batch:?}", self.store))
+    }
+
+    pub(crate) async fn evaluate(&self, checks: &[Check], now: Micros) -> BatchOutcome {
+        self.call(checks, EvalOptions::at(now)).await
     }
 
     pub(crate) async fn peek(&self, checks: &[Check], now: Micros) -> BatchOutcome {
-        let batch = batch(checks);
-        self.store
-            .evaluate(&batch, &EvalOptions::peek(now))
-            .await
-            .unwrap_or_else(|e| panic!("{}: peek failed: {e}\nbatch: {batch:?}", self.store))
+        self.call(checks, EvalOptions::peek(now)).await
     }
 
     pub(crate) async fn refund(&self, checks: &[Check], now: Micros, charged_at: Micros) {
-        let batch = batch(checks);
-        self.store
-            .evaluate(&batch, &EvalOptions::refund(now, charged_at))
-            .await
-            .unwrap_or_else(|e| panic!("{}: refund failed: {e}\nbatch: {batch:?}", self.store));
+        self.call(checks, EvalOptions::refund(now, charged_at))
+            .await;
     }
 
     pub(crate) async fn reset(&self, key: &Key) {
