@@ -138,16 +138,6 @@ impl MemoryStore {
         self.run(batch.checks(), now, Mode::Consume, out)
     }
 
-    /// What [`evaluate_sync`](Self::evaluate_sync) would answer, charging nothing.
-    pub fn peek_sync(
-        &self,
-        batch: &Batch,
-        now: Micros,
-        out: &mut Vec<LimitStatus>,
-    ) -> Result<bool, Error> {
-        self.run(batch.checks(), now, Mode::Peek, out)
-    }
-
     /// Removes every key whose state has been indistinguishable from fresh for at least one
     /// period of its limit at `now` (so that a caller whose clock is behind by less than a
     /// period still finds it), then runs moka's pending maintenance (evictions, counts).

@@ -24,9 +24,11 @@ fn one(key: &str, limit: &Arc<Limit>) -> Batch {
 }
 
 fn remaining(store: &MemoryStore, batch: &Batch, now: Micros) -> u64 {
-    let mut out = Vec::new();
-    store.peek_sync(batch, now, &mut out).expect("peek");
-    out[0].remaining
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let peek = runtime.block_on(store.evaluate(batch, &EvalOptions::peek(now)));
+    peek.expect("peek").statuses[0].remaining
 }
 
 #[test]

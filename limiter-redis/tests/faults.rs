@@ -15,9 +15,9 @@ use fred::clients::Pool;
 use fred::interfaces::{ClientLike, LuaInterface};
 use fred::types::Builder;
 use fred::types::config::{Config, ReconnectPolicy};
-use limiter_core::StoreExt;
 use limiter_core::{
-    EvalOptions, FailMode, FailModeUsed, Limit, Limiter, ManualClock, PolicySet, Request, Store,
+    Batch, BatchOutcome, Error, EvalOptions, FailMode, FailModeUsed, Limit, Limiter, ManualClock,
+    PolicySet, Request, Store, StoreExt,
 };
 use limiter_redis::{RedisConfig, RedisStore, TimeSource};
 use limiter_testkit::ModelStore;
@@ -178,6 +178,21 @@ async fn a_server_killed_under_load_fails_calls_then_comes_back() {
     drop(server);
 }
 
+/// Evaluates `b` at `NOW` on `store` while [`lose_a_reply`] loses the reply; fails the test
+/// if the call hangs.
+async fn evaluate_losing_the_reply(
+    server: &RedisServer,
+    store: &Arc<RedisStore>,
+    b: &Arc<Batch>,
+) -> Result<BatchOutcome, Error> {
+    let (store, b) = (Arc::clone(store), Arc::clone(b));
+    lose_a_reply(server, "1", async move {
+        tokio::time::timeout(HANG, store.evaluate(&b, &at(NOW))).await
+    })
+    .await
+    .expect("a call hung")
+}
+
 /// Makes the server sleep for `sleep` seconds, has `call` sent meanwhile, then kills every
 /// normal client connection (ours) while the reply is pending. The script may run (then its
 /// reply is lost) or not; it must never run twice.
@@ -231,14 +246,7 @@ async fn a_slow_server_times_out_and_charges_at_most_once() {
     let ns = redis::namespace("slow");
     let limit = Limit::sliding_window(rate("1000/hour"));
     let b = Arc::new(batch(vec![check(&ns, "p", "slow", limit, 1)]));
-    let result = {
-        let (store, b) = (Arc::clone(&store), Arc::clone(&b));
-        lose_a_reply(&server, "1", async move {
-            tokio::time::timeout(HANG, store.evaluate(&b, &at(NOW))).await
-        })
-        .await
-        .expect("a call hung")
-    };
+    let result = evaluate_losing_the_reply(&server, &store, &b).await;
     // The server slept past the command timeout: a temporary error.
     let error = result.expect_err("the server slept past the command timeout");
     assert!(error.is_temporary(), "{error}");
@@ -272,14 +280,7 @@ async fn a_lost_reply_is_never_replayed() {
             limit.clone(),
             1,
         )]));
-        let result = {
-            let (store, b) = (Arc::clone(&store), Arc::clone(&b));
-            lose_a_reply(&server, "1", async move {
-                tokio::time::timeout(HANG, store.evaluate(&b, &at(NOW))).await
-            })
-            .await
-            .expect("a call hung")
-        };
+        let result = evaluate_losing_the_reply(&server, &store, &b).await;
         let charged = charged(&store, &b).await;
         match &result {
             Ok(outcome) => assert_eq!(
