@@ -56,7 +56,7 @@ proptest! {
         let prefix = format!("{}:", config.namespace);
         for request in &requests {
             match policies.resolve(request) {
-                Ok(Resolution::Limits(checks)) => {
+                Ok(Resolution::Limits(checks) | Resolution::Kept { checks, .. }) => {
                     for check in &checks {
                         prop_assert!(check.key.as_str().starts_with(&prefix), "{:?}", check.key);
                         prop_assert_eq!(check.cost, u64::from(request.cost));
@@ -66,6 +66,7 @@ proptest! {
                     }
                 }
                 Ok(Resolution::Bypass(_)) => {}
+                Ok(other) => prop_assert!(false, "unexpected {other:?}"),
                 Err(Error::UnknownPlan { plan, .. }) => {
                     prop_assert!(!config.plans.contains_key(&plan), "{plan} is configured");
                 }

@@ -5,11 +5,11 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use limiter_core::policy::{Config, PolicyKind, Resolution};
+use limiter_core::policy::{BypassReason, Config, PolicyKind, Resolution};
 use limiter_core::{
     Check, Decision, Event, HeaderStyle, Hook, Limiter, ManualClock, PolicySet, Request,
 };
-use limiter_testkit::ModelStore;
+use limiter_testkit::{CountingStore, ModelStore};
 
 const T0: u64 = 1_795_687_200_000_000;
 
@@ -408,4 +408,57 @@ fn an_anonymous_request_without_an_ip_is_refused() {
     config.client.require_ip = false;
     let policies = PolicySet::from_config(&config).expect("valid");
     assert!(policies.resolve(&request).is_ok());
+}
+
+/// Configuration can keep abuse protection applying to bypassed requests: a staff user's
+/// password attempts still meet `scope.password` (3/minute), and the decision still says why
+/// the other limits did not apply. By default a bypass counts nothing and reads no store.
+#[tokio::test]
+async fn bypass_can_keep_abuse_protection() {
+    let staff = Request::new()
+        .user("admin")
+        .staff(true)
+        .scope("password")
+        .ip([192, 0, 2, 1].into());
+
+    let store = Arc::new(CountingStore::new(ModelStore::new()));
+    let limiter = Limiter::builder(PolicySet::default(), Arc::clone(&store))
+        .clock(ManualClock::new(T0))
+        .build();
+    for _ in 0..10 {
+        let decision = limiter.check(&staff).await.expect("decided");
+        assert!(decision.is_allowed() && decision.bypass().is_some());
+    }
+    assert_eq!(store.calls(), 0, "a bypass reads no store by default");
+
+    let mut config = Config::default();
+    config.bypass.keep = vec!["ip_burst".into(), "scope.password".into()];
+    let limiter = Limiter::builder(
+        PolicySet::from_config(&config).expect("valid"),
+        ModelStore::new(),
+    )
+    .clock(ManualClock::new(T0))
+    .build();
+    let mut admitted = 0;
+    for _ in 0..10 {
+        let decision = limiter.check(&staff).await.expect("decided");
+        assert_eq!(
+            decision.bypass(),
+            Some(&BypassReason::Staff),
+            "{decision:?}"
+        );
+        let kept: Vec<&str> = decision.statuses().iter().map(|s| &*s.policy).collect();
+        assert_eq!(kept, ["scope.password", "ip_burst"]);
+        admitted += u32::from(decision.is_allowed());
+    }
+    assert_eq!(admitted, 3);
+
+    config.bypass.keep = vec!["scope.nope".into()];
+    let error = PolicySet::from_config(&config)
+        .expect_err("unknown")
+        .to_string();
+    assert!(
+        error.contains("bypass.keep[0]") && error.contains("scope.nope"),
+        "{error}"
+    );
 }

@@ -16,14 +16,14 @@ fn ip(s: &str) -> IpAddr {
 fn checks(set: &PolicySet, request: &Request) -> Vec<Check> {
     match set.resolve(request).expect("resolves") {
         Resolution::Limits(checks) => checks,
-        Resolution::Bypass(reason) => panic!("unexpected bypass: {reason}"),
+        other => panic!("expected limits, got {other:?}"),
     }
 }
 
 fn bypass(set: &PolicySet, request: &Request) -> BypassReason {
     match set.resolve(request).expect("resolves") {
         Resolution::Bypass(reason) => reason,
-        Resolution::Limits(checks) => panic!("not bypassed: {checks:?}"),
+        other => panic!("not bypassed: {other:?}"),
     }
 }
 

@@ -141,7 +141,7 @@ impl Limiter {
     async fn decide(&self, request: &Request, mode: Mode) -> Result<Decision, Error> {
         // The policy set rejects a cost of 0 before any bypass or store call.
         let inner = &*self.inner;
-        let checks = match inner.policies.resolve(request)? {
+        let (checks, bypass) = match inner.policies.resolve(request)? {
             Resolution::Bypass(reason) => {
                 let decision = Decision::bypassed(reason);
                 if mode == Mode::Consume {
@@ -152,13 +152,15 @@ impl Limiter {
                 }
                 return Ok(decision);
             }
-            Resolution::Limits(checks) => checks,
+            Resolution::Limits(checks) => (checks, None),
+            // Bypassed, but kept abuse limits still decide.
+            Resolution::Kept { bypass, checks } => (checks, Some(bypass)),
         };
         let batch = Batch::new(checks)?;
         let options = self.options(mode);
         let cost = u64::from(request.cost);
         let answer = ask(&*inner.store, &batch, &options).await;
-        let decision = match answer {
+        let mut decision = match answer {
             Ok(outcome) => to_decision(batch, outcome, cost, None, mode),
             Err(error) => {
                 let Some((decision, used)) = self.fail(batch, &options, cost, &error).await else {
@@ -174,6 +176,7 @@ impl Limiter {
                 decision
             }
         };
+        decision.bypass = bypass;
         if mode == Mode::Consume {
             self.emit_decision(request, &decision, cost);
         }

@@ -10,7 +10,7 @@ use super::config::{
 };
 use super::ip::IpSet;
 use super::kind::PolicyKind;
-use super::resolve::{PlanLimits, Policy, PolicySet, ScopeLimit, compare_rates};
+use super::resolve::{Kept, PlanLimits, Policy, PolicySet, ScopeLimit, compare_rates};
 use crate::algorithm::Algorithm;
 use crate::{Calendar, Error, Limit, Rate};
 
@@ -113,6 +113,7 @@ impl PolicySet {
         let ip_burst = build(config.ip_burst, IpBurst, "ip_burst")?;
 
         let b = &config.bypass;
+        let kept = Kept::compile(&b.keep, &scopes)?;
         Ok(PolicySet {
             namespace: config.namespace.as_str().into(),
             bypass_staff: b.staff,
@@ -121,6 +122,7 @@ impl PolicySet {
             bypass_ips: IpSet::new(&b.ips),
             bypass_tenants: b.tenants.iter().cloned().collect(),
             bypass_users: b.users.iter().cloned().collect(),
+            kept,
             default_plan: config.default_plan.as_str().into(),
             plans,
             plan_names,
@@ -180,4 +182,31 @@ fn check_header_name(name: &str, path: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+impl Kept {
+    /// The policies of `bypass.keep`: kind names, or `scope.<name>` of a configured scope.
+    fn compile(names: &[String], scopes: &HashMap<String, ScopeLimit>) -> Result<Kept, Error> {
+        let mut kept = Kept::default();
+        for (i, name) in names.iter().enumerate() {
+            if let Some(kind) = PolicyKind::from_name(name) {
+                kept.kinds[kind.index()] = true;
+            } else if name
+                .strip_prefix("scope.")
+                .is_some_and(|scope| scopes.contains_key(scope))
+            {
+                kept.scopes.insert(name.clone());
+            } else {
+                return Err(Error::config(
+                    format!("bypass.keep[{i}]"),
+                    format!(
+                        "unknown policy {name:?}; expected a policy ({}) or scope.<name> of a \
+                         configured scope",
+                        PolicyKind::ALL.map(PolicyKind::name).join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(kept)
+    }
 }

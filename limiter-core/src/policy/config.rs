@@ -116,6 +116,12 @@ pub struct BypassConfig {
     pub tenants: Vec<String>,
     /// Users that bypass.
     pub users: Vec<String>,
+    /// Policies that still apply to bypassed requests (default none: a bypass counts nothing
+    /// and reads no store). Abuse protection that even trusted callers must not escape, such as
+    /// `["ip_burst", "scope.auth", "scope.password", "scope.registration"]`: an allow-listed
+    /// tenant's login page still limits password guesses. Names are policy kinds (`ip_burst`,
+    /// `scope` for every scope) or one scope's policy (`scope.auth`).
+    pub keep: Vec<String>,
 }
 
 impl Default for BypassConfig {
@@ -127,6 +133,7 @@ impl Default for BypassConfig {
             ips: Vec::new(),
             tenants: Vec::new(),
             users: Vec::new(),
+            keep: Vec::new(),
         }
     }
 }

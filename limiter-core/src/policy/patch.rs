@@ -88,6 +88,8 @@ struct BypassPatch {
     tenants: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     users: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keep: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -248,6 +250,7 @@ impl ConfigPatch {
             set(&mut base.ips, b.ips);
             set(&mut base.tenants, b.tenants);
             set(&mut base.users, b.users);
+            set(&mut base.keep, b.keep);
         }
         for (name, entry) in self.plans.into_iter().flatten() {
             match entry {
@@ -405,6 +408,7 @@ fn bypass_patch(b: BypassConfig) -> BypassPatch {
         ips: Some(b.ips),
         tenants: Some(b.tenants),
         users: Some(b.users),
+        keep: Some(b.keep),
     }
 }
 

@@ -44,11 +44,19 @@ impl fmt::Display for BypassReason {
 
 /// What the policy set says about a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Resolution {
     /// Let it through without counting anything.
     Bypass(BypassReason),
     /// Check these limits, all or nothing.
     Limits(Vec<Check>),
+    /// Bypassed, but the policies that `bypass.keep` names still apply: check these.
+    Kept {
+        /// Why the other limits do not apply.
+        bypass: BypassReason,
+        /// The kept limits, all or nothing.
+        checks: Vec<Check>,
+    },
 }
 
 /// The compiled limits of one plan.
@@ -96,6 +104,26 @@ pub(super) struct Policy {
     pub(super) ipv6_prefix: u8,
 }
 
+/// The policies that still apply to bypassed requests (`bypass.keep`).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Kept {
+    /// Whole kinds kept, indexed by kind.
+    pub(super) kinds: [bool; PolicyKind::COUNT],
+    /// Single scopes kept, by policy name (`scope.auth`).
+    pub(super) scopes: HashSet<String>,
+}
+
+impl Kept {
+    fn is_empty(&self) -> bool {
+        !self.kinds.contains(&true) && self.scopes.is_empty()
+    }
+
+    /// Whether a check of `kind` named `name` is kept.
+    fn keeps(&self, kind: PolicyKind, name: &str) -> bool {
+        self.kinds[kind.index()] || (kind == PolicyKind::Scope && self.scopes.contains(name))
+    }
+}
+
 /// A scope's limit and the policy name its checks carry (`scope.auth`).
 #[derive(Debug, Clone)]
 pub(super) struct ScopeLimit {
@@ -132,6 +160,7 @@ pub struct PolicySet {
     pub(super) bypass_ips: IpSet,
     pub(super) bypass_tenants: HashSet<String>,
     pub(super) bypass_users: HashSet<String>,
+    pub(super) kept: Kept,
     pub(super) default_plan: Arc<str>,
     pub(super) plans: HashMap<String, PlanLimits>,
     /// Plan names from the least to the most generous, comma separated, for errors.
@@ -193,21 +222,36 @@ impl PolicySet {
     /// not configured, or an anonymous request without its client IP (unless
     /// `client.require_ip` is off).
     pub fn resolve(&self, request: &Request) -> Result<Resolution, Error> {
-        use PolicyKind::{Anon, IpBurst, PlanBurst, PlanDaily, PlanSustained, Role, Scope};
         check_request(request)?;
-        if let Some(reason) = self.bypass(request) {
-            return Ok(Resolution::Bypass(reason));
+        let Some(bypass) = self.bypass(request) else {
+            return Ok(Resolution::Limits(self.limits(request, None)?));
+        };
+        // A bypass reads no store unless a policy is kept for bypassed requests and applies.
+        if self.kept.is_empty() {
+            return Ok(Resolution::Bypass(bypass));
         }
+        let checks = self.limits(request, Some(&self.kept))?;
+        Ok(if checks.is_empty() {
+            Resolution::Bypass(bypass)
+        } else {
+            Resolution::Kept { bypass, checks }
+        })
+    }
+
+    /// The limits that apply to `request`, or only those of `kept` for a bypassed one.
+    fn limits(&self, request: &Request, kept: Option<&Kept>) -> Result<Vec<Check>, Error> {
+        use PolicyKind::{Anon, IpBurst, PlanBurst, PlanDaily, PlanSustained, Role, Scope};
+        let keeps = |kind: PolicyKind| kept.is_none_or(|k| k.kinds[kind.index()]);
         let cost = u64::from(request.cost);
         let mut checks = Vec::with_capacity(6);
         // A check of `kind` against `limit`, named `name` if given (a scope's checks are named
         // `scope.<name>`), else after its kind.
         let mut push = |kind: PolicyKind, limit: &Arc<Limit>, name: Option<&Arc<str>>| {
             let policy = self.policy(kind);
-            if !policy.enabled {
+            let name = name.unwrap_or(&policy.name);
+            if !policy.enabled || kept.is_some_and(|k| !k.keeps(kind, name)) {
                 return;
             }
-            let name = name.unwrap_or(&policy.name);
             if let Some((subject_kind, value)) = subject(request, policy) {
                 checks.push(Check {
                     key: Key::new(&self.namespace, name, subject_kind, &value),
@@ -219,7 +263,8 @@ impl PolicySet {
             }
         };
         let anonymous = request.is_anonymous();
-        if anonymous && request.client_ip.is_none() && self.require_client_ip {
+        // A bypassed request is let through whatever it carries; only the kept limits count.
+        if anonymous && request.client_ip.is_none() && self.require_client_ip && kept.is_none() {
             return Err(Error::InvalidRequest(
                 "an anonymous request has no client IP: anonymous limits count per client \
                  network, so the service must pass it (Request::ip); set client.require_ip = \
@@ -231,7 +276,10 @@ impl PolicySet {
             if let Some(limit) = &self.anon {
                 push(Anon, limit, None);
             }
-        } else {
+        } else if [PlanSustained, PlanBurst, PlanDaily, Role]
+            .into_iter()
+            .any(keeps)
+        {
             let plan_name = request.plan.as_deref().unwrap_or(&self.default_plan);
             let Some(plan) = self.plans.get(plan_name) else {
                 return Err(Error::UnknownPlan {
@@ -259,7 +307,7 @@ impl PolicySet {
             }
         }
         push(IpBurst, &self.ip_burst, None);
-        Ok(Resolution::Limits(checks))
+        Ok(checks)
     }
 
     fn policy(&self, kind: PolicyKind) -> &Policy {

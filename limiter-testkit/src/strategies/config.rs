@@ -109,6 +109,13 @@ pub fn config() -> BoxedStrategy<Config> {
             0..=2,
         ),
     );
+    // Policies kept for bypassed requests: kinds only, which every configuration has.
+    let keep = subsequence(vec!["ip_burst", "scope", "anon", "role"], 0..=2).prop_map(|names| {
+        names
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<String>>()
+    });
     let client = (
         prop_oneof![3 => Just(32u8), 1 => 0..=32u8],
         prop_oneof![3 => Just(64u8), 1 => 0..=128u8],
@@ -119,12 +126,12 @@ pub fn config() -> BoxedStrategy<Config> {
         select(TIME_ZONES),
         bypass,
         prop::bool::weighted(0.8),
-        client,
+        (client, keep),
     );
     (policies, settings)
         .prop_flat_map(
             |(((sustained, burst, daily), (role, scope), (anon, ip_burst)), settings)| {
-                let (namespace, zone, bypass, with_anon, client) = settings;
+                let (namespace, zone, bypass, with_anon, (client, keep)) = settings;
                 let mut config = Config::default();
                 config.namespace = namespace;
                 config.time_zone = zone.to_owned();
@@ -134,6 +141,7 @@ pub fn config() -> BoxedStrategy<Config> {
                     config.client.require_ip,
                 ) = client;
                 let (staff, superuser, api_keys, ips, tenants, users) = bypass;
+                config.bypass.keep = keep;
                 config.bypass.staff = staff;
                 config.bypass.superuser = superuser;
                 config.bypass.api_keys = api_keys;
