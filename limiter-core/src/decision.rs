@@ -53,8 +53,14 @@ pub struct StoreFailure {
     pub mode: FailModeUsed,
     /// The store error, as text.
     pub error: String,
-    /// Whether the error was temporary.
+    /// Whether the error was temporary. A permanent failure is decided by a fail mode only if
+    /// the limiter was built with
+    /// [`permanent_fail_mode`](crate::LimiterBuilder::permanent_fail_mode).
     pub temporary: bool,
+    /// Whether the failed call may have charged anyway
+    /// ([`Error::may_have_charged`](crate::Error::may_have_charged)): a request denied by the
+    /// closed fail mode after a timeout may still have cost one unit, never the reverse.
+    pub may_have_charged: bool,
 }
 
 /// The limiter's answer to one request.

@@ -84,6 +84,9 @@ pub enum ErrorKind {
     /// Retrying will fail again until something is fixed: a corrupt file, a bad script,
     /// a schema from a newer version.
     Permanent,
+    /// Temporary, and the call may have run anyway: its reply was lost (a connection dropped
+    /// after the command was sent). The decision it made, and any charge, is unknown.
+    Indeterminate,
 }
 
 impl fmt::Display for ErrorKind {
@@ -91,6 +94,7 @@ impl fmt::Display for ErrorKind {
         f.write_str(match self {
             ErrorKind::Temporary => "temporary",
             ErrorKind::Permanent => "permanent",
+            ErrorKind::Indeterminate => "temporary, may have run",
         })
     }
 }
@@ -99,7 +103,20 @@ impl Error {
     /// Whether retrying the same call later may succeed.
     pub fn is_temporary(&self) -> bool {
         match self {
-            Error::Store { kind, .. } => *kind == ErrorKind::Temporary,
+            Error::Store { kind, .. } => {
+                matches!(kind, ErrorKind::Temporary | ErrorKind::Indeterminate)
+            }
+            Error::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the failed call may have charged anyway: it timed out, or its reply was lost,
+    /// after the store may have run it. A caller that retries may then pay twice, and a
+    /// decision that denies it may still have cost one unit.
+    pub fn may_have_charged(&self) -> bool {
+        match self {
+            Error::Store { kind, .. } => *kind == ErrorKind::Indeterminate,
             Error::Timeout { .. } => true,
             _ => false,
         }

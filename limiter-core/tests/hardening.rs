@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use limiter_core::policy::{BypassReason, Config, PolicyKind, Resolution};
 use limiter_core::{
-    Check, Decision, Event, HeaderStyle, Hook, Limiter, ManualClock, PolicySet, Request,
+    Batch, BatchOutcome, Check, Decision, Error, ErrorKind, EvalOptions, Event, FailMode,
+    FailModeUsed, HeaderStyle, Hook, Key, Limiter, ManualClock, PolicySet, Request, Store,
 };
 use limiter_testkit::{CountingStore, ModelStore};
 
@@ -461,4 +462,83 @@ async fn bypass_can_keep_abuse_protection() {
         error.contains("bypass.keep[0]") && error.contains("scope.nope"),
         "{error}"
     );
+}
+
+/// A store that always fails with the error it was built with.
+#[derive(Debug)]
+struct Failing(fn() -> Error);
+
+impl std::fmt::Display for Failing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Failing")
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Failing {
+    async fn evaluate(&self, _: &Batch, _: &EvalOptions) -> Result<BatchOutcome, Error> {
+        Err((self.0)())
+    }
+    async fn reset(&self, _: &Key) -> Result<(), Error> {
+        Err((self.0)())
+    }
+}
+
+fn corrupt() -> Error {
+    Error::store(
+        Failing(corrupt),
+        ErrorKind::Permanent,
+        "corrupt state at key k",
+        None,
+    )
+}
+
+fn timed_out() -> Error {
+    Error::Timeout {
+        backend: "Failing".into(),
+        timeout: std::time::Duration::from_millis(50),
+    }
+}
+
+/// Fail modes decide temporary failures only: a permanent failure is returned to the caller,
+/// never quietly admitted, unless a separate setting says to decide those too.
+#[tokio::test]
+async fn a_permanent_failure_is_never_silently_admitted() {
+    let req = Request::new().user("ann").ip([192, 0, 2, 1].into());
+    let open = Limiter::builder(PolicySet::default(), Failing(corrupt))
+        .fail_mode(FailMode::Open)
+        .build();
+    let error = open.check(&req).await.expect_err("a permanent failure");
+    assert!(
+        !error.is_temporary() && error.to_string().contains("corrupt"),
+        "{error}"
+    );
+
+    let chosen = Limiter::builder(PolicySet::default(), Failing(corrupt))
+        .fail_mode(FailMode::Open)
+        .permanent_fail_mode(FailMode::Closed)
+        .build();
+    let decision = chosen
+        .check(&req)
+        .await
+        .expect("decided by the explicit setting");
+    assert!(!decision.is_allowed());
+    let failure = decision.failure().expect("recorded");
+    assert!(
+        !failure.temporary && failure.mode == FailModeUsed::Closed,
+        "{failure:?}"
+    );
+}
+
+/// A denial after a timeout says the call may have charged: the request may have cost one
+/// unit, never the reverse.
+#[tokio::test]
+async fn a_decision_records_that_a_failed_call_may_have_charged() {
+    let req = Request::new().user("ann").ip([192, 0, 2, 1].into());
+    let closed = Limiter::builder(PolicySet::default(), Failing(timed_out))
+        .fail_mode(FailMode::Closed)
+        .build();
+    let decision = closed.check(&req).await.expect("decided");
+    assert!(!decision.is_allowed());
+    assert!(decision.failure().expect("recorded").may_have_charged);
 }

@@ -16,6 +16,7 @@ pub struct LimiterBuilder {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     fail_mode: FailMode,
+    permanent_fail_mode: Option<FailMode>,
     timeout: Option<Duration>,
     hooks: Vec<Arc<dyn Hook>>,
     approaching_percent: u8,
@@ -42,6 +43,7 @@ impl LimiterBuilder {
             store,
             clock: Arc::new(SystemClock),
             fail_mode: FailMode::default(),
+            permanent_fail_mode: None,
             timeout: None,
             hooks: Vec::new(),
             approaching_percent: 80,
@@ -54,9 +56,18 @@ impl LimiterBuilder {
         self
     }
 
-    /// What to decide when the store fails.
+    /// What to decide when the store fails temporarily (down, slow, its reply lost).
     pub fn fail_mode(mut self, fail_mode: FailMode) -> Self {
         self.fail_mode = fail_mode;
+        self
+    }
+
+    /// What to decide when the store fails permanently (a corrupt state, a misconfigured
+    /// store). By default nothing decides: `check` returns the error, so that a broken store is
+    /// never quietly turned into "unlimited". Set this only to keep serving through such a
+    /// failure on purpose.
+    pub fn permanent_fail_mode(mut self, fail_mode: FailMode) -> Self {
+        self.permanent_fail_mode = Some(fail_mode);
         self
     }
 
@@ -88,6 +99,7 @@ impl LimiterBuilder {
                 store: self.store,
                 clock: self.clock,
                 fail_mode: self.fail_mode,
+                permanent_fail_mode: self.permanent_fail_mode,
                 timeout: self.timeout,
                 hooks: self.hooks,
                 approaching_percent: self.approaching_percent,

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use crate::Store;
 
-/// What to decide when the store cannot answer (it is down, slow, or broken).
+/// What to decide when the store cannot answer (it is down or slow).
+///
+/// A fail mode decides temporary failures; a permanent one is returned by `check` unless the
+/// limiter was built with a [`permanent_fail_mode`](crate::LimiterBuilder::permanent_fail_mode).
 ///
 /// Whichever mode decides, the [`Decision`](crate::Decision) records it in
 /// [`failure`](crate::Decision::failure), and hooks see an [`Event::StoreFailed`](crate::Event).

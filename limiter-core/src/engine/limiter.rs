@@ -42,6 +42,7 @@ pub(super) struct Inner {
     pub(super) store: Arc<dyn Store>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) fail_mode: FailMode,
+    pub(super) permanent_fail_mode: Option<FailMode>,
     pub(super) timeout: Option<Duration>,
     pub(super) hooks: Vec<Arc<dyn Hook>>,
     pub(super) approaching_percent: u8,
@@ -203,8 +204,17 @@ impl Limiter {
             mode: used,
             error: error.to_string(),
             temporary: error.is_temporary(),
+            may_have_charged: error.may_have_charged(),
         };
-        match &self.inner.fail_mode {
+        // A fail mode decides temporary failures only: a permanent one (a corrupt state, a
+        // misconfigured store) is never quietly turned into "unlimited", unless the limiter was
+        // built to decide those too.
+        let fail_mode = if error.is_temporary() {
+            &self.inner.fail_mode
+        } else {
+            self.inner.permanent_fail_mode.as_ref()?
+        };
+        match fail_mode {
             FailMode::Open => Some((
                 Decision::failed(true, failure(FailModeUsed::Open)),
                 FailModeUsed::Open,
