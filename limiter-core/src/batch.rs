@@ -23,6 +23,10 @@ pub struct Check {
     /// Shadow (dark launch): evaluated and reported, never enforced. A shadow check consumes
     /// when it allows and the batch is admitted, so its counts match what enforcing would see.
     pub shadow: bool,
+    /// Whether response headers name this limit (default true). Abuse controls (`ip_burst`,
+    /// `scope.auth`) can stay out of `RateLimit-Policy`, so that a client cannot read the exact
+    /// quota it must stay under.
+    pub in_headers: bool,
 }
 
 impl Check {
@@ -39,6 +43,7 @@ impl Check {
             limit: limit.into(),
             cost,
             shadow: false,
+            in_headers: true,
         }
     }
 

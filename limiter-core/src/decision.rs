@@ -23,6 +23,9 @@ pub struct PolicyStatus {
     pub rate: Rate,
     /// Whether the policy is in shadow mode (reported, never enforced).
     pub shadow: bool,
+    /// Whether response headers name the policy
+    /// ([`PolicyConfig::headers`](crate::policy::PolicyConfig::headers)).
+    pub in_headers: bool,
     /// What the limit said.
     pub status: LimitStatus,
 }

@@ -509,7 +509,7 @@ fn malformed_files_name_the_path_the_value_and_what_is_expected() {
         (
             "[policies]\nscope = \"off\"",
             "invalid configuration at policies.scope: invalid type: string \"off\", expected a \
-             table of policy settings (algorithm, key, shadow, enabled, ipv4_prefix, ipv6_prefix)"
+             table of policy settings (algorithm, key, shadow, headers, enabled, ipv4_prefix, ipv6_prefix)"
                 .into(),
         ),
         (
@@ -521,7 +521,7 @@ fn malformed_files_name_the_path_the_value_and_what_is_expected() {
         (
             "[policies.anon]\nshadow = true\nlimit = 5",
             "invalid configuration at policies.anon.limit: unknown field `limit`, expected one \
-             of `algorithm`, `key`, `shadow`, `enabled`, `ipv4_prefix`, `ipv6_prefix`"
+             of `algorithm`, `key`, `shadow`, `headers`, `enabled`, `ipv4_prefix`, `ipv6_prefix`"
                 .into(),
         ),
         (

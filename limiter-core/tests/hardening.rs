@@ -163,7 +163,7 @@ fn a_misspelt_setting_in_the_environment_still_fails() {
         ),
         (
             "LIMITER_POLICIES__SCOPE__SHADW",
-            "unknown field `shadw`, expected one of `algorithm`, `key`, `shadow`, `enabled`",
+            "unknown field `shadw`, expected one of `algorithm`, `key`, `shadow`, `headers`",
         ),
         (
             "LIMITER_TIMEZONE",
@@ -541,4 +541,50 @@ async fn a_decision_records_that_a_failed_call_may_have_charged() {
     let decision = closed.check(&req).await.expect("decided");
     assert!(!decision.is_allowed());
     assert!(decision.failure().expect("recorded").may_have_charged);
+}
+
+/// Abuse controls can stay out of the response headers, so that a client cannot read the
+/// exact quota it must stay under; a denial by one still sends `Retry-After`.
+#[tokio::test]
+async fn abuse_controls_can_stay_out_of_headers() {
+    let mut config = Config::default();
+    config.policies[PolicyKind::IpBurst].headers = false;
+    config.policies[PolicyKind::Scope].headers = false;
+    let limiter = Limiter::builder(
+        PolicySet::from_config(&config).expect("valid"),
+        ModelStore::new(),
+    )
+    .clock(ManualClock::new(T0))
+    .build();
+    let attempt = Request::new().scope("password").ip([192, 0, 2, 1].into());
+    let mut last = None;
+    for _ in 0..4 {
+        last = Some(limiter.check(&attempt).await.expect("decided"));
+    }
+    let denied = last.expect("four attempts");
+    assert!(!denied.is_allowed());
+    assert_eq!(
+        &*denied.binding().expect("binding").policy,
+        "scope.password"
+    );
+    let headers = denied.headers(HeaderStyle::All);
+    let text = format!("{headers:?}");
+    assert!(
+        !text.contains("ip_burst") && !text.contains("scope."),
+        "{text}"
+    );
+    assert!(
+        text.contains("anon"),
+        "the quota policies are still named: {text}"
+    );
+    assert!(
+        headers.iter().any(|(name, _)| *name == "Retry-After"),
+        "{text}"
+    );
+    assert!(
+        !headers
+            .iter()
+            .any(|(name, _)| name.starts_with("X-RateLimit")),
+        "{text}"
+    );
 }

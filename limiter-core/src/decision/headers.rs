@@ -36,7 +36,11 @@ impl Decision {
     /// headers (a closed fail mode still sends `Retry-After`).
     pub fn headers(&self, style: HeaderStyle) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        let enforced: Vec<_> = self.statuses.iter().filter(|s| !s.shadow).collect();
+        let enforced: Vec<_> = self
+            .statuses
+            .iter()
+            .filter(|s| !s.shadow && s.in_headers)
+            .collect();
         if matches!(style, HeaderStyle::All | HeaderStyle::Ietf) && !enforced.is_empty() {
             let mut policy = String::new();
             let mut current = String::new();
@@ -56,7 +60,7 @@ impl Decision {
             out.push(("RateLimit", current));
         }
         if matches!(style, HeaderStyle::All | HeaderStyle::Legacy)
-            && let Some(b) = self.binding()
+            && let Some(b) = self.binding().filter(|b| b.in_headers)
         {
             out.push(("X-RateLimit-Limit", b.status.limit.to_string()));
             out.push(("X-RateLimit-Remaining", b.status.remaining.to_string()));

@@ -320,6 +320,7 @@ fn to_decision(
             key: check.key.clone(),
             rate: check.limit.rate(),
             shadow: check.shadow,
+            in_headers: check.in_headers,
             status,
         })
         .collect();

@@ -142,6 +142,7 @@ impl Policy {
             name: kind.name().into(),
             key: config.key.clone(),
             shadow: config.shadow,
+            in_headers: config.headers,
             enabled: config.enabled,
             ipv4_prefix: config.ipv4_prefix.unwrap_or(client.ipv4_prefix),
             ipv6_prefix: config.ipv6_prefix.unwrap_or(client.ipv6_prefix),

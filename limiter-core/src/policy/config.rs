@@ -247,6 +247,11 @@ pub struct PolicyConfig {
     pub key: Vec<SubjectKind>,
     /// Evaluate and report, never enforce (default false): the dark launch of a new limit.
     pub shadow: bool,
+    /// Whether response headers name the policy and its quota (default true). Set it to false
+    /// for abuse controls (`ip_burst`, `scope`) whose exact quota should not guide an attacker;
+    /// `Retry-After` is still sent when such a policy denies.
+    #[serde(default = "shown")]
+    pub headers: bool,
     /// Whether the policy applies at all (default true).
     pub enabled: bool,
     /// The IPv4 prefix length this policy counts clients by, instead of
@@ -283,6 +288,7 @@ impl PolicyConfig {
             algorithm,
             key,
             shadow: false,
+            headers: true,
             enabled: true,
             ipv4_prefix: None,
             ipv6_prefix: None,
@@ -442,6 +448,11 @@ pub(super) fn check_key(key: &[SubjectKind], path: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// A policy is named in headers unless its configuration says otherwise.
+fn shown() -> bool {
+    true
 }
 
 /// Checks a prefix length for its address family.

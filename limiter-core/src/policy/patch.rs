@@ -140,8 +140,8 @@ impl<'de> Deserialize<'de> for PoliciesPatch {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a table of policy settings (algorithm, key, shadow, enabled, ipv4_prefix, \
-                 ipv6_prefix)"
+    expecting = "a table of policy settings (algorithm, key, shadow, headers, enabled, \
+                 ipv4_prefix, ipv6_prefix)"
 )]
 struct PolicyPatch {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,6 +150,8 @@ struct PolicyPatch {
     key: Option<Vec<SubjectKind>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     shadow: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     enabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -330,6 +332,7 @@ fn apply_policy(
         set(&mut base.algorithm, p.algorithm);
         set(&mut base.key, p.key);
         set(&mut base.shadow, p.shadow);
+        set(&mut base.headers, p.headers);
         set(&mut base.enabled, p.enabled);
         if let Some(prefix) = p.ipv4_prefix {
             check_prefix(prefix, 32, &format!("policies.{kind}.ipv4_prefix"))?;
@@ -430,6 +433,7 @@ fn policies_patch(p: &PoliciesConfig) -> PoliciesPatch {
             algorithm: Some(c.algorithm),
             key: Some(c.key.clone()),
             shadow: Some(c.shadow),
+            headers: Some(c.headers),
             enabled: Some(c.enabled),
             ipv4_prefix: c.ipv4_prefix,
             ipv6_prefix: c.ipv6_prefix,

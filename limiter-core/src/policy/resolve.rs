@@ -98,6 +98,7 @@ pub(super) struct Policy {
     pub(super) name: Arc<str>,
     pub(super) key: Vec<SubjectKind>,
     pub(super) shadow: bool,
+    pub(super) in_headers: bool,
     pub(super) enabled: bool,
     /// The prefix lengths clients are counted by.
     pub(super) ipv4_prefix: u8,
@@ -259,6 +260,7 @@ impl PolicySet {
                     limit: Arc::clone(limit),
                     cost,
                     shadow: policy.shadow,
+                    in_headers: policy.in_headers,
                 });
             }
         };
