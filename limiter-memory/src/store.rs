@@ -53,6 +53,9 @@ struct Slot {
 struct Shared {
     /// The `now` of the latest call, against which an evicted state is judged live or not.
     latest: AtomicU64,
+    /// The longest period of any limit that changed a state: how far behind the latest `now`
+    /// an automatic sweep judges freshness, as the SQLite store does.
+    longest_period: AtomicU64,
     evictions: AtomicU64,
     evicted_live: AtomicU64,
     swept: AtomicU64,
@@ -232,10 +235,16 @@ impl MemoryStore {
             if changed {
                 for (check, guard) in checks.iter().zip(guards.as_mut().iter_mut()) {
                     if let Some(slot) = guard {
-                        slot.droppable_at = check
-                            .limit
-                            .fresh_at(&slot.state)
-                            .saturating_add(check.limit.rate().period().micros());
+                        let period = check.limit.rate().period().micros();
+                        slot.droppable_at =
+                            check.limit.fresh_at(&slot.state).saturating_add(period);
+                        // A read first: the longest period rarely changes, and a write per
+                        // decision would contend across threads.
+                        if period > self.shared.longest_period.load(Ordering::Relaxed) {
+                            self.shared
+                                .longest_period
+                                .fetch_max(period, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -294,7 +303,12 @@ impl MemoryStore {
             .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            self.remove_droppable(now);
+            // Callers share one store with clocks apart, and a trace of calls may step back:
+            // a state that only went fresh within the longest period of the latest `now` may
+            // still be live for a caller that far behind. Each state already waits one period of
+            // its own limit (`droppable_at`); the sweep waits the longest one more.
+            let longest = self.shared.longest_period.load(Ordering::Relaxed);
+            self.remove_droppable(now.saturating_sub(longest));
         }
     }
 
