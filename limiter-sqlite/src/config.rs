@@ -29,6 +29,12 @@ pub struct SqliteConfig {
     pub timeout: Option<Duration>,
     /// The most queued calls run in one transaction (group commit). Default 128; at least 1.
     pub max_group: usize,
+    /// The most calls waiting for the worker (default 1024, eight groups of the default
+    /// size; at least 1). A call that finds the queue full waits for room within its
+    /// timeout, and then fails with a temporary error that charged nothing, so that a file
+    /// locked by another process for long cannot make the queue, and memory, grow without
+    /// bound.
+    pub queue_capacity: usize,
     /// How often, in the limiter's (injected) time, the worker sweeps out the rows whose state
     /// has long been indistinguishable from fresh (default one minute; not zero). Time is the
     /// [`EvalOptions::now`](limiter_core::EvalOptions::now) the store's callers pass: the first
@@ -67,6 +73,12 @@ impl SqliteConfig {
         self
     }
 
+    /// The same, with at most `queue_capacity` calls waiting for the worker.
+    pub fn with_queue_capacity(mut self, queue_capacity: usize) -> SqliteConfig {
+        self.queue_capacity = queue_capacity;
+        self
+    }
+
     /// The same, with an automatic sweep every `interval` of the callers' time (`None`: no
     /// automatic sweep).
     pub fn with_sweep_interval(mut self, interval: Option<Duration>) -> SqliteConfig {
@@ -81,6 +93,7 @@ impl Default for SqliteConfig {
             busy_timeout: Duration::from_secs(5),
             timeout: None,
             max_group: 128,
+            queue_capacity: 1024,
             sweep_interval: Some(Duration::from_secs(60)),
         }
     }

@@ -28,6 +28,9 @@ pub(crate) enum SqliteError {
     NoWal { mode: String },
     /// A row holds bytes that `State::decode` rejects.
     CorruptState { key: String },
+    /// The queue stayed full (`capacity` calls) for the whole `waited`: the call was never
+    /// queued.
+    QueueFull { capacity: usize, waited: Duration },
     /// The worker thread could not be started.
     Spawn(Arc<std::io::Error>),
     /// The worker thread is gone (it panicked): nothing more can be answered.
@@ -151,6 +154,17 @@ pub(crate) fn into_core_error(site: &Site, error: SqliteError) -> Error {
             format!(
                 "{path} holds state for key {key:?} that cannot be decoded; expected bytes written \
                  by State::encode: reset the key to start it over"
+            ),
+            None,
+        ),
+        SqliteError::QueueFull { capacity, waited } => (
+            ErrorKind::Temporary,
+            format!(
+                "the queue of {path} stayed full ({capacity} calls waiting for the worker, \
+                 SqliteConfig::queue_capacity) for the call's whole timeout of {waited:?}; the \
+                 call was not queued and charged nothing; expected the worker to make room within \
+                 the timeout (it falls behind when another process holds the file's lock): retry \
+                 later, or raise SqliteConfig::queue_capacity"
             ),
             None,
         ),

@@ -2,13 +2,13 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use limiter_core::{Batch, BatchOutcome, Error, EvalOptions, Key, Micros, Store};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::config::SqliteConfig;
 use crate::error::{Site, SqliteError, into_core_error};
@@ -34,6 +34,7 @@ pub struct SqliteStore {
     site: Site,
     path: Option<PathBuf>,
     timeout: Option<Duration>,
+    queue_capacity: usize,
     sender: Option<mpsc::Sender<Call>>,
     worker: Option<JoinHandle<()>>,
 }
@@ -70,6 +71,13 @@ impl SqliteStore {
                 message: "0 calls per transaction cannot make progress; expected at least 1".into(),
             });
         }
+        if config.queue_capacity == 0 {
+            return Err(Error::InvalidConfig {
+                path: "SqliteConfig::queue_capacity".into(),
+                message: "a queue of 0 calls can hold no call for the worker; expected at least 1"
+                    .into(),
+            });
+        }
         if config.sweep_interval.is_some_and(|i| i.is_zero()) {
             return Err(Error::InvalidConfig {
                 path: "SqliteConfig::sweep_interval".into(),
@@ -84,6 +92,7 @@ impl SqliteStore {
             busy_timeout: config.busy_timeout,
         };
         let timeout = config.timeout;
+        let queue_capacity = config.queue_capacity;
         let (ready, opened) = oneshot::channel();
         let (sender, worker) =
             worker::spawn(target, config, ready).map_err(|e| into_core_error(&site, e))?;
@@ -91,6 +100,7 @@ impl SqliteStore {
             site,
             path,
             timeout,
+            queue_capacity,
             sender: Some(sender),
             worker: Some(worker),
         };
@@ -115,26 +125,41 @@ impl SqliteStore {
         self.call(|reply| Call::Sweep { now, reply }, None).await
     }
 
-    /// Sends the call that `call` builds around its reply, and waits for the answer.
+    /// Sends the call that `call` builds around its reply, and waits for the answer: waiting
+    /// for room in the queue and for the answer together take at most the timeout.
     async fn call<T>(
         &self,
         call: impl FnOnce(Reply<T>) -> Call,
         timeout: Option<Duration>,
     ) -> Result<T, Error> {
+        let timeout = timeout.or(self.timeout);
+        let deadline = timeout.map(|t| (t, Instant::now() + t));
+        let stopped = || into_core_error(&self.site, SqliteError::WorkerStopped);
+        let sender = self.sender.as_ref().ok_or_else(stopped)?;
+        let permit = match deadline {
+            None => sender.reserve().await,
+            Some((timeout, at)) => tokio::time::timeout_at(at, sender.reserve())
+                .await
+                .map_err(|_| {
+                    let full = SqliteError::QueueFull {
+                        capacity: self.queue_capacity,
+                        waited: timeout,
+                    };
+                    into_core_error(&self.site, full)
+                })?,
+        }
+        .map_err(|_| stopped())?;
         let (reply, answer) = oneshot::channel();
-        self.sender
-            .as_ref()
-            .and_then(|s| s.send(call(reply)).ok())
-            .ok_or_else(|| into_core_error(&self.site, SqliteError::WorkerStopped))?;
+        permit.send(call(reply));
         let answer = async {
             match answer.await {
                 Ok(result) => result.map_err(|e| into_core_error(&self.site, e)),
-                Err(_) => Err(into_core_error(&self.site, SqliteError::WorkerStopped)),
+                Err(_) => Err(stopped()),
             }
         };
-        match timeout.or(self.timeout) {
+        match deadline {
             None => answer.await,
-            Some(timeout) => tokio::time::timeout(timeout, answer)
+            Some((timeout, at)) => tokio::time::timeout_at(at, answer)
                 .await
                 .unwrap_or_else(|_| {
                     Err(Error::Timeout {

@@ -1,12 +1,12 @@
 //! The worker thread itself: the queue it drains, the groups it commits, and its sweeps.
 
-use std::sync::mpsc::{self, TryRecvError};
 use std::thread::{self, JoinHandle};
 
 use limiter_core::batch::{Batch, BatchOutcome, Mode};
 use limiter_core::time::micros;
 use limiter_core::{Key, Micros};
 use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::sync::oneshot;
 
 use super::checkpoint::{CHECKPOINT_EVERY_ROWS, Checkpointer};
@@ -21,12 +21,15 @@ use crate::error::{SqliteError, is_busy};
 const SWEEP_CHUNK: u64 = 1_000;
 
 /// Starts the worker on `target`; `ready` answers once the database is open (or could not be).
+///
+/// The queue holds at most `config.queue_capacity` calls: callers wait for room (within their
+/// timeout) rather than pile up without bound behind a worker that cannot keep up.
 pub(crate) fn spawn(
     target: Target,
     config: SqliteConfig,
     ready: oneshot::Sender<Result<(), SqliteError>>,
 ) -> Result<(mpsc::Sender<Call>, JoinHandle<()>), SqliteError> {
-    let (tx, rx) = mpsc::channel();
+    let (tx, mut rx) = mpsc::channel(config.queue_capacity.max(1));
     let handle = thread::Builder::new()
         .name("limiter-sqlite".into())
         .spawn(move || {
@@ -43,7 +46,7 @@ pub(crate) fn spawn(
                 if let Target::File(path) = &target {
                     worker.start_checkpointer(path);
                 }
-                worker.serve(&rx);
+                worker.serve(&mut rx);
                 if let Some(checkpointer) = worker.checkpointer.take() {
                     checkpointer.stop();
                 }
@@ -96,7 +99,7 @@ impl Worker {
     }
 
     /// Serves until every sender is gone (the store was dropped).
-    fn serve(&mut self, rx: &mpsc::Receiver<Call>) {
+    fn serve(&mut self, rx: &mut mpsc::Receiver<Call>) {
         let max_group = self.config.max_group.max(1);
         loop {
             let first = if self.sweeping.is_some() {
@@ -110,9 +113,9 @@ impl Worker {
                     Err(TryRecvError::Disconnected) => return,
                 }
             } else {
-                match rx.recv() {
-                    Ok(call) => call,
-                    Err(_) => return,
+                match rx.blocking_recv() {
+                    Some(call) => call,
+                    None => return,
                 }
             };
             let mut group = vec![first];

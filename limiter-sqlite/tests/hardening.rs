@@ -1,0 +1,98 @@
+//! Time bounds and failures of the store: a bounded queue, a default call timeout, a worker
+//! that survives a failing job, and stored state that does not decode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use limiter_core::{
+    Batch, Check, Error, EvalOptions, Key, Limit, Micros, Rate, Store, StoreExt, SubjectKind,
+};
+use limiter_sqlite::{SqliteConfig, SqliteStore};
+use rusqlite::Connection;
+
+const NOW: Micros = 1_000_000_000_000_000; // 2001-09-09
+
+fn key(name: &str) -> Key {
+    Key::new("test", "policy", SubjectKind::User, name)
+}
+
+fn batch(name: &str, rate: &str) -> Batch {
+    let limit = Limit::gcra(rate.parse::<Rate>().expect("valid rate"));
+    Batch::new(vec![Check::new("policy", key(name), limit, 1)]).expect("one check")
+}
+
+/// A store whose worker never sweeps by itself.
+fn config() -> SqliteConfig {
+    SqliteConfig::default().with_sweep_interval(None)
+}
+
+/// Another process's write transaction on the file: the store's worker waits for it.
+struct WriteLock(Connection);
+
+impl WriteLock {
+    fn take(path: &std::path::Path) -> WriteLock {
+        let conn = Connection::open(path).expect("open raw");
+        conn.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        WriteLock(conn)
+    }
+
+    fn release(self) {
+        self.0.execute_batch("COMMIT").expect("unlock");
+    }
+}
+
+// One runtime thread: the calls spawned below all reach the queue (or their place in line
+// for it) while the test sleeps, before the call that must find it full.
+#[tokio::test]
+async fn bounded_queue_a_full_queue_fails_within_the_timeout_naming_its_capacity() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("limits.db");
+    let config = config()
+        .with_busy_timeout(Duration::from_secs(10))
+        .with_max_group(1)
+        .with_queue_capacity(2);
+    let store = Arc::new(SqliteStore::open(&path, config).await.expect("open"));
+    let b = batch("k", "10/hour");
+    // The worker is stuck on the first call behind another process's lock, so the queue fills
+    // up: the first call (taken or queued) and two more are all the store holds.
+    let lock = WriteLock::take(&path);
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        let (store, b) = (store.clone(), b.clone());
+        waiting.push(tokio::spawn(async move {
+            let options = EvalOptions::at(NOW).with_timeout(Duration::from_secs(8));
+            store.evaluate(&b, &options).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let options = EvalOptions::at(NOW).with_timeout(Duration::from_millis(300));
+    let err = store.evaluate(&b, &options).await.expect_err("no room");
+    assert!(err.is_temporary(), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("SqliteConfig::queue_capacity") && message.contains("2 calls"),
+        "{message}"
+    );
+    assert!(message.contains("charged nothing"), "{message}");
+
+    lock.release();
+    for call in waiting {
+        assert!(call.await.expect("joined").expect("answered").allowed);
+    }
+    // Three calls charged; the one refused for want of room did not (a peek reports what
+    // would remain after one more).
+    let peek = store.peek(&b, &EvalOptions::at(NOW)).await.expect("peek");
+    assert_eq!(peek.statuses[0].remaining, 10 - 3 - 1);
+}
+
+#[tokio::test]
+async fn bounded_queue_a_capacity_of_zero_is_refused_naming_the_setting() {
+    let err = SqliteStore::open_in_memory(config().with_queue_capacity(0))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, Error::InvalidConfig { path, message }
+            if path == "SqliteConfig::queue_capacity" && message.contains("at least 1")),
+        "{err}"
+    );
+}
