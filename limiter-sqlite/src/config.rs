@@ -22,10 +22,20 @@ pub struct SqliteConfig {
     /// How long a connection waits for a lock held by another connection (another process
     /// sharing the file) before the call fails with a temporary error. Default 5 s.
     pub busy_timeout: Duration,
-    /// How long a call waits for its answer when the caller's
-    /// [`EvalOptions::timeout`](limiter_core::EvalOptions::timeout) does not say; `None` (the
-    /// default) waits as long as it takes, which is bounded by the busy timeout in practice.
-    /// Timeouts need a Tokio runtime with its time driver enabled.
+    /// The longest a call waits, from the moment it is made: for room in the queue, for the
+    /// calls ahead of it, for another process's lock, and for its own transaction. `None` (the
+    /// default) stands for [`SqliteConfig::busy_timeout`] plus one second, 6 s with the default
+    /// busy timeout: enough for a call at the head of the queue to wait out the busy timeout
+    /// and still be answered with the lock error that says so, while a call queued behind
+    /// calls that each wait the busy timeout gives up after about one busy timeout, not one
+    /// per call ahead of it. See [`SqliteConfig::call_timeout`].
+    ///
+    /// A shorter [`EvalOptions::timeout`](limiter_core::EvalOptions::timeout) is honoured; a
+    /// longer one is cut to this. Zero is refused. A call that times out before the worker
+    /// starts its job answers [`Error::Timeout`](limiter_core::Error::Timeout) and charges
+    /// nothing, as the worker then skips the job; one that times out after its job started
+    /// answers a temporary error saying that it may still be committed and so may have
+    /// charged. Timeouts need a Tokio runtime with its time driver enabled.
     pub timeout: Option<Duration>,
     /// The most queued calls run in one transaction (group commit). Default 128; at least 1.
     pub max_group: usize,
@@ -49,10 +59,30 @@ pub struct SqliteConfig {
     pub sweep_interval: Option<Duration>,
 }
 
+/// How much longer than the busy timeout a call waits by default: time for the worker to run
+/// and commit a transaction once it has the lock, and to answer.
+const TIMEOUT_OVER_BUSY: Duration = Duration::from_secs(1);
+
 impl SqliteConfig {
     /// The default options.
     pub fn new() -> SqliteConfig {
         SqliteConfig::default()
+    }
+
+    /// The longest a call waits: [`SqliteConfig::timeout`], or by default the busy timeout
+    /// plus one second.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use limiter_sqlite::SqliteConfig;
+    ///
+    /// assert_eq!(SqliteConfig::new().call_timeout(), Duration::from_secs(6));
+    /// let quick = SqliteConfig::new().with_busy_timeout(Duration::from_millis(100));
+    /// assert_eq!(quick.call_timeout(), Duration::from_millis(1100));
+    /// ```
+    pub fn call_timeout(&self) -> Duration {
+        self.timeout
+            .unwrap_or_else(|| self.busy_timeout.saturating_add(TIMEOUT_OVER_BUSY))
     }
 
     /// The same, with `busy_timeout`.
@@ -61,7 +91,7 @@ impl SqliteConfig {
         self
     }
 
-    /// The same, with a default call `timeout`.
+    /// The same, with the longest wait of a call (`None`: the busy timeout plus one second).
     pub fn with_timeout(mut self, timeout: Option<Duration>) -> SqliteConfig {
         self.timeout = timeout;
         self

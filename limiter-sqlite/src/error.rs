@@ -31,6 +31,8 @@ pub(crate) enum SqliteError {
     /// The queue stayed full (`capacity` calls) for the whole `waited`: the call was never
     /// queued.
     QueueFull { capacity: usize, waited: Duration },
+    /// The caller stopped waiting after `timeout`, once the worker had started its job.
+    StartedThenTimedOut { timeout: Duration },
     /// The worker thread could not be started.
     Spawn(Arc<std::io::Error>),
     /// The worker thread is gone (it panicked): nothing more can be answered.
@@ -165,6 +167,17 @@ pub(crate) fn into_core_error(site: &Site, error: SqliteError) -> Error {
                  call was not queued and charged nothing; expected the worker to make room within \
                  the timeout (it falls behind when another process holds the file's lock): retry \
                  later, or raise SqliteConfig::queue_capacity"
+            ),
+            None,
+        ),
+        SqliteError::StartedThenTimedOut { timeout } => (
+            ErrorKind::Temporary,
+            format!(
+                "{path} did not answer within {timeout:?}, after the worker had started the call: \
+                 it may still be committed, so a decision may have been charged (once, and never \
+                 beyond its limits) although it answered this error; expected an answer within \
+                 the timeout: raise SqliteConfig::timeout or EvalOptions::timeout, and peek to \
+                 see what is left"
             ),
             None,
         ),

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::config::SqliteConfig;
 use crate::error::{Site, SqliteError, into_core_error};
-use crate::worker::{self, Call, Reply, Target};
+use crate::worker::{self, Call, Reply, Target, Ticket};
 
 /// A [`Store`] that keeps limit state in a SQLite database: one file that several processes
 /// on one host may share, or a private in-memory database.
@@ -23,17 +23,20 @@ use crate::worker::{self, Call, Reply, Target};
 /// with [`limiter_core::batch::evaluate`], so it is all or nothing and exact across threads and
 /// processes.
 ///
-/// A call that times out (see [`SqliteConfig::timeout`]) is skipped by the worker if it has
-/// not started on it yet; one that the worker had already taken up may still be committed, so
-/// a timed-out decision may have charged its limits: never more than once, and never beyond
-/// them.
+/// Every call waits at most [`SqliteConfig::call_timeout`], or a shorter
+/// [`EvalOptions::timeout`]. A call that times out before the worker starts its job (while
+/// queued, or while the worker waits for another process's lock) answers [`Error::Timeout`],
+/// and the worker skips it: it charged nothing. One that times out after its job started
+/// answers a temporary error saying that it may still be committed, so such a decision may
+/// have charged its limits: never more than once, and never beyond them.
 ///
 /// Dropping the store closes the queue, lets the worker finish the calls already queued, and
 /// joins its threads.
 pub struct SqliteStore {
     site: Site,
     path: Option<PathBuf>,
-    timeout: Option<Duration>,
+    /// [`SqliteConfig::call_timeout`].
+    timeout: Duration,
     queue_capacity: usize,
     sender: Option<mpsc::Sender<Call>>,
     worker: Option<JoinHandle<()>>,
@@ -71,6 +74,15 @@ impl SqliteStore {
                 message: "0 calls per transaction cannot make progress; expected at least 1".into(),
             });
         }
+        if config.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::InvalidConfig {
+                path: "SqliteConfig::timeout".into(),
+                message: "a timeout of 0 would fail every call before it could be answered; \
+                          expected a positive duration, or None for the busy timeout plus one \
+                          second"
+                    .into(),
+            });
+        }
         if config.queue_capacity == 0 {
             return Err(Error::InvalidConfig {
                 path: "SqliteConfig::queue_capacity".into(),
@@ -91,7 +103,7 @@ impl SqliteStore {
             path: shown,
             busy_timeout: config.busy_timeout,
         };
-        let timeout = config.timeout;
+        let timeout = config.call_timeout();
         let queue_capacity = config.queue_capacity;
         let (ready, opened) = oneshot::channel();
         let (sender, worker) =
@@ -126,47 +138,55 @@ impl SqliteStore {
     }
 
     /// Sends the call that `call` builds around its reply, and waits for the answer: waiting
-    /// for room in the queue and for the answer together take at most the timeout.
+    /// for room in the queue and for the answer together take at most the timeout, the
+    /// caller's if shorter than the store's.
     async fn call<T>(
         &self,
         call: impl FnOnce(Reply<T>) -> Call,
         timeout: Option<Duration>,
     ) -> Result<T, Error> {
-        let timeout = timeout.or(self.timeout);
-        let deadline = timeout.map(|t| (t, Instant::now() + t));
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::InvalidRequest(
+                "EvalOptions::timeout is 0, which would fail the call before it could be \
+                 answered; expected a positive duration, or None for the store's \
+                 SqliteConfig::timeout"
+                    .into(),
+            ));
+        }
+        let timeout = timeout.map_or(self.timeout, |t| t.min(self.timeout));
+        let deadline = Instant::now() + timeout;
         let stopped = || into_core_error(&self.site, SqliteError::WorkerStopped);
         let sender = self.sender.as_ref().ok_or_else(stopped)?;
-        let permit = match deadline {
-            None => sender.reserve().await,
-            Some((timeout, at)) => tokio::time::timeout_at(at, sender.reserve())
-                .await
-                .map_err(|_| {
-                    let full = SqliteError::QueueFull {
-                        capacity: self.queue_capacity,
-                        waited: timeout,
-                    };
-                    into_core_error(&self.site, full)
-                })?,
-        }
-        .map_err(|_| stopped())?;
+        let permit = tokio::time::timeout_at(deadline, sender.reserve())
+            .await
+            .map_err(|_| {
+                let full = SqliteError::QueueFull {
+                    capacity: self.queue_capacity,
+                    waited: timeout,
+                };
+                into_core_error(&self.site, full)
+            })?
+            .map_err(|_| stopped())?;
         let (reply, answer) = oneshot::channel();
-        permit.send(call(reply));
+        let ticket = Ticket::default();
+        permit.send(call(Reply::new(reply, ticket.clone())));
         let answer = async {
             match answer.await {
                 Ok(result) => result.map_err(|e| into_core_error(&self.site, e)),
                 Err(_) => Err(stopped()),
             }
         };
-        match deadline {
-            None => answer.await,
-            Some((timeout, at)) => tokio::time::timeout_at(at, answer)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::Timeout {
-                        backend: self.site.backend.clone(),
-                        timeout,
-                    })
-                }),
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(answer) => answer,
+            // The job never ran, and never will: the worker skips an abandoned ticket.
+            Err(_) if ticket.abandon() => Err(Error::Timeout {
+                backend: self.site.backend.clone(),
+                timeout,
+            }),
+            Err(_) => Err(into_core_error(
+                &self.site,
+                SqliteError::StartedThenTimedOut { timeout },
+            )),
         }
     }
 }
@@ -216,5 +236,44 @@ impl Drop for SqliteStore {
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use limiter_core::{Check, Limit, Rate, StoreExt, SubjectKind};
+
+    use super::*;
+    use crate::worker::test_hooks;
+
+    const NOW: Micros = 1_000_000_000_000_000;
+
+    fn batch(subject: &str) -> Batch {
+        let limit = Limit::gcra("10/hour".parse::<Rate>().expect("rate"));
+        let key = Key::new("test", "policy", SubjectKind::User, subject);
+        Batch::new(vec![Check::new("policy", key, limit, 1)]).expect("batch")
+    }
+
+    #[tokio::test]
+    async fn default_call_timeout_a_call_that_timed_out_after_its_job_started_says_it_may_have_charged()
+     {
+        let store = SqliteStore::open_in_memory(SqliteConfig::new())
+            .await
+            .expect("open");
+        // The job starts at once, then stalls beyond the caller's timeout, and commits.
+        let stalled = batch(test_hooks::STALL);
+        let options = EvalOptions::at(NOW).with_timeout(Duration::from_millis(100));
+        let err = store.evaluate(&stalled, &options).await.expect_err("late");
+        assert!(err.is_temporary(), "{err}");
+        assert!(!matches!(err, Error::Timeout { .. }), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("within 100ms"), "{message}");
+        assert!(message.contains("may have been charged"), "{message}");
+        // It was: a peek (queued behind the stalled job) reports what remains after one more.
+        let peek = store
+            .peek(&stalled, &EvalOptions::at(NOW))
+            .await
+            .expect("peek");
+        assert_eq!(peek.statuses[0].remaining, 10 - 1 - 1);
     }
 }

@@ -96,3 +96,99 @@ async fn bounded_queue_a_capacity_of_zero_is_refused_naming_the_setting() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_call_timeout_bounds_the_wait_behind_a_held_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("limits.db");
+    // No timeout configured: the default is the busy timeout plus one second.
+    let config = config()
+        .with_busy_timeout(Duration::from_millis(100))
+        .with_max_group(1);
+    assert_eq!(config.call_timeout(), Duration::from_millis(1100));
+    let store = Arc::new(SqliteStore::open(&path, config).await.expect("open"));
+    let b = batch("k", "1000/hour");
+    // Another process holds the lock throughout: every group waits the busy timeout in turn,
+    // 60 of them one after another (6 s) unless each call's own wait is bounded.
+    let lock = WriteLock::take(&path);
+    let mut calls = Vec::new();
+    for _ in 0..60 {
+        let (store, b) = (store.clone(), b.clone());
+        calls.push(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let result = store.evaluate(&b, &EvalOptions::at(NOW)).await;
+            (result, started.elapsed())
+        }));
+    }
+    let mut longest = Duration::ZERO;
+    for call in calls {
+        let (result, waited) = call.await.expect("joined");
+        let err = result.expect_err("locked");
+        assert!(err.is_temporary(), "{err}");
+        longest = longest.max(waited);
+    }
+    lock.release();
+    // About 1.1 s; the margin is for a slow machine, and still far below 6 s.
+    assert!(
+        longest < Duration::from_secs(4),
+        "a call waited {longest:?}"
+    );
+    // The calls that timed out in the queue were skipped: nothing was charged.
+    let peek = store.peek(&b, &EvalOptions::at(NOW)).await.expect("peek");
+    assert_eq!(peek.statuses[0].remaining, 1000 - 1);
+}
+
+#[tokio::test]
+async fn default_call_timeout_caps_a_longer_per_call_timeout_and_honours_a_shorter_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("limits.db");
+    let config = config()
+        .with_busy_timeout(Duration::from_secs(10))
+        .with_timeout(Some(Duration::from_millis(300)));
+    let store = SqliteStore::open(&path, config).await.expect("open");
+    let b = batch("k", "10/hour");
+    let lock = WriteLock::take(&path);
+    for (asked, expected) in [
+        (Duration::from_secs(10), Duration::from_millis(300)),
+        (Duration::from_millis(50), Duration::from_millis(50)),
+    ] {
+        let started = std::time::Instant::now();
+        let options = EvalOptions::at(NOW).with_timeout(asked);
+        let err = store.evaluate(&b, &options).await.expect_err("locked");
+        // Far below the 10 s busy timeout that the worker is waiting out.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "asked {asked:?}"
+        );
+        assert!(
+            matches!(err, Error::Timeout { timeout, .. } if timeout == expected),
+            "asked {asked:?}: {err}"
+        );
+    }
+    lock.release();
+}
+
+#[tokio::test]
+async fn default_call_timeout_of_zero_is_refused_naming_the_setting() {
+    let err = SqliteStore::open_in_memory(config().with_timeout(Some(Duration::ZERO)))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, Error::InvalidConfig { path, message }
+            if path == "SqliteConfig::timeout" && message.contains("expected a positive")),
+        "{err}"
+    );
+
+    let store = SqliteStore::open_in_memory(config()).await.expect("open");
+    let options = EvalOptions::at(NOW).with_timeout(Duration::ZERO);
+    let err = store
+        .evaluate(&batch("k", "10/hour"), &options)
+        .await
+        .expect_err("refused");
+    let message = err.to_string();
+    assert!(!err.is_temporary(), "{message}");
+    assert!(
+        message.contains("EvalOptions::timeout") && message.contains("expected a positive"),
+        "{message}"
+    );
+}

@@ -1,5 +1,8 @@
 //! What the worker is asked to do, and how one job runs inside an open transaction.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use limiter_core::batch::{self, Batch, BatchOutcome, Mode};
 use limiter_core::{Key, Micros, State};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -7,8 +10,77 @@ use tokio::sync::oneshot;
 
 use crate::error::SqliteError;
 
-/// Where the answer of a call goes, typed by what the call answers.
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, SqliteError>>;
+/// Where the answer of a call goes, typed by what the call answers, with the ticket that
+/// decides between the caller giving up and the worker starting the job.
+#[derive(Debug)]
+pub(crate) struct Reply<T> {
+    sender: oneshot::Sender<Result<T, SqliteError>>,
+    ticket: Ticket,
+}
+
+impl<T> Reply<T> {
+    /// A reply for the caller that waits on the other end of `sender` and holds `ticket`.
+    pub(crate) fn new(sender: oneshot::Sender<Result<T, SqliteError>>, ticket: Ticket) -> Self {
+        Reply { sender, ticket }
+    }
+
+    /// Whether the caller stopped waiting: it timed out, or dropped its future.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.sender.is_closed() || self.ticket.is_abandoned()
+    }
+
+    /// Claims the job for running, once the worker is about to run it (inside its
+    /// transaction, the lock held); `false` if its caller gave up first, and then the job
+    /// must not run, so that it charges nothing.
+    pub(crate) fn start(&self) -> bool {
+        !self.sender.is_closed() && self.ticket.start()
+    }
+
+    /// Answers the caller, if it still waits.
+    pub(crate) fn send(self, answer: Result<T, SqliteError>) {
+        let _ = self.sender.send(answer);
+    }
+}
+
+/// Decides, between a caller whose timeout expired and the worker, whether a job runs: the
+/// first to move it out of "queued" wins. A caller that wins knows its call never ran and
+/// never will (it charged nothing); one that loses knows the job started, and may still
+/// commit after the caller stopped waiting.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ticket(Arc<AtomicU8>);
+
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Ticket {
+    /// Worker: `true` if the job may run (it had not been abandoned); idempotent, since a job
+    /// of a group that aborted runs again alone.
+    fn start(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == STARTED,
+        }
+    }
+
+    /// Caller: gives up on the call; `true` if its job had not started, and now never will.
+    pub(crate) fn abandon(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == ABANDONED,
+        }
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) == ABANDONED
+    }
+}
 
 /// One call of the store, as sent to the worker: its job, and where the answer goes. Each
 /// kind of call carries a reply of its own answer's type, so the worker cannot answer one kind
@@ -33,9 +105,9 @@ impl Call {
     /// not run, so that it charges nothing.
     pub(crate) fn is_abandoned(&self) -> bool {
         match self {
-            Call::Evaluate { reply, .. } => reply.is_closed(),
-            Call::Reset { reply, .. } => reply.is_closed(),
-            Call::Sweep { reply, .. } => reply.is_closed(),
+            Call::Evaluate { reply, .. } => reply.is_abandoned(),
+            Call::Reset { reply, .. } => reply.is_abandoned(),
+            Call::Sweep { reply, .. } => reply.is_abandoned(),
         }
     }
 }
@@ -67,6 +139,8 @@ pub(crate) fn evaluate(
     mode: Mode,
     buf: &mut Vec<u8>,
 ) -> Result<BatchOutcome, JobFailure> {
+    #[cfg(test)]
+    test_hooks::on_evaluate(batch);
     let mut states = load_all(conn, batch)?;
     // A refund writes back only the states it changed.
     let before = matches!(mode, Mode::Refund { .. }).then(|| states.clone());
@@ -150,4 +224,25 @@ fn save(
 /// SQLite integers are signed; every time the algorithms produce is below 2^53.
 fn to_sql(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Faults that the crate's unit tests inject into a job, chosen by key so that tests running
+/// at the same time do not see each other's.
+#[cfg(test)]
+pub(crate) mod test_hooks {
+    use std::time::Duration;
+
+    use limiter_core::batch::Batch;
+
+    /// A subject whose job sleeps this long once started, before it reads its state.
+    pub(crate) const STALL: &str = "stall-job-on-purpose";
+    pub(crate) const STALL_FOR: Duration = Duration::from_millis(500);
+
+    pub(crate) fn on_evaluate(batch: &Batch) {
+        for check in batch.checks() {
+            if check.key.as_str().contains(STALL) {
+                std::thread::sleep(STALL_FOR);
+            }
+        }
+    }
 }

@@ -16,5 +16,7 @@ mod job;
 mod serve;
 
 pub(crate) use connection::Target;
-pub(crate) use job::{Call, Reply};
+#[cfg(test)]
+pub(crate) use job::test_hooks;
+pub(crate) use job::{Call, Reply, Ticket};
 pub(crate) use serve::spawn;

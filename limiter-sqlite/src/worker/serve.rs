@@ -209,7 +209,9 @@ impl Worker {
                     reply: Held::new(reply),
                 }),
                 Call::Sweep { now, reply } => {
-                    let _ = reply.send(self.sweep(now));
+                    if reply.start() {
+                        reply.send(self.sweep(now));
+                    }
                 }
             }
         }
@@ -289,8 +291,16 @@ enum Grouped {
 
 impl Grouped {
     /// Runs the call's job in the open transaction and holds its answer; an `Err` aborts the
-    /// transaction.
+    /// transaction. A call whose caller gave up while the worker waited for the lock is not
+    /// run: its caller was told it charged nothing.
     fn run(&mut self, conn: &Connection, buf: &mut Vec<u8>) -> Result<(), SqliteError> {
+        let started = match self {
+            Grouped::Evaluate { reply, .. } => reply.reply.start(),
+            Grouped::Reset { reply, .. } => reply.reply.start(),
+        };
+        if !started {
+            return Ok(());
+        }
         match self {
             Grouped::Evaluate {
                 batch,
@@ -352,12 +362,12 @@ impl<T> Held<T> {
         // An answer is held once the job has run; a reply dropped unanswered tells the caller
         // that the worker gave up on its call.
         if let Some(answer) = self.answer {
-            let _ = self.reply.send(answer);
+            self.reply.send(answer);
         }
     }
 
     fn fail(self, error: SqliteError) {
-        let _ = self.reply.send(Err(error));
+        self.reply.send(Err(error));
     }
 }
 
@@ -369,6 +379,7 @@ mod tests {
     use rusqlite::params;
 
     use super::*;
+    use crate::worker::Ticket;
 
     const MINUTE: Micros = 60_000_000;
 
@@ -439,7 +450,7 @@ mod tests {
             batch,
             now: 70 * MINUTE,
             mode: Mode::Consume,
-            reply,
+            reply: Reply::new(reply, Ticket::default()),
         };
         assert_eq!(worker.run_group(vec![call]), Some(70 * MINUTE));
         assert!(answer.try_recv().expect("answered").expect("ok").allowed);
