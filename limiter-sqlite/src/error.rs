@@ -33,6 +33,15 @@ pub(crate) enum SqliteError {
     QueueFull { capacity: usize, waited: Duration },
     /// The caller stopped waiting after `timeout`, once the worker had started its job.
     StartedThenTimedOut { timeout: Duration },
+    /// The worker panicked while `doing` a call's work; the panic was caught, and the
+    /// transaction rolled back.
+    Panicked {
+        doing: &'static str,
+        message: String,
+    },
+    /// The worker dropped the call without answering: it panicked outside a transaction,
+    /// and went on serving.
+    Unanswered,
     /// The worker thread could not be started.
     Spawn(Arc<std::io::Error>),
     /// The worker thread is gone (it panicked): nothing more can be answered.
@@ -178,6 +187,24 @@ pub(crate) fn into_core_error(site: &Site, error: SqliteError) -> Error {
                  beyond its limits) although it answered this error; expected an answer within \
                  the timeout: raise SqliteConfig::timeout or EvalOptions::timeout, and peek to \
                  see what is left"
+            ),
+            None,
+        ),
+        SqliteError::Panicked { doing, message } => (
+            ErrorKind::Temporary,
+            format!(
+                "the worker of {path} panicked while {doing} ({message}); its transaction was \
+                 rolled back, so the call charged nothing, and the worker goes on serving; \
+                 expected no panic: retry, and report it as a bug of limiter-sqlite"
+            ),
+            None,
+        ),
+        SqliteError::Unanswered => (
+            ErrorKind::Temporary,
+            format!(
+                "the worker of {path} dropped the call without answering (it panicked), and \
+                 goes on serving; the call may have been charged; expected an answer: retry, \
+                 and report the panic as a bug of limiter-sqlite"
             ),
             None,
         ),

@@ -173,6 +173,11 @@ impl SqliteStore {
         let answer = async {
             match answer.await {
                 Ok(result) => result.map_err(|e| into_core_error(&self.site, e)),
+                // The worker catches panics and goes on: a reply dropped unanswered means it
+                // gave up on this call, and the queue is still open for the next.
+                Err(_) if !sender.is_closed() => {
+                    Err(into_core_error(&self.site, SqliteError::Unanswered))
+                }
                 Err(_) => Err(stopped()),
             }
         };
@@ -275,5 +280,53 @@ mod tests {
             .await
             .expect("peek");
         assert_eq!(peek.statuses[0].remaining, 10 - 1 - 1);
+    }
+
+    #[tokio::test]
+    async fn dead_worker_a_panicking_job_fails_at_once_with_a_temporary_error_and_the_store_goes_on()
+     {
+        let store = SqliteStore::open_in_memory(SqliteConfig::new())
+            .await
+            .expect("open");
+        let alice = batch("alice");
+        assert!(
+            store
+                .evaluate(&alice, &EvalOptions::at(NOW))
+                .await
+                .expect("ok")
+                .allowed
+        );
+
+        let started = std::time::Instant::now();
+        let panics = batch(test_hooks::PANIC);
+        let err = store
+            .evaluate(&panics, &EvalOptions::at(NOW))
+            .await
+            .expect_err("the job panicked");
+        // At once, not after the call timeout (6 s).
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(err.is_temporary(), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("panicked"), "{message}");
+        assert!(message.contains("charged nothing"), "{message}");
+
+        // The same worker and database serve the next calls: alice's charge is still there,
+        // and the panicking call charged nothing.
+        let outcome = store
+            .evaluate(&alice, &EvalOptions::at(NOW))
+            .await
+            .expect("ok");
+        assert_eq!(outcome.statuses[0].remaining, 10 - 2);
+        let peek = store.peek(&panics, &EvalOptions::at(NOW)).await;
+        assert!(peek.is_err(), "a peek runs the job too, and panics again");
+        store
+            .reset(&Key::new(
+                "test",
+                "policy",
+                SubjectKind::User,
+                test_hooks::PANIC,
+            ))
+            .await
+            .expect("reset");
     }
 }

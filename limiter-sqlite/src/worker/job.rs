@@ -238,8 +238,15 @@ pub(crate) mod test_hooks {
     pub(crate) const STALL: &str = "stall-job-on-purpose";
     pub(crate) const STALL_FOR: Duration = Duration::from_millis(500);
 
+    /// A subject whose job panics once started, as a bug in a job would.
+    pub(crate) const PANIC: &str = "panic-job-on-purpose";
+
     pub(crate) fn on_evaluate(batch: &Batch) {
         for check in batch.checks() {
+            assert!(
+                !check.key.as_str().contains(PANIC),
+                "a job panicked on purpose"
+            );
             if check.key.as_str().contains(STALL) {
                 std::thread::sleep(STALL_FOR);
             }

@@ -1,5 +1,7 @@
 //! The worker thread itself: the queue it drains, the groups it commits, and its sweeps.
 
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
 use std::thread::{self, JoinHandle};
 
 use limiter_core::batch::{Batch, BatchOutcome, Mode};
@@ -125,12 +127,21 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            if let Some(latest) = self.run_group(group) {
-                self.maybe_sweep(latest);
+            // A panic that escapes a transaction (which catches its own) must not end the
+            // thread: the store would fail every later call until the process restarts. The
+            // calls it held are dropped unanswered, which their callers see as a temporary
+            // error, and the next group starts afresh (see `transaction`).
+            let served = panic::catch_unwind(AssertUnwindSafe(|| {
+                if let Some(latest) = self.run_group(group) {
+                    self.maybe_sweep(latest);
+                }
+                // One chunk between two groups at most: a large sweep makes progress under
+                // any load, and delays the calls queued behind it by one chunk only.
+                self.continue_sweep();
+            }));
+            if served.is_err() {
+                self.sweeping = None;
             }
-            // One chunk between two groups at most: a large sweep makes progress under any
-            // load, and delays the calls queued behind it by one chunk only.
-            self.continue_sweep();
         }
     }
 
@@ -254,8 +265,16 @@ impl Worker {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(SqliteError::sqlite("taking the write lock"))?;
-        // Dropping `tx` without commit rolls back.
-        let value = f(&tx, &mut self.buf)?;
+        // Dropping `tx` without commit rolls back. A job that panics (a bug) fails its own
+        // call with a temporary error, like a SQLite failure, and the worker goes on: its
+        // transaction is rolled back, and a group it was part of runs again call by call.
+        let value = panic::catch_unwind(AssertUnwindSafe(|| f(&tx, &mut self.buf)))
+            .unwrap_or_else(|payload| {
+                Err(SqliteError::Panicked {
+                    doing: "running a transaction",
+                    message: panic_message(payload.as_ref()),
+                })
+            })?;
         tx.commit().map_err(SqliteError::sqlite("committing"))?;
         if let Some(checkpointer) = &self.checkpointer {
             let changes = self.conn.total_changes();
@@ -266,6 +285,15 @@ impl Worker {
         }
         Ok(value)
     }
+}
+
+/// What a caught panic said, if it said it with a string.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// Whether the error is the write lock staying busy: running the calls one by one would only
