@@ -26,8 +26,8 @@ pub(crate) enum SqliteError {
     },
     /// The file system would not switch the file to WAL mode.
     NoWal { mode: String },
-    /// A row holds bytes that `State::decode` rejects.
-    CorruptState { key: String },
+    /// A row holds bytes that `State::decode` rejects, and its `fresh_at` is still ahead.
+    CorruptState { key: String, fresh_at: u64 },
     /// The queue stayed full (`capacity` calls) for the whole `waited`: the call was never
     /// queued.
     QueueFull { capacity: usize, waited: Duration },
@@ -160,11 +160,13 @@ pub(crate) fn into_core_error(site: &Site, error: SqliteError) -> Error {
             ),
             None,
         ),
-        SqliteError::CorruptState { key } => (
+        SqliteError::CorruptState { key, fresh_at } => (
             ErrorKind::Permanent,
             format!(
-                "{path} holds state for key {key:?} that cannot be decoded; expected bytes written \
-                 by State::encode: reset the key to start it over"
+                "{path} holds state for key {key:?} that cannot be decoded; it counts as spent \
+                 until its fresh_at of {fresh_at} (microseconds since the Unix epoch), when the \
+                 key starts over; expected bytes written by State::encode: reset the key to \
+                 start it over now"
             ),
             None,
         ),

@@ -192,3 +192,68 @@ async fn default_call_timeout_of_zero_is_refused_naming_the_setting() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn corrupt_state_counts_as_spent_until_its_fresh_at_then_starts_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("limits.db");
+    let store = SqliteStore::open(&path, config()).await.expect("open");
+    let b = batch("bad", "10/hour");
+    assert!(
+        store
+            .evaluate(&b, &EvalOptions::at(NOW))
+            .await
+            .expect("ok")
+            .allowed
+    );
+    let raw = Connection::open(&path).expect("open raw");
+    let fresh_at: i64 = raw
+        .query_row(
+            "SELECT fresh_at FROM limiter_state WHERE key = ?1",
+            [key("bad").as_str()],
+            |r| r.get(0),
+        )
+        .expect("row");
+    let fresh_at = Micros::try_from(fresh_at).expect("positive");
+    assert!(
+        fresh_at > NOW,
+        "one unit spent: the key is fresh again later"
+    );
+    raw.execute(
+        "UPDATE limiter_state SET state = x'ff00ff' WHERE key = ?1",
+        [key("bad").as_str()],
+    )
+    .expect("corrupt");
+
+    // Until fresh_at the key is not a whole budget: the call fails, naming the key and when
+    // it starts over.
+    for now in [NOW, fresh_at - 1] {
+        let err = store
+            .evaluate(&b, &EvalOptions::at(now))
+            .await
+            .expect_err("undecodable state");
+        let message = err.to_string();
+        assert!(!err.is_temporary(), "{message}");
+        assert!(message.contains(key("bad").as_str()), "{message}");
+        assert!(
+            message.contains(&format!("counts as spent until its fresh_at of {fresh_at}")),
+            "{message}"
+        );
+    }
+    // From fresh_at the lost state would be fresh anyway: the key starts over, and the charge
+    // replaces the bytes that did not decode.
+    let outcome = store
+        .evaluate(&b, &EvalOptions::at(fresh_at))
+        .await
+        .expect("fresh again");
+    assert!(outcome.allowed);
+    assert_eq!(outcome.statuses[0].remaining, 10 - 1);
+    let bytes: Vec<u8> = raw
+        .query_row(
+            "SELECT state FROM limiter_state WHERE key = ?1",
+            [key("bad").as_str()],
+            |r| r.get(0),
+        )
+        .expect("row");
+    assert!(limiter_core::State::decode(&bytes).is_some());
+}

@@ -123,7 +123,7 @@ pub(crate) enum JobFailure {
     Skip(SqliteError),
 }
 
-const LOAD: &str = "SELECT state FROM limiter_state WHERE key = ?1";
+const LOAD: &str = "SELECT state, fresh_at FROM limiter_state WHERE key = ?1";
 const STORE: &str = "INSERT INTO limiter_state (key, state, fresh_at) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (key) DO UPDATE SET state = excluded.state, fresh_at = excluded.fresh_at";
 const DELETE: &str = "DELETE FROM limiter_state WHERE key = ?1";
@@ -141,7 +141,7 @@ pub(crate) fn evaluate(
 ) -> Result<BatchOutcome, JobFailure> {
     #[cfg(test)]
     test_hooks::on_evaluate(batch);
-    let mut states = load_all(conn, batch)?;
+    let mut states = load_all(conn, batch, now)?;
     // A refund writes back only the states it changed.
     let before = matches!(mode, Mode::Refund { .. }).then(|| states.clone());
     let mut refs: Vec<&mut State> = states.iter_mut().collect();
@@ -183,22 +183,36 @@ pub(crate) fn sweep_chunk(conn: &Connection, now: Micros, limit: u64) -> Result<
     Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
 }
 
-/// The state of every key of `batch`, in order; a missing row is fresh.
-fn load_all(conn: &Connection, batch: &Batch) -> Result<Vec<State>, JobFailure> {
+/// The state of every key of `batch` at `now`, in order; a missing row is fresh.
+///
+/// A row whose state does not decode (the file was damaged, or written by something else) is
+/// never read as a fresh, whole budget while it may still hold one back: until its `fresh_at`
+/// (written with the state, and still readable) the call fails with an error naming the key.
+/// From then on the lost state would be fresh anyway, so it is read as fresh, and the next
+/// charge overwrites it.
+fn load_all(conn: &Connection, batch: &Batch, now: Micros) -> Result<Vec<State>, JobFailure> {
     let reading = |e| JobFailure::Abort(SqliteError::sqlite("reading state")(e));
     let mut stmt = conn.prepare_cached(LOAD).map_err(reading)?;
     let mut states = Vec::with_capacity(batch.len());
     for check in batch.checks() {
-        let bytes: Option<Vec<u8>> = stmt
-            .query_row(params![check.key.as_str()], |row| row.get(0))
+        let row: Option<(Vec<u8>, i64)> = stmt
+            .query_row(params![check.key.as_str()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
             .optional()
             .map_err(reading)?;
-        match bytes.map(|b| State::decode(&b)) {
-            None => states.push(State::Fresh),
-            Some(Some(state)) => states.push(state),
-            Some(None) => {
+        let Some((bytes, fresh_at)) = row else {
+            states.push(State::Fresh);
+            continue;
+        };
+        let fresh_at = u64::try_from(fresh_at).unwrap_or(0);
+        match State::decode(&bytes) {
+            Some(state) => states.push(state),
+            None if now >= fresh_at => states.push(State::Fresh),
+            None => {
                 return Err(JobFailure::Skip(SqliteError::CorruptState {
                     key: check.key.as_str().to_owned(),
+                    fresh_at,
                 }));
             }
         }
