@@ -182,7 +182,7 @@ pub(crate) fn into_core_error(site: &Site, error: SqliteError) -> Error {
             None,
         ),
         SqliteError::StartedThenTimedOut { timeout } => (
-            ErrorKind::Temporary,
+            ErrorKind::Indeterminate,
             format!(
                 "{path} did not answer within {timeout:?}, after the worker had started the call: \
                  it may still be committed, so a decision may have been charged (once, and never \
@@ -202,7 +202,7 @@ pub(crate) fn into_core_error(site: &Site, error: SqliteError) -> Error {
             None,
         ),
         SqliteError::Unanswered => (
-            ErrorKind::Temporary,
+            ErrorKind::Indeterminate,
             format!(
                 "the worker of {path} dropped the call without answering (it panicked), and \
                  goes on serving; the call may have been charged; expected an answer: retry, \

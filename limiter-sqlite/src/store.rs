@@ -274,6 +274,7 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains("within 100ms"), "{message}");
         assert!(message.contains("may have been charged"), "{message}");
+        assert!(err.may_have_charged(), "{err:?}");
         // It was: a peek (queued behind the stalled job) reports what remains after one more.
         let peek = store
             .peek(&stalled, &EvalOptions::at(NOW))
