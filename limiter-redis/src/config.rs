@@ -50,7 +50,7 @@ pub struct RedisConfig {
     /// How long a call may wait for its reply when the caller gives no timeout of its own
     /// ([`EvalOptions::timeout`](limiter_core::EvalOptions::timeout)). Past it the call fails
     /// with a temporary [`Error::Timeout`](limiter_core::Error::Timeout); its script may still
-    /// have run, once.
+    /// have run, once. Must be positive.
     pub command_timeout: Duration,
     /// How long [`RedisStore::connect`](crate::RedisStore::connect) waits for its connections.
     pub connect_timeout: Duration,

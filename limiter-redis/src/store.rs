@@ -11,11 +11,11 @@ use fred::bytes_utils::Str;
 use fred::clients::Pool;
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::types::config::{Config, Options, ServerConfig};
-use fred::types::{Builder, Key as FredKey, Value};
+use fred::types::{Builder, ClusterHash, CustomCommand, Key as FredKey, Value};
 use limiter_core::time::MAX_TIMESTAMP;
 use limiter_core::{Batch, BatchOutcome, Check, Error, EvalOptions, Key, Mode, Store};
 
-use crate::cluster::{Decide, SlotGroups};
+use crate::cluster::{Decide, SlotGroups, join_all};
 use crate::config::{RedisConfig, TimeSource};
 use crate::error::{RedisError, into_core_error};
 use crate::script::{DECIDE_LUA, DayBounds, Reply, ScriptMode, ScriptTime, arguments, parse_reply};
@@ -105,6 +105,15 @@ impl RedisStore {
                 "pool_size is 0; expected at least 1 connection".into(),
             ));
         }
+        // fred reads a command timeout of 0 as "no timeout": calls could then wait forever,
+        // for example while the client reconnects to a server that is gone.
+        if config.command_timeout.is_zero() {
+            return Err(invalid(
+                "command_timeout is 0s; expected a positive duration (fred reads 0 as no \
+                 timeout, so calls could wait forever)"
+                    .into(),
+            ));
+        }
         let fred_config = Config::from_url(&config.url).map_err(|e| {
             invalid(format!(
                 "invalid Redis URL {:?}: {}; expected redis://host:port[/db] or \
@@ -181,10 +190,18 @@ impl RedisStore {
         }
     }
 
-    fn timeout(&self, options: &EvalOptions) -> Duration {
-        options.timeout.map_or(self.inner.command_timeout, |t| {
-            t.min(self.inner.command_timeout)
-        })
+    /// The call's timeout: the caller's, if shorter than the store's.
+    fn timeout(&self, options: &EvalOptions) -> Result<Duration, Error> {
+        match options.timeout {
+            // A zero budget cannot be met, and a zero timeout would read as none below.
+            Some(t) if t.is_zero() => Err(Error::InvalidRequest(
+                "EvalOptions::timeout is 0s; expected a positive duration (or none, for the \
+                 store's command_timeout)"
+                    .into(),
+            )),
+            Some(t) => Ok(t.min(self.inner.command_timeout)),
+            None => Ok(self.inner.command_timeout),
+        }
     }
 
     fn time(&self, options: &EvalOptions) -> ScriptTime {
@@ -194,30 +211,58 @@ impl RedisStore {
         }
     }
 
-    /// `SCRIPT LOAD` on every primary (cluster) or the server.
-    async fn load_script(&self, timeout: Duration) -> Result<(), RedisError> {
-        let client = self.inner.pool.next().with_options(&Self::options(timeout));
-        client.script_load_cluster::<(), _>(DECIDE_LUA).await?;
-        Ok(())
+    /// Runs the command `words` on every primary (cluster) or the server, each under
+    /// `timeout`; the replies in the order of the nodes, with the node of each.
+    ///
+    /// A custom command, sent through [`WithOptions`](fred::clients::WithOptions): fred's
+    /// `LuaInterface` and `script_load_cluster` ignore per-command options, so they would wait
+    /// the pool's `command_timeout` whatever `timeout` says.
+    async fn on_every_node(
+        &self,
+        words: &[&'static str],
+        timeout: Duration,
+    ) -> Result<Vec<(String, Value)>, RedisError> {
+        let client = self.inner.pool.next();
+        let nodes = if self.inner.clustered {
+            client.active_connections().into_iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        let command = || CustomCommand::new_static(words[0], ClusterHash::Random, false);
+        let args: Vec<Value> = words[1..].iter().map(|w| Value::from(*w)).collect();
+        let calls = nodes.into_iter().map(|node| {
+            let name = node.as_ref().map_or_else(
+                || self.inner.target.clone(),
+                |s| format!("{}:{}", s.host, s.port),
+            );
+            let options = Options {
+                timeout: Some(timeout),
+                max_attempts: Some(1),
+                cluster_node: node,
+                ..Options::default()
+            };
+            let args = args.clone();
+            async move {
+                let reply = client.with_options(&options).custom(command(), args).await;
+                reply.map(|value| (name, value))
+            }
+        });
+        let replies = join_all(calls).await;
+        Ok(replies.into_iter().collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// `EVALSHA` of the decision script. The pool's defaults are the store's command timeout
-    /// and a single attempt; only a shorter timeout needs options of its own (which cost a
-    /// client clone per call).
-    async fn evalsha(
-        &self,
-        timeout: Duration,
-        keys: Vec<FredKey>,
-        args: Value,
-    ) -> Result<Value, fred::error::Error> {
-        let client = self.inner.pool.next();
+    /// `SCRIPT LOAD` on every primary (cluster) or the server.
+    async fn load_script(&self, timeout: Duration) -> Result<(), RedisError> {
+        self.on_every_node(&["SCRIPT", "LOAD", DECIDE_LUA], timeout)
+            .await
+            .map(drop)
+    }
+
+    /// `EVALSHA` of the decision script, under the pool's defaults (the store's command
+    /// timeout and a single attempt); [`decide`](Self::decide) bounds the whole call.
+    async fn evalsha(&self, keys: Vec<FredKey>, args: Value) -> Result<Value, fred::error::Error> {
         let sha = Str::from_static(decide_sha());
-        if timeout < self.inner.command_timeout {
-            let client = client.with_options(&Self::options(timeout));
-            client.evalsha(sha, keys, args).await
-        } else {
-            client.evalsha(sha, keys, args).await
-        }
+        self.inner.pool.next().evalsha(sha, keys, args).await
     }
 
     /// One script call over `checks` (all in one slot when clustered, owned or borrowed) in
@@ -228,10 +273,30 @@ impl RedisStore {
         checks: &[C],
         options: &EvalOptions,
     ) -> Result<Reply, Error> {
-        let timeout = self.timeout(options);
+        let timeout = self.timeout(options)?;
+        // One deadline for the whole call, a NOSCRIPT reload and retry included: fred's
+        // timeouts are per command, and its `LuaInterface` honours only the pool's.
+        match tokio::time::timeout(timeout, self.decide_once(mode, checks, options, timeout)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                backend: self.to_string(),
+                timeout,
+            }),
+        }
+    }
+
+    /// [`decide`](Self::decide), without its deadline.
+    async fn decide_once<C: Borrow<Check> + Sync>(
+        &self,
+        mode: ScriptMode,
+        checks: &[C],
+        options: &EvalOptions,
+        timeout: Duration,
+    ) -> Result<Reply, Error> {
         let time = self.time(options);
         let (keys, args) = arguments(mode, time, checks, &self.inner.days)?;
-        let reply = match self.evalsha(timeout, keys, args).await {
+        let reply = match self.evalsha(keys, args).await {
             // The server lost its scripts (restarted, flushed, a new node): the script did not
             // run, so loading it and trying once more cannot charge twice.
             Err(e) if e.details().starts_with("NOSCRIPT") => {
@@ -239,7 +304,7 @@ impl RedisStore {
                     .await
                     .map_err(|e| into_core_error(self, e, timeout))?;
                 let (keys, args) = arguments(mode, time, checks, &self.inner.days)?;
-                self.evalsha(timeout, keys, args).await
+                self.evalsha(keys, args).await
             }
             result => result,
         };

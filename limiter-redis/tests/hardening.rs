@@ -1,0 +1,124 @@
+//! Regression tests for the reliability review's Redis findings (M1, M5, L1, L7, L8, and the
+//! calendar day on the server's clock), each named after its finding.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use limiter_core::{Error, EvalOptions, Limit, Store};
+use limiter_redis::{RedisConfig, RedisStore, TimeSource};
+use limiter_testkit::redis::{self, RedisServer};
+
+/// A private server: these tests make it sleep, kill it or change its settings.
+fn own_server(extra: &[&str]) -> Option<RedisServer> {
+    match RedisServer::start_with(extra) {
+        Ok(server) => Some(server),
+        Err(e) => redis::unavailable("a Redis server", &e.to_string()),
+    }
+}
+
+/// Makes the server at `port` sleep for `seconds` (on a connection of its own), returning once
+/// the sleep has begun.
+fn put_to_sleep(port: u16, seconds: &str) -> std::thread::JoinHandle<()> {
+    let address = format!("127.0.0.1:{port}");
+    let seconds = seconds.to_owned();
+    let sleeper = std::thread::spawn(move || {
+        let _ = redis::command(&address, &["DEBUG", "SLEEP", &seconds]);
+    });
+    // Orchestration only: let the server fall asleep before the call is sent.
+    std::thread::sleep(Duration::from_millis(100));
+    sleeper
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m1_a_per_call_timeout_below_command_timeout_is_honoured() {
+    let Some(server) = own_server(&[]) else {
+        return;
+    };
+    let store = connect(
+        RedisConfig::new(server.url())
+            .with_pool_size(1)
+            .with_command_timeout(Duration::from_secs(5))
+            .with_time_source(TimeSource::Injected),
+    )
+    .await;
+    let ns = redis::namespace("m1");
+    let b = batch(vec![check(
+        &ns,
+        "p",
+        "u",
+        Limit::gcra(rate("10/minute")),
+        1,
+    )]);
+    let budget = Duration::from_millis(200);
+
+    // The server is asleep for 2 s: the call must give up after its own 200 ms, not wait the
+    // pool's 5 s (nor the 2 s the server sleeps).
+    let sleeper = put_to_sleep(server.port(), "2");
+    let started = Instant::now();
+    let result = store
+        .evaluate(&b, &EvalOptions::at(NOW).with_timeout(budget))
+        .await;
+    let waited = started.elapsed();
+    sleeper.join().expect("sleeper");
+    match result {
+        Err(Error::Timeout { timeout, .. }) => assert_eq!(timeout, budget),
+        other => panic!("expected a timeout of {budget:?} after {waited:?}, got {other:?}"),
+    }
+    assert!(waited < Duration::from_secs(1), "waited {waited:?}");
+
+    // The same with a lost script cache: the reload and retry are inside the one deadline.
+    server.command(&["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH");
+    let sleeper = put_to_sleep(server.port(), "2");
+    let started = Instant::now();
+    let result = store
+        .evaluate(&b, &EvalOptions::at(NOW).with_timeout(budget))
+        .await;
+    let waited = started.elapsed();
+    sleeper.join().expect("sleeper");
+    assert!(
+        matches!(result, Err(Error::Timeout { .. })),
+        "after {waited:?}: {result:?}"
+    );
+    assert!(waited < Duration::from_secs(1), "waited {waited:?}");
+
+    // Once the server answers again, so does the store (reloading its script).
+    let outcome = store.evaluate(&b, &at(NOW)).await.expect("awake");
+    assert!(outcome.statuses[0].remaining <= 9, "{outcome:?}");
+}
+
+#[tokio::test]
+async fn l8_a_zero_timeout_is_rejected() {
+    let Some(url) = redis::standalone_url() else {
+        return;
+    };
+    let e = RedisStore::connect(RedisConfig::new(url.clone()).with_command_timeout(Duration::ZERO))
+        .await
+        .expect_err("a command timeout of 0");
+    let message = e.to_string();
+    assert!(
+        message.contains("command_timeout is 0s") && message.contains("expected a positive"),
+        "{message}"
+    );
+    assert!(!e.is_temporary(), "{e}");
+
+    let store = store(&url, 1).await;
+    let ns = redis::namespace("l8_zero");
+    let b = batch(vec![check(
+        &ns,
+        "p",
+        "u",
+        Limit::gcra(rate("10/minute")),
+        1,
+    )]);
+    let e = store
+        .evaluate(&b, &EvalOptions::at(NOW).with_timeout(Duration::ZERO))
+        .await
+        .expect_err("a per-call timeout of 0");
+    let message = e.to_string();
+    assert!(
+        message.contains("EvalOptions::timeout is 0s") && message.contains("expected a positive"),
+        "{message}"
+    );
+}
