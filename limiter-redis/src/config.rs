@@ -1,5 +1,6 @@
 //! The options of a [`RedisStore`](crate::RedisStore).
 
+use std::fmt;
 use std::time::Duration;
 
 use fred::types::config::ReconnectPolicy;
@@ -38,7 +39,10 @@ pub enum TimeSource {
 /// let cluster = RedisConfig::cluster(["10.0.0.5:7000", "10.0.0.6:7000"]);
 /// assert_eq!(cluster.url, "redis-cluster://10.0.0.5:7000?node=10.0.0.6:7000");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` masks the URL's credentials (`redis://***@host:port`), so a configuration can
+/// be logged.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisConfig {
     /// The server or cluster: `redis://host:port[/db]` is one server,
@@ -137,4 +141,49 @@ impl RedisConfig {
         self.time_source = source;
         self
     }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("command_timeout", &self.command_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("reconnect", &self.reconnect)
+            .field("time_source", &self.time_source)
+            .finish()
+    }
+}
+
+/// The URL with its credentials masked (`redis://***@host:port`, and the values of
+/// `sentinelUsername` and `sentinelPassword`), for messages and logs.
+pub(crate) fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let (address, query) = match url[scheme_end..].find('?') {
+        Some(q) => url.split_at(scheme_end + q),
+        None => (url, ""),
+    };
+    // The user information ends at the last `@` before the query: a password may hold an
+    // unescaped `@` of its own.
+    let mut out = match address[scheme_end..].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &address[scheme_end + at..]),
+        None => address.to_owned(),
+    };
+    for (i, pair) in query.trim_start_matches('?').split('&').enumerate() {
+        if query.is_empty() {
+            break;
+        }
+        out.push(if i == 0 { '?' } else { '&' });
+        match pair.split_once('=') {
+            Some((name, _)) if name == "sentinelPassword" || name == "sentinelUsername" => {
+                out.push_str(name);
+                out.push_str("=***");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out
 }

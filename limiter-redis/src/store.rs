@@ -16,7 +16,7 @@ use limiter_core::time::MAX_TIMESTAMP;
 use limiter_core::{Batch, BatchOutcome, Check, Error, EvalOptions, Key, Mode, Store};
 
 use crate::cluster::{Decide, SlotGroups, join_all};
-use crate::config::{RedisConfig, TimeSource};
+use crate::config::{RedisConfig, TimeSource, redact};
 use crate::error::{RedisError, into_core_error};
 use crate::script::{DECIDE_LUA, DayBounds, Reply, ScriptMode, ScriptTime, arguments, parse_reply};
 
@@ -409,16 +409,6 @@ fn describe(server: &ServerConfig) -> String {
     }
 }
 
-/// The URL with any credentials masked, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,5 +420,15 @@ mod tests {
             "redis://***@host:6379"
         );
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        // An `@` in the password, or in the query, does not confuse the mask.
+        assert_eq!(redact("redis://u:p@ss@host:1/0"), "redis://***@host:1/0");
+        assert_eq!(
+            redact("redis-sentinel://u:p@h:1?sentinelServiceName=m&sentinelPassword=s@x&node=n:2"),
+            "redis-sentinel://***@h:1?sentinelServiceName=m&sentinelPassword=***&node=n:2"
+        );
+        assert_eq!(
+            redact("redis://h:1?sentinelUsername=admin"),
+            "redis://h:1?sentinelUsername=***"
+        );
     }
 }

@@ -122,3 +122,62 @@ async fn l8_a_zero_timeout_is_rejected() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn l7_credentials_never_appear_in_debug_display_or_errors() {
+    let Some(server) = own_server(&[]) else {
+        return;
+    };
+    server
+        .command(&[
+            "ACL", "SETUSER", "user", "on", ">secret", "~*", "&*", "+@all",
+        ])
+        .expect("ACL SETUSER");
+    let address = format!("127.0.0.1:{}", server.port());
+    let url = format!("redis://user:secret@{address}");
+    let leaks = |text: &str| text.contains("secret") || text.contains("user:");
+
+    let config = RedisConfig::new(url.clone()).with_time_source(TimeSource::Injected);
+    let shown = format!("{config:?}");
+    assert!(!leaks(&shown), "RedisConfig's Debug leaks: {shown}");
+    assert!(shown.contains(&format!("redis://***@{address}")), "{shown}");
+
+    let store = connect(config).await;
+    for shown in [store.to_string(), format!("{store:?}")] {
+        assert!(!leaks(&shown), "the store leaks: {shown}");
+        assert!(shown.contains(&address), "{shown}");
+    }
+
+    // A wrong password, a malformed URL and a call on a dead server: no error repeats them.
+    let wrong = RedisStore::connect(RedisConfig::new(format!(
+        "redis://user:wrong-secret@{address}"
+    )))
+    .await
+    .expect_err("a wrong password");
+    let bad = RedisStore::connect(RedisConfig::new(format!(
+        "redis-cluster://user:secret@{address}?node=not-a-node"
+    )))
+    .await
+    .expect_err("a malformed node");
+    let mut server = server;
+    server.kill();
+    let ns = redis::namespace("l7");
+    let b = batch(vec![check(
+        &ns,
+        "p",
+        "u",
+        Limit::gcra(rate("10/minute")),
+        1,
+    )]);
+    let dead = store
+        .evaluate(
+            &b,
+            &EvalOptions::at(NOW).with_timeout(Duration::from_millis(300)),
+        )
+        .await
+        .expect_err("a dead server");
+    for e in [wrong, bad, dead] {
+        let text = format!("{e} {e:?}");
+        assert!(!leaks(&text), "an error leaks: {text}");
+    }
+}
