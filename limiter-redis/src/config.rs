@@ -64,12 +64,23 @@ pub struct RedisConfig {
     pub reconnect: ReconnectPolicy,
     /// Where the time comes from (the server's clock by default).
     pub time_source: TimeSource,
+    /// Whether [`connect`](crate::RedisStore::connect) accepts a server whose
+    /// `maxmemory-policy` can evict limiter keys (`false` by default).
+    ///
+    /// Every policy but `noeviction` can: the `allkeys-*` ones evict any key, and the
+    /// `volatile-*` ones any key with a TTL, which every limiter key has. An evicted key reads as
+    /// fresh, so its subject gets a whole new budget. So `connect` reads the policy of the
+    /// server (of every primary of a cluster) and refuses any other than `noeviction`, or a
+    /// server where it cannot read it (`CONFIG` disabled or renamed, as on some managed
+    /// services). Set this to connect anyway, when the evictions are acceptable or the policy is
+    /// known to be `noeviction`.
+    pub evicting_policy_allowed: bool,
 }
 
 impl Default for RedisConfig {
     /// A local server (`redis://127.0.0.1:6379`), 4 connections, 1 s command timeout, 5 s
     /// connect timeout, reconnecting forever with exponential backoff from 10 ms to 2 s, and
-    /// server time.
+    /// server time; an evicting `maxmemory-policy` is refused.
     fn default() -> Self {
         RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
@@ -78,6 +89,7 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_secs(5),
             reconnect: ReconnectPolicy::new_exponential(0, 10, 2_000, 2),
             time_source: TimeSource::Server,
+            evicting_policy_allowed: false,
         }
     }
 }
@@ -141,6 +153,12 @@ impl RedisConfig {
         self.time_source = source;
         self
     }
+
+    /// Sets [`evicting_policy_allowed`](Self::evicting_policy_allowed).
+    pub fn with_evicting_policy_allowed(mut self, allowed: bool) -> RedisConfig {
+        self.evicting_policy_allowed = allowed;
+        self
+    }
 }
 
 impl fmt::Debug for RedisConfig {
@@ -152,6 +170,7 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("reconnect", &self.reconnect)
             .field("time_source", &self.time_source)
+            .field("evicting_policy_allowed", &self.evicting_policy_allowed)
             .finish()
     }
 }

@@ -164,11 +164,61 @@ impl RedisStore {
                 days: DayBounds::default(),
             }),
         };
+        if !config.evicting_policy_allowed {
+            store.refuse_evicting_policy(config.connect_timeout).await?;
+        }
         store
             .load_script(config.connect_timeout)
             .await
             .map_err(|e| into_core_error(&store, e, config.connect_timeout))?;
         Ok(store)
+    }
+
+    /// Fails unless every node's `maxmemory-policy` is `noeviction`: under any other, Redis
+    /// may evict live limiter keys, and an evicted key reads as fresh (a whole new budget).
+    async fn refuse_evicting_policy(&self, timeout: Duration) -> Result<(), Error> {
+        let invalid =
+            |message: String| into_core_error(self, RedisError::Config(message), Duration::ZERO);
+        let allow = "RedisConfig::with_evicting_policy_allowed(true)";
+        let unreadable = |reason: String| {
+            invalid(format!(
+                "cannot read maxmemory-policy from {self}: {reason}; CONFIG may be disabled or \
+                 renamed (as on some managed services). Make sure the policy is noeviction (any \
+                 other can evict live limiter keys, which resets their budgets), then set {allow} \
+                 to connect without this check"
+            ))
+        };
+        let replies = match self
+            .on_every_node(&["CONFIG", "GET", "maxmemory-policy"], timeout)
+            .await
+        {
+            Ok(replies) => replies,
+            Err(e) => {
+                let error = into_core_error(self, e, timeout);
+                // A lost connection or a slow server says nothing about the policy.
+                if error.is_temporary() {
+                    return Err(error);
+                }
+                return Err(unreadable(error.to_string()));
+            }
+        };
+        for (node, reply) in replies {
+            // RESP2 answers [name, value], RESP3 a map of one pair: both read as an array.
+            match reply.into_array().get(1).and_then(Value::as_string) {
+                Some(policy) if policy == "noeviction" => {}
+                Some(policy) => {
+                    return Err(invalid(format!(
+                        "{node} has maxmemory-policy {policy}, which can evict live limiter keys \
+                         (allkeys-* evict any key, volatile-* any key with a TTL, and every \
+                         limiter key has one) and so reset their budgets; expected noeviction: \
+                         run CONFIG SET maxmemory-policy noeviction on it (and set it in its \
+                         configuration file), or set {allow} to accept evictions"
+                    )));
+                }
+                None => return Err(unreadable(format!("{node} did not name its policy"))),
+            }
+        }
+        Ok(())
     }
 
     /// The fred connection pool, for commands of your own on the same connections. It is

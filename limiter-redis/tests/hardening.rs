@@ -181,3 +181,99 @@ async fn l7_credentials_never_appear_in_debug_display_or_errors() {
         assert!(!leaks(&text), "an error leaks: {text}");
     }
 }
+
+/// What an eviction refusal says: the setting, the value, and both ways out.
+fn assert_names_the_policy(e: &Error, policy: &str) {
+    let message = e.to_string();
+    for expected in [
+        format!("maxmemory-policy {policy}"),
+        "CONFIG SET maxmemory-policy noeviction".to_owned(),
+        "with_evicting_policy_allowed(true)".to_owned(),
+    ] {
+        assert!(message.contains(&expected), "{message} lacks {expected:?}");
+    }
+    assert!(!e.is_temporary(), "{e}");
+}
+
+#[tokio::test]
+async fn m5_an_evicting_maxmemory_policy_is_refused() {
+    let Some(server) = own_server(&["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"])
+    else {
+        return;
+    };
+    let config = || RedisConfig::new(server.url()).with_pool_size(1);
+    let e = RedisStore::connect(config())
+        .await
+        .expect_err("allkeys-lru evicts limiter keys");
+    assert_names_the_policy(&e, "allkeys-lru");
+    // Every limiter key has a TTL: volatile-* policies evict them as well.
+    server
+        .command(&["CONFIG", "SET", "maxmemory-policy", "volatile-ttl"])
+        .expect("CONFIG SET");
+    let e = RedisStore::connect(config())
+        .await
+        .expect_err("volatile-ttl evicts limiter keys");
+    assert_names_the_policy(&e, "volatile-ttl");
+    // Allowed explicitly, the store connects.
+    RedisStore::connect(config().with_evicting_policy_allowed(true))
+        .await
+        .expect("evictions allowed");
+    // Under noeviction, it connects without being told.
+    server
+        .command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        .expect("CONFIG SET");
+    RedisStore::connect(config()).await.expect("noeviction");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m5_an_evicting_policy_on_any_cluster_node_is_refused() {
+    if std::env::var(redis::CLUSTER_URL_VAR).is_ok() {
+        eprintln!("skipped: changes a node's settings, and a shared cluster is given");
+        return;
+    }
+    let cluster = match redis::RedisCluster::start() {
+        Ok(cluster) => cluster,
+        Err(e) => return redis::unavailable("a Redis Cluster", &e.to_string()).unwrap_or(()),
+    };
+    let node = &cluster.nodes()[2];
+    node.command(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"])
+        .expect("CONFIG SET");
+    let e = RedisStore::connect(RedisConfig::new(cluster.url()).with_pool_size(1))
+        .await
+        .expect_err("one node evicts");
+    assert_names_the_policy(&e, "allkeys-lfu");
+    let port = format!(":{}", node.port());
+    assert!(e.to_string().contains(&port), "{e} does not name the node");
+    let store = RedisStore::connect(
+        RedisConfig::new(cluster.url())
+            .with_pool_size(1)
+            .with_evicting_policy_allowed(true),
+    )
+    .await
+    .expect("evictions allowed");
+    assert!(store.is_clustered());
+}
+
+#[tokio::test]
+async fn m5_a_disabled_config_command_is_named() {
+    // As on managed services that rename CONFIG away.
+    let Some(server) = own_server(&["--rename-command", "CONFIG", ""]) else {
+        return;
+    };
+    let config = || RedisConfig::new(server.url()).with_pool_size(1);
+    let e = RedisStore::connect(config())
+        .await
+        .expect_err("the policy cannot be read");
+    let message = e.to_string();
+    for expected in [
+        "cannot read maxmemory-policy",
+        "CONFIG may be disabled or renamed",
+        "with_evicting_policy_allowed(true)",
+    ] {
+        assert!(message.contains(expected), "{message} lacks {expected:?}");
+    }
+    assert!(!e.is_temporary(), "{e}");
+    RedisStore::connect(config().with_evicting_policy_allowed(true))
+        .await
+        .expect("the check skipped");
+}
