@@ -13,7 +13,7 @@ use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::types::config::{Config, Options, ServerConfig};
 use fred::types::{Builder, ClusterHash, CustomCommand, Key as FredKey, Value};
 use limiter_core::time::MAX_TIMESTAMP;
-use limiter_core::{Batch, BatchOutcome, Check, Error, EvalOptions, Key, Mode, Store};
+use limiter_core::{Batch, BatchOutcome, Check, Error, ErrorKind, EvalOptions, Key, Mode, Store};
 
 use crate::cluster::{Decide, SlotGroups, join_all};
 use crate::config::{RedisConfig, TimeSource, redact};
@@ -309,10 +309,37 @@ impl RedisStore {
     }
 
     /// `EVALSHA` of the decision script, under the pool's defaults (the store's command
-    /// timeout and a single attempt); [`decide`](Self::decide) bounds the whole call.
+    /// timeout and a single attempt), on a connected client if there is one;
+    /// [`decide`](Self::decide) bounds the whole call.
     async fn evalsha(&self, keys: Vec<FredKey>, args: Value) -> Result<Value, fred::error::Error> {
         let sha = Str::from_static(decide_sha());
-        self.inner.pool.next().evalsha(sha, keys, args).await
+        self.inner
+            .pool
+            .next_connected()
+            .evalsha(sha, keys, args)
+            .await
+    }
+
+    /// Fails at once, with a temporary error, while no client of the pool is connected (the
+    /// connections dropped and fred is re-establishing them, or the pool was closed). fred
+    /// would hold the command until it reconnects or the timeout passes; the limiter's fail
+    /// mode can decide now instead. Once a client is back, calls go to the server again.
+    fn expect_connected(&self) -> Result<(), Error> {
+        let client = self.inner.pool.next_connected();
+        if client.is_connected() {
+            return Ok(());
+        }
+        Err(Error::store(
+            self,
+            ErrorKind::Temporary,
+            format!(
+                "not connected: no connection to {} is up (client state {:?}); the call was not \
+                 sent",
+                self.inner.target,
+                client.state()
+            ),
+            None,
+        ))
     }
 
     /// One script call over `checks` (all in one slot when clustered, owned or borrowed) in
@@ -324,6 +351,13 @@ impl RedisStore {
         options: &EvalOptions,
     ) -> Result<Reply, Error> {
         let timeout = self.timeout(options)?;
+        if let Err(e) = self.expect_connected() {
+            // An answer without a wait would never give the runtime back: a caller that retries
+            // at once (a loop under load) would keep fred's reconnection task, and every other
+            // task of its thread, from running.
+            tokio::task::yield_now().await;
+            return Err(e);
+        }
         // One deadline for the whole call, a NOSCRIPT reload and retry included: fred's
         // timeouts are per command, and its `LuaInterface` honours only the pool's.
         match tokio::time::timeout(timeout, self.decide_once(mode, checks, options, timeout)).await

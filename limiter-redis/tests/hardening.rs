@@ -277,3 +277,78 @@ async fn m5_a_disabled_config_command_is_named() {
         .await
         .expect("the check skipped");
 }
+
+/// Waits (polling) until `condition` holds, or fails naming `what`.
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_disconnection_fails_fast_then_decisions_reach_the_server_again() {
+    use fred::interfaces::ClientLike;
+    let Some(mut server) = own_server(&[]) else {
+        return;
+    };
+    // A long command timeout: a call that waited for it is plain to see.
+    let command_timeout = Duration::from_secs(5);
+    let store = connect(
+        RedisConfig::new(server.url())
+            .with_pool_size(2)
+            .with_command_timeout(command_timeout)
+            .with_reconnect(fred::types::config::ReconnectPolicy::new_constant(0, 100))
+            .with_time_source(TimeSource::Injected),
+    )
+    .await;
+    let ns = redis::namespace("fail_fast");
+    let b = batch(vec![check(
+        &ns,
+        "p",
+        "u",
+        Limit::gcra(rate("10/minute")),
+        1,
+    )]);
+    store.evaluate(&b, &at(NOW)).await.expect("connected");
+
+    server.kill();
+    let pool = store.pool().clone();
+    until("the client knows the server is gone", || {
+        pool.clients().iter().all(|c| !c.is_connected())
+    })
+    .await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let e = store
+            .evaluate(&b, &at(NOW))
+            .await
+            .expect_err("no connection");
+        let waited = started.elapsed();
+        assert!(e.is_temporary(), "{e}");
+        assert!(e.to_string().contains("not connected"), "{e}");
+        // A behaviour bound, not a speed one: the call did not wait for the command timeout.
+        assert!(
+            waited < Duration::from_secs(1),
+            "a call on a known-dead connection waited {waited:?} (command timeout {command_timeout:?})"
+        );
+    }
+
+    let mut server = tokio::task::spawn_blocking(move || {
+        server.restart().expect("restart");
+        server
+    })
+    .await
+    .expect("restart task");
+    until("the client reconnects", || {
+        pool.clients().iter().any(|c| c.is_connected())
+    })
+    .await;
+    // The first decision once connected goes to the (new, empty) server.
+    let outcome = store.evaluate(&b, &at(NOW)).await.expect("reconnected");
+    assert_eq!(outcome.statuses[0].remaining, 9, "{outcome:?}");
+    let info = server.command(&["INFO", "commandstats"]).expect("INFO");
+    assert!(command_calls(&info, "evalsha") >= 1, "{info}");
+    server.kill();
+}
