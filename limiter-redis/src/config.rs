@@ -1,9 +1,11 @@
 //! The options of a [`RedisStore`](crate::RedisStore).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::types::config::ReconnectPolicy;
+use limiter_core::{Clock, SystemClock};
 
 /// Where a [`RedisStore`](crate::RedisStore) reads the time its scripts compute with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,7 +77,21 @@ pub struct RedisConfig {
     /// services). Set this to connect anyway, when the evictions are acceptable or the policy is
     /// known to be `noeviction`.
     pub evicting_policy_allowed: bool,
+    /// This host's clock (see [`with_client_clock`](Self::with_client_clock)).
+    client_clock: ClientClock,
 }
+
+/// A clock compared by identity, so that the configuration stays comparable.
+#[derive(Clone)]
+pub(crate) struct ClientClock(pub(crate) Arc<dyn Clock>);
+
+impl PartialEq for ClientClock {
+    fn eq(&self, other: &ClientClock) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.0), Arc::as_ptr(&other.0))
+    }
+}
+
+impl Eq for ClientClock {}
 
 impl Default for RedisConfig {
     /// A local server (`redis://127.0.0.1:6379`), 4 connections, 1 s command timeout, 5 s
@@ -90,6 +106,7 @@ impl Default for RedisConfig {
             reconnect: ReconnectPolicy::new_exponential(0, 10, 2_000, 2),
             time_source: TimeSource::Server,
             evicting_policy_allowed: false,
+            client_clock: ClientClock(Arc::new(SystemClock)),
         }
     }
 }
@@ -154,6 +171,22 @@ impl RedisConfig {
         self
     }
 
+    /// Sets the clock of this host, the system clock by default.
+    ///
+    /// With the server's time ([`TimeSource::Server`]), the store reads it only to place
+    /// calendar days (Lua knows no time zones, so the client sends the bounds of the local days
+    /// around the server's time), corrected by what the server reports of its own clock. A
+    /// [`ManualClock`](limiter_core::ManualClock) here simulates a host whose clock is off.
+    pub fn with_client_clock(mut self, clock: impl Clock + 'static) -> RedisConfig {
+        self.client_clock = ClientClock(Arc::new(clock));
+        self
+    }
+
+    /// The clock of this host.
+    pub(crate) fn client_clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.client_clock.0)
+    }
+
     /// Sets [`evicting_policy_allowed`](Self::evicting_policy_allowed).
     pub fn with_evicting_policy_allowed(mut self, allowed: bool) -> RedisConfig {
         self.evicting_policy_allowed = allowed;
@@ -171,6 +204,7 @@ impl fmt::Debug for RedisConfig {
             .field("reconnect", &self.reconnect)
             .field("time_source", &self.time_source)
             .field("evicting_policy_allowed", &self.evicting_policy_allowed)
+            .field("client_clock", &self.client_clock.0)
             .finish()
     }
 }

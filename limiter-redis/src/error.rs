@@ -102,8 +102,8 @@ fn server_reply(details: &str, in_flight: &str) -> (ErrorKind, String) {
         "LIMITER_CLOCK_SKEW" => (
             Permanent,
             format!(
-                "{details}: the client's clock must be within a day of the server's for calendar \
-                 limits (or use TimeSource::Injected)"
+                "{details}: even corrected by the server's time, the client placed the local \
+                 days away from it (do the cluster nodes' clocks differ by a day or more?)"
             ),
         ),
         _ => (Permanent, format!("command failed: {details}")),

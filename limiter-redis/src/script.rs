@@ -10,9 +10,7 @@ use fred::bytes::Bytes;
 use fred::types::{Key as FredKey, Value};
 use limiter_core::algorithm::WEIGHT_STEPS;
 use limiter_core::time::MAX_TIMESTAMP;
-use limiter_core::{
-    Algorithm, Calendar, Check, Clock, Error, LimitStatus, Micros, Mode, State, SystemClock, batch,
-};
+use limiter_core::{Algorithm, Calendar, Check, Error, LimitStatus, Micros, Mode, State, batch};
 
 use crate::error::RedisError;
 
@@ -44,7 +42,7 @@ impl ScriptMode {
 /// The time the script computes with.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ScriptTime {
-    /// The server's clock (the client's own only places calendar days around it).
+    /// The server's clock (the client's estimate of it only places calendar days around it).
     Server,
     /// This instant.
     Injected(Micros),
@@ -90,23 +88,24 @@ impl DayBounds {
 }
 
 /// The keys and the argument of one script call over `checks`: every number in one binary
-/// string.
+/// string. With the server's clock, calendar days are placed around `server_now`, the
+/// client's estimate of the server's time, read only when a calendar check needs it.
 pub(crate) fn arguments<C: Borrow<Check>>(
     mode: ScriptMode,
     time: ScriptTime,
     checks: &[C],
     days: &DayBounds,
+    server_now: &dyn Fn() -> Micros,
 ) -> Result<(Vec<FredKey>, Value), Error> {
     let mut keys = Vec::with_capacity(checks.len());
     let (clock, now, grace) = match time {
         ScriptTime::Server => (1, 0, 0),
         ScriptTime::Injected(now) => (0, now, INJECTED_TTL_GRACE_MS),
     };
-    // Where calendar days are placed: the given time, or the client's clock, read only when a
-    // calendar check needs it.
+    // Where calendar days are placed: the given time, or the estimate of the server's.
     let client_now = || {
         match time {
-            ScriptTime::Server => SystemClock.now(),
+            ScriptTime::Server => server_now(),
             ScriptTime::Injected(now) => now,
         }
         .min(MAX_TIMESTAMP)
@@ -289,6 +288,7 @@ mod tests {
             ScriptTime::Injected(NOW),
             &checks,
             &days,
+            &|| unreachable!("injected time"),
         )
         .expect("arguments");
         assert_eq!(keys.len(), 2);

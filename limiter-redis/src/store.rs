@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -13,7 +14,9 @@ use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::types::config::{Config, Options, ServerConfig};
 use fred::types::{Builder, ClusterHash, CustomCommand, Key as FredKey, Value};
 use limiter_core::time::MAX_TIMESTAMP;
-use limiter_core::{Batch, BatchOutcome, Check, Error, ErrorKind, EvalOptions, Key, Mode, Store};
+use limiter_core::{
+    Batch, BatchOutcome, Check, Clock, Error, ErrorKind, EvalOptions, Key, Micros, Mode, Store,
+};
 
 use crate::cluster::{Decide, SlotGroups, join_all};
 use crate::config::{RedisConfig, TimeSource, redact};
@@ -64,6 +67,11 @@ struct Inner {
     time_source: TimeSource,
     command_timeout: Duration,
     days: DayBounds,
+    /// This host's clock, read to place calendar days.
+    clock: Arc<dyn Clock>,
+    /// The server's clock minus this host's, in microseconds, as last learned from the server
+    /// (0 until a calendar decision found them a day or more apart).
+    server_offset: AtomicI64,
 }
 
 impl Drop for Inner {
@@ -162,6 +170,8 @@ impl RedisStore {
                 time_source: config.time_source,
                 command_timeout: config.command_timeout,
                 days: DayBounds::default(),
+                clock: config.client_clock(),
+                server_offset: AtomicI64::new(0),
             }),
         };
         if !config.evicting_policy_allowed {
@@ -308,6 +318,31 @@ impl RedisStore {
             .map(drop)
     }
 
+    /// This host's estimate of the server's time: its clock, corrected by the offset last
+    /// learned from the server.
+    fn server_now(&self) -> Micros {
+        let offset = self.inner.server_offset.load(Ordering::Relaxed);
+        self.inner.clock.now().saturating_add_signed(offset)
+    }
+
+    /// Learns the server's clock from a `LIMITER_CLOCK_SKEW` error (whose script stopped before
+    /// it wrote anything); whether it was one.
+    fn learn_server_time(&self, error: &fred::error::Error) -> bool {
+        let server_now = error
+            .details()
+            .strip_prefix("LIMITER_CLOCK_SKEW server time ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<i64>().ok());
+        let Some(server_now) = server_now else {
+            return false;
+        };
+        let client_now = i64::try_from(self.inner.clock.now()).unwrap_or(i64::MAX);
+        self.inner
+            .server_offset
+            .store(server_now.saturating_sub(client_now), Ordering::Relaxed);
+        true
+    }
+
     /// `EVALSHA` of the decision script, under the pool's defaults (the store's command
     /// timeout and a single attempt), on a connected client if there is one;
     /// [`decide`](Self::decide) bounds the whole call.
@@ -379,7 +414,8 @@ impl RedisStore {
         timeout: Duration,
     ) -> Result<Reply, Error> {
         let time = self.time(options);
-        let (keys, args) = arguments(mode, time, checks, &self.inner.days)?;
+        let server_now = || self.server_now();
+        let (keys, args) = arguments(mode, time, checks, &self.inner.days, &server_now)?;
         let reply = match self.evalsha(keys, args).await {
             // The server lost its scripts (restarted, flushed, a new node): the script did not
             // run, so loading it and trying once more cannot charge twice.
@@ -387,10 +423,21 @@ impl RedisStore {
                 self.load_script(timeout)
                     .await
                     .map_err(|e| into_core_error(self, e, timeout))?;
-                let (keys, args) = arguments(mode, time, checks, &self.inner.days)?;
+                let (keys, args) = arguments(mode, time, checks, &self.inner.days, &server_now)?;
                 self.evalsha(keys, args).await
             }
             result => result,
+        };
+        let reply = match (reply, time) {
+            // The server's day is not among those sent: this host's clock is off by a day or
+            // more. The script stopped before it wrote anything, and its error names the
+            // server's time: place the days around it (and keep the correction for the next
+            // calls), then try once more.
+            (Err(e), ScriptTime::Server) if self.learn_server_time(&e) => {
+                let (keys, args) = arguments(mode, time, checks, &self.inner.days, &server_now)?;
+                self.evalsha(keys, args).await
+            }
+            (reply, _) => reply,
         };
         let reply = reply.map_err(|e| into_core_error(self, e.into(), timeout))?;
         parse_reply(reply, mode, checks).map_err(|e| into_core_error(self, e, Duration::ZERO))

@@ -352,3 +352,58 @@ async fn a_known_disconnection_fails_fast_then_decisions_reach_the_server_again(
     assert!(command_calls(&info, "evalsha") >= 1, "{info}");
     server.kill();
 }
+
+#[tokio::test]
+async fn calendar_days_follow_the_servers_clock_with_a_skewed_client() {
+    use fred::interfaces::LuaInterface;
+    use limiter_core::{Calendar, ManualClock};
+    let Some(url) = redis::standalone_url() else {
+        return;
+    };
+    let probe = store(&url, 1).await;
+    let (seconds, _): (String, String) = probe
+        .pool()
+        .eval("return redis.call('TIME')", (), ())
+        .await
+        .expect("TIME");
+    let server_now = seconds.parse::<u64>().expect("seconds") * 1_000_000;
+    let day = 24 * 3_600_000_000;
+    let paris = Calendar::new("Europe/Paris").expect("zone");
+    let ns = redis::namespace("skewed_client");
+    // Hosts whose clocks are days behind and ahead of the server's.
+    for (subject, client_now) in [
+        ("behind", server_now - 3 * day),
+        ("ahead", server_now + 2 * day),
+    ] {
+        let store = connect(
+            RedisConfig::new(url.clone())
+                .with_pool_size(1)
+                .with_client_clock(ManualClock::new(client_now)),
+        )
+        .await;
+        let daily = check(
+            &ns,
+            "daily",
+            subject,
+            Limit::calendar(rate("500/day"), paris.clone()).expect("calendar"),
+            1,
+        );
+        let b = batch(vec![daily]);
+        for expected in [499, 498] {
+            let outcome = store
+                .evaluate(&b, &at(client_now))
+                .await
+                .unwrap_or_else(|e| panic!("{subject}: {e}"));
+            assert!(outcome.allowed, "{subject}: {outcome:?}");
+            assert_eq!(outcome.statuses[0].remaining, expected, "{subject}");
+            // The day is the server's: it ends at the server's next local midnight.
+            let end = paris.day_bounds(outcome.at).1;
+            assert_eq!(
+                outcome.at + outcome.statuses[0].reset_after,
+                end,
+                "{subject}"
+            );
+            assert!(outcome.at.abs_diff(server_now) < 60_000_000, "{subject}");
+        }
+    }
+}

@@ -24,8 +24,10 @@
 --          shadow (1 or 0), cost, limit, then four numbers the client derived: GCRA: emission
 --          interval, capacity (limit x interval); sliding window: period, weight unit, weight
 --          steps; sliding log: period; calendar: the starts of the previous, current and next
---          local days around the client's clock and the end of the next one (Lua knows no
---          time zones).
+--          local days around the client's estimate of the time and the end of the next one
+--          (Lua knows no time zones). If the time is in none of them, the script writes nothing
+--          and answers LIMITER_CLOCK_SKEW with the time: the client then places the days around
+--          it and calls again.
 --
 -- Reply: one binary string, '<BI8' admitted (1 or 0; always 0 for a peek or a refund, which
 -- decide nothing) and the time used, then for each key '<I4' the length of its value before
