@@ -21,6 +21,15 @@ pub(crate) trait Decide: Sync {
         checks: &'a [&'a Check],
         options: &'a EvalOptions,
     ) -> impl Future<Output = Result<Reply, Error>> + Send + 'a;
+
+    /// Gives back what a consume round took: for each slot, the checks it charged and the time
+    /// it charged them at. The refunds must go on if the returned future is dropped (the
+    /// caller cancelled), and their failures be recorded; the future ends when they are done.
+    fn give_back(
+        &self,
+        taken: Vec<(Micros, Vec<Check>)>,
+        options: &EvalOptions,
+    ) -> impl Future<Output = ()> + Send + 'static;
 }
 
 /// The checks of a batch grouped by cluster slot, in order of first appearance; evaluates them
@@ -110,13 +119,17 @@ impl<'b> SlotGroups<'b> {
             .iter()
             .all(|reply| reply.as_ref().is_ok_and(|reply| reply.admitted));
         if !admitted {
-            // If giving back fails, those limits stay charged until they refill: fewer
-            // requests admitted for a while, never more.
-            let taken = self.taken(&consumed);
-            let refunds = taken
-                .iter()
-                .map(|(at, checks)| store.decide_slot(ScriptMode::Refund(*at), checks, options));
-            let _ = join_all(refunds).await;
+            // The store runs the refunds apart from this future, so that a caller that stops
+            // waiting does not stop them; it counts those that fail. A failed one leaves those
+            // limits charged until they refill: fewer requests admitted for a while, never
+            // more. Either way the decision is the denial: an error instead would let a
+            // fail-open limiter admit the request.
+            let taken = self
+                .taken(&consumed)
+                .into_iter()
+                .map(|(at, checks)| (at, checks.into_iter().cloned().collect()))
+                .collect();
+            store.give_back(taken, options).await;
         }
         let replies = consumed.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok(self.gather(replies))
@@ -252,6 +265,19 @@ mod tests {
             let costs = checks.iter().map(|check| check.cost).collect();
             self.calls.lock().expect("calls").push((mode, costs));
             ready(Ok((self.answer)(mode, checks)))
+        }
+
+        fn give_back(
+            &self,
+            taken: Vec<(Micros, Vec<Check>)>,
+            options: &EvalOptions,
+        ) -> impl Future<Output = ()> + Send + 'static {
+            for (at, checks) in &taken {
+                let checks: Vec<&Check> = checks.iter().collect();
+                // Answered at once: recording the call is all there is to it.
+                drop(self.decide_slot(ScriptMode::Refund(*at), &checks, options));
+            }
+            ready(())
         }
     }
 

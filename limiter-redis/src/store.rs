@@ -3,7 +3,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -72,6 +72,12 @@ struct Inner {
     /// The server's clock minus this host's, in microseconds, as last learned from the server
     /// (0 until a calendar decision found them a day or more apart).
     server_offset: AtomicI64,
+    /// Cross-slot give-backs that failed (see [`RedisStore::give_back_failures`]).
+    give_back_failures: AtomicU64,
+    /// How long a charge, and a refund, wait before they are sent: for tests that act between
+    /// a cross-slot decision's rounds.
+    #[cfg(test)]
+    delays: std::sync::Mutex<(Duration, Duration)>,
 }
 
 impl Drop for Inner {
@@ -172,6 +178,9 @@ impl RedisStore {
                 days: DayBounds::default(),
                 clock: config.client_clock(),
                 server_offset: AtomicI64::new(0),
+                give_back_failures: AtomicU64::new(0),
+                #[cfg(test)]
+                delays: std::sync::Mutex::new((Duration::ZERO, Duration::ZERO)),
             }),
         };
         if !config.evicting_policy_allowed {
@@ -235,6 +244,18 @@ impl RedisStore {
     /// closed when the last clone of the store is dropped, even if you cloned it.
     pub fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// How many refunds of a cross-slot give-back have failed since the store connected.
+    ///
+    /// On a cluster, a decision whose limits span slots charges each slot, and when a slot then
+    /// denies, gives back what the others took (see the crate documentation). The give-back
+    /// runs on its own task, so that it goes on if the caller stops waiting; if it fails (a
+    /// timeout, a lost connection), the decision is still the denial it was, and that slot's
+    /// limits stay charged until they refill: fewer requests admitted for a while, never more.
+    /// Each failed slot counts one here, for monitoring.
+    pub fn give_back_failures(&self) -> u64 {
+        self.inner.give_back_failures.load(Ordering::Relaxed)
     }
 
     /// Whether the store talks to a Redis Cluster.
@@ -385,6 +406,15 @@ impl RedisStore {
         checks: &[C],
         options: &EvalOptions,
     ) -> Result<Reply, Error> {
+        #[cfg(test)]
+        {
+            let (charge, refund) = *self.inner.delays.lock().expect("delays");
+            match mode {
+                ScriptMode::Consume => tokio::time::sleep(charge).await,
+                ScriptMode::Refund(_) => tokio::time::sleep(refund).await,
+                ScriptMode::Peek => {}
+            }
+        }
         let timeout = self.timeout(options)?;
         if let Err(e) = self.expect_connected() {
             // An answer without a wait would never give the runtime back: a caller that retries
@@ -452,6 +482,32 @@ impl Decide for RedisStore {
         options: &'a EvalOptions,
     ) -> impl Future<Output = Result<Reply, Error>> + Send + 'a {
         self.decide(mode, checks, options)
+    }
+
+    fn give_back(
+        &self,
+        taken: Vec<(Micros, Vec<Check>)>,
+        options: &EvalOptions,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (store, options) = (self.clone(), options.clone());
+        let refunds = tokio::spawn(async move {
+            let refunds = taken.iter().map(|(at, checks)| {
+                store.decide(ScriptMode::Refund(*at), checks.as_slice(), &options)
+            });
+            let failed = join_all(refunds)
+                .await
+                .iter()
+                .filter(|r| r.is_err())
+                .count();
+            store
+                .inner
+                .give_back_failures
+                .fetch_add(failed as u64, Ordering::Relaxed);
+        });
+        async move {
+            // The task ends on its own: only a runtime shutting down stops it.
+            let _ = refunds.await;
+        }
     }
 }
 
@@ -543,6 +599,152 @@ fn describe(server: &ServerConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use limiter_core::{Limit, StoreExt, SubjectKind};
+    use limiter_testkit::redis;
+
+    /// A check of `subject` under `rate` (GCRA), in namespace `ns`.
+    fn check(ns: &str, subject: &str, rate: &str) -> Check {
+        let key = Key::new(ns, "p", SubjectKind::User, subject);
+        Check::new("p", key, Limit::gcra(rate.parse().expect("rate")), 1)
+    }
+
+    /// A check of 10/minute, and one of 1/minute in another slot.
+    fn roomy_and_tight(ns: &str) -> (Check, Check) {
+        let roomy = check(ns, "roomy", "10/minute");
+        let slot = |c: &Check| fred::util::redis_keyslot(c.key.as_str().as_bytes());
+        let tight = (0..)
+            .map(|i| check(ns, &format!("tight-{i}"), "1/minute"))
+            .find(|c| slot(c) != slot(&roomy))
+            .expect("a key in another slot");
+        (roomy, tight)
+    }
+
+    async fn cluster_store(url: &str) -> RedisStore {
+        let config = RedisConfig::new(url).with_time_source(TimeSource::Injected);
+        RedisStore::connect(config).await.expect("connect")
+    }
+
+    /// Runs a cross-slot decision over `roomy` and `tight` on `store`, whose charges wait 300 ms
+    /// and refunds `refund_delay`, under `options`; meanwhile `other` takes `tight`'s one unit,
+    /// between the decision's peek (which admits) and its charge (which then denies). So the
+    /// decision gives back `roomy`'s charge. The caller stops waiting after `patience`.
+    async fn deny_after_the_peek(
+        store: &RedisStore,
+        other: &RedisStore,
+        (roomy, tight): (&Check, &Check),
+        refund_delay: Duration,
+        options: EvalOptions,
+        patience: Duration,
+    ) -> Option<Result<BatchOutcome, Error>> {
+        *store.inner.delays.lock().expect("delays") = (Duration::from_millis(300), refund_delay);
+        let b = Batch::new(vec![roomy.clone(), tight.clone()]).expect("batch");
+        let decision = {
+            let (store, options) = (store.clone(), options.clone());
+            tokio::spawn(async move {
+                tokio::time::timeout(patience, store.evaluate(&b, &options))
+                    .await
+                    .ok()
+            })
+        };
+        // Orchestration only: the decision's peek has run, its charges wait.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let spend = Batch::new(vec![tight.clone()]).expect("batch");
+        assert!(
+            other
+                .evaluate(&spend, &options)
+                .await
+                .expect("spend")
+                .allowed
+        );
+        decision.await.expect("decision task")
+    }
+
+    /// `check`'s remaining units after one more.
+    async fn left(store: &RedisStore, check: &Check) -> u64 {
+        let b = Batch::new(vec![check.clone()]).expect("batch");
+        store
+            .peek(&b, &EvalOptions::at(0))
+            .await
+            .expect("peek")
+            .statuses[0]
+            .remaining
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn l1_a_cancelled_cross_slot_decision_still_gives_back() {
+        let Some(url) = redis::cluster_url() else {
+            return;
+        };
+        let (store, other) = (cluster_store(&url).await, cluster_store(&url).await);
+        let ns = redis::namespace("l1_cancelled");
+        let (roomy, tight) = roomy_and_tight(&ns);
+        // The caller gives up at 450 ms: after the charges (300 ms), before the refund is sent
+        // (600 ms).
+        let answer = deny_after_the_peek(
+            &store,
+            &other,
+            (&roomy, &tight),
+            Duration::from_millis(300),
+            EvalOptions::at(0),
+            Duration::from_millis(450),
+        )
+        .await;
+        assert!(answer.is_none(), "the caller was to give up: {answer:?}");
+        // The give-back goes on without the caller.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while left(&other, &roomy).await != 9 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "roomy kept the charge of a denied decision: {} left after one more",
+                left(&other, &roomy).await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(store.give_back_failures(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn l1_a_failed_give_back_is_counted() {
+        // A private cluster: the test puts its nodes to sleep.
+        let cluster = match redis::RedisCluster::start() {
+            Ok(cluster) => cluster,
+            Err(e) => return redis::unavailable("a Redis Cluster", &e.to_string()).unwrap_or(()),
+        };
+        let url = cluster.url();
+        let (store, other) = (cluster_store(&url).await, cluster_store(&url).await);
+        let ns = redis::namespace("l1_failed");
+        let (roomy, tight) = roomy_and_tight(&ns);
+        // Every node sleeps from 350 ms on: the refund, sent at 600 ms, times out.
+        let sleepers: Vec<_> = cluster
+            .nodes()
+            .iter()
+            .map(|node| {
+                let address = format!("127.0.0.1:{}", node.port());
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(350));
+                    let _ = redis::command(&address, &["DEBUG", "SLEEP", "1"]);
+                })
+            })
+            .collect();
+        let answer = deny_after_the_peek(
+            &store,
+            &other,
+            (&roomy, &tight),
+            Duration::from_millis(300),
+            EvalOptions::at(0).with_timeout(Duration::from_millis(200)),
+            Duration::from_secs(10),
+        )
+        .await;
+        let outcome = answer.expect("answered").expect("a decision");
+        // The decision stands (denied); the failed refund is counted, not turned into an error
+        // that a fail-open limiter would admit.
+        assert!(!outcome.allowed, "{outcome:?}");
+        for sleeper in sleepers {
+            sleeper.join().expect("sleeper");
+        }
+        // (Whether the refund ran once the nodes woke is not known: a timed-out call may have.)
+        assert_eq!(store.give_back_failures(), 1);
+    }
 
     #[test]
     fn credentials_never_reach_messages() {
