@@ -99,6 +99,15 @@ fn server_reply(details: &str, in_flight: &str) -> (ErrorKind, String) {
             (Temporary, format!("server unavailable: {details}"))
         }
         "NOAUTH" | "WRONGPASS" | "NOPERM" => (Permanent, format!("not authorised: {details}")),
+        "LIMITER_CORRUPT_STATE" => (
+            Permanent,
+            format!(
+                "{details}: the stored value is no limiter state, so the key counts as spent \
+                 until it expires (when its state would have been fresh) instead of restarting \
+                 with a whole budget; expected only this store to write under the namespace: \
+                 find what else writes there, or DEL the key to give it a fresh budget now"
+            ),
+        ),
         "LIMITER_CLOCK_SKEW" => (
             Permanent,
             format!(

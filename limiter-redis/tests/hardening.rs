@@ -407,3 +407,67 @@ async fn calendar_days_follow_the_servers_clock_with_a_skewed_client() {
         }
     }
 }
+
+/// A stored value that is no limiter state is not read as fresh (a whole budget): the call
+/// fails with a permanent error naming the key, which the limiter never turns into an
+/// admission, until the key expires or is deleted.
+#[tokio::test]
+async fn a_corrupt_state_counts_as_spent_and_is_reported() {
+    let Some(url) = redis::standalone_url() else {
+        return;
+    };
+    let ns = redis::namespace("corrupt");
+    let store = store(&url, 2).await;
+    let address = redis::addresses(&url)
+        .into_iter()
+        .next()
+        .expect("an address");
+    let check = check(&ns, "p", "victim", Limit::gcra(rate("10/minute")), 1);
+    let key = check.key.as_str().to_owned();
+    redis::command(&address, &["SET", &key, "not a state", "PX", "60000"]).expect("SET");
+    let b = batch(vec![check]);
+
+    let error = store
+        .evaluate(&b, &at(NOW))
+        .await
+        .expect_err("a corrupt state");
+    assert!(!error.is_temporary(), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains(&key) && text.contains("counts as spent"),
+        "{text}"
+    );
+
+    // Through a limiter that fails open, the corrupt key refuses the request: a permanent
+    // failure is returned, never admitted.
+    let mut config = limiter_core::policy::Config::default();
+    config.namespace = ns.clone();
+    let policies = limiter_core::PolicySet::from_config(&config).expect("valid");
+    let limiter = limiter_core::Limiter::builder(policies, store.clone())
+        .fail_mode(limiter_core::FailMode::Open)
+        .build();
+    let request = limiter_core::Request::new()
+        .user("victim")
+        .ip([192, 0, 2, 1].into());
+    let burst_key =
+        limiter_core::Key::new(&ns, "plan_burst", limiter_core::SubjectKind::User, "victim");
+    redis::command(
+        &address,
+        &["SET", burst_key.as_str(), "garbage", "PX", "60000"],
+    )
+    .expect("SET");
+    let refused = limiter.check(&request).await.expect_err("not admitted");
+    assert!(
+        refused.to_string().contains(burst_key.as_str()),
+        "{refused}"
+    );
+
+    redis::command(&address, &["DEL", &key]).expect("DEL");
+    assert!(
+        store
+            .evaluate(&b, &at(NOW))
+            .await
+            .expect("fresh again")
+            .allowed
+    );
+}

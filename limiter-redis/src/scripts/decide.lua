@@ -77,6 +77,25 @@ else
   raws = redis.call('MGET', unpack(KEYS))
 end
 
+-- A value that is no state of any algorithm (State::decode would refuse it) is corrupt: read as
+-- fresh it would hand its key a whole budget. The call fails instead, naming the key and when
+-- the value expires (its TTL is when the state would have been fresh); a state of another
+-- algorithm is not corrupt: it reads as fresh, as a change of algorithm does.
+for i = 1, n do
+  local raw = single
+  if raws then
+    raw = raws[i]
+  end
+  if raw then
+    local tag, size = string.byte(raw, 1), #raw
+    if not ((tag == 1 and size == 9) or (tag == 2 and size == 25)
+        or (tag == 3 and size % 8 == 1) or (tag == 4 and size == 17)) then
+      return redis.error_reply('LIMITER_CORRUPT_STATE ' .. KEYS[i] .. ' expires in '
+        .. redis.call('PTTL', KEYS[i]) .. ' ms')
+    end
+  end
+end
+
 -- Writes a key's new state, to expire when it goes fresh (at once if it already is).
 local function store(key, value, fresh)
   local ttl = 1
