@@ -1,69 +1,39 @@
 //! Time bounds and failures of the store: a bounded queue, a default call timeout, a worker
 //! that survives a failing job, and stored state that does not decode.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::*;
 use limiter_core::{
-    Batch, Check, Error, EvalOptions, Key, Limit, Micros, Rate, Store, StoreExt, SubjectKind,
+    Batch, BatchOutcome, Check, Error, EvalOptions, Limit, Micros, Rate, Store, StoreExt,
 };
 use limiter_sqlite::{SqliteConfig, SqliteStore};
 use rusqlite::Connection;
-
-const NOW: Micros = 1_000_000_000_000_000; // 2001-09-09
-
-fn key(name: &str) -> Key {
-    Key::new("test", "policy", SubjectKind::User, name)
-}
 
 fn batch(name: &str, rate: &str) -> Batch {
     let limit = Limit::gcra(rate.parse::<Rate>().expect("valid rate"));
     Batch::new(vec![Check::new("policy", key(name), limit, 1)]).expect("one check")
 }
 
-/// A store whose worker never sweeps by itself.
-fn config() -> SqliteConfig {
-    SqliteConfig::default().with_sweep_interval(None)
-}
-
-/// Another process's write transaction on the file: the store's worker waits for it.
-struct WriteLock(Connection);
-
-impl WriteLock {
-    fn take(path: &std::path::Path) -> WriteLock {
-        let conn = Connection::open(path).expect("open raw");
-        conn.execute_batch("BEGIN IMMEDIATE").expect("lock");
-        WriteLock(conn)
-    }
-
-    fn release(self) {
-        self.0.execute_batch("COMMIT").expect("unlock");
-    }
-}
-
 // One runtime thread: the calls spawned below all reach the queue (or their place in line
 // for it) while the test sleeps, before the call that must find it full.
 #[tokio::test]
 async fn bounded_queue_a_full_queue_fails_within_the_timeout_naming_its_capacity() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("limits.db");
     let config = config()
         .with_busy_timeout(Duration::from_secs(10))
         .with_max_group(1)
         .with_queue_capacity(2);
-    let store = Arc::new(SqliteStore::open(&path, config).await.expect("open"));
+    let (_dir, path, store) = open_temp(config).await;
+    let store = Arc::new(store);
     let b = batch("k", "10/hour");
     // The worker is stuck on the first call behind another process's lock, so the queue fills
     // up: the first call (taken or queued) and two more are all the store holds.
     let lock = WriteLock::take(&path);
-    let mut waiting = Vec::new();
-    for _ in 0..3 {
-        let (store, b) = (store.clone(), b.clone());
-        waiting.push(tokio::spawn(async move {
-            let options = EvalOptions::at(NOW).with_timeout(Duration::from_secs(8));
-            store.evaluate(&b, &options).await
-        }));
-    }
+    let options = EvalOptions::at(NOW).with_timeout(Duration::from_secs(8));
+    let waiting = spawn_calls(&store, &b, 3, &options);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let options = EvalOptions::at(NOW).with_timeout(Duration::from_millis(300));
     let err = store.evaluate(&b, &options).await.expect_err("no room");
@@ -77,7 +47,7 @@ async fn bounded_queue_a_full_queue_fails_within_the_timeout_naming_its_capacity
 
     lock.release();
     for call in waiting {
-        assert!(call.await.expect("joined").expect("answered").allowed);
+        assert!(call.await.expect("joined").0.expect("answered").allowed);
     }
     // Three calls charged; the one refused for want of room did not (a peek reports what
     // would remain after one more).
@@ -87,39 +57,28 @@ async fn bounded_queue_a_full_queue_fails_within_the_timeout_naming_its_capacity
 
 #[tokio::test]
 async fn bounded_queue_a_capacity_of_zero_is_refused_naming_the_setting() {
-    let err = SqliteStore::open_in_memory(config().with_queue_capacity(0))
-        .await
-        .expect_err("refused");
-    assert!(
-        matches!(&err, Error::InvalidConfig { path, message }
-            if path == "SqliteConfig::queue_capacity" && message.contains("at least 1")),
-        "{err}"
-    );
+    refused(
+        config().with_queue_capacity(0),
+        "SqliteConfig::queue_capacity",
+        "at least 1",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_call_timeout_bounds_the_wait_behind_a_held_lock() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("limits.db");
     // No timeout configured: the default is the busy timeout plus one second.
     let config = config()
         .with_busy_timeout(Duration::from_millis(100))
         .with_max_group(1);
     assert_eq!(config.call_timeout(), Duration::from_millis(1100));
-    let store = Arc::new(SqliteStore::open(&path, config).await.expect("open"));
+    let (_dir, path, store) = open_temp(config).await;
+    let store = Arc::new(store);
     let b = batch("k", "1000/hour");
     // Another process holds the lock throughout: every group waits the busy timeout in turn,
     // 60 of them one after another (6 s) unless each call's own wait is bounded.
     let lock = WriteLock::take(&path);
-    let mut calls = Vec::new();
-    for _ in 0..60 {
-        let (store, b) = (store.clone(), b.clone());
-        calls.push(tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let result = store.evaluate(&b, &EvalOptions::at(NOW)).await;
-            (result, started.elapsed())
-        }));
-    }
+    let calls = spawn_calls(&store, &b, 60, &EvalOptions::at(NOW));
     let mut longest = Duration::ZERO;
     for call in calls {
         let (result, waited) = call.await.expect("joined");
@@ -170,14 +129,12 @@ async fn default_call_timeout_caps_a_longer_per_call_timeout_and_honours_a_short
 
 #[tokio::test]
 async fn default_call_timeout_of_zero_is_refused_naming_the_setting() {
-    let err = SqliteStore::open_in_memory(config().with_timeout(Some(Duration::ZERO)))
-        .await
-        .expect_err("refused");
-    assert!(
-        matches!(&err, Error::InvalidConfig { path, message }
-            if path == "SqliteConfig::timeout" && message.contains("expected a positive")),
-        "{err}"
-    );
+    refused(
+        config().with_timeout(Some(Duration::ZERO)),
+        "SqliteConfig::timeout",
+        "expected a positive",
+    )
+    .await;
 
     let store = SqliteStore::open_in_memory(config()).await.expect("open");
     let options = EvalOptions::at(NOW).with_timeout(Duration::ZERO);
@@ -195,17 +152,9 @@ async fn default_call_timeout_of_zero_is_refused_naming_the_setting() {
 
 #[tokio::test]
 async fn corrupt_state_counts_as_spent_until_its_fresh_at_then_starts_over() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("limits.db");
-    let store = SqliteStore::open(&path, config()).await.expect("open");
+    let (_dir, path, store) = open_temp(config()).await;
     let b = batch("bad", "10/hour");
-    assert!(
-        store
-            .evaluate(&b, &EvalOptions::at(NOW))
-            .await
-            .expect("ok")
-            .allowed
-    );
+    assert!(admitted(&store, &b, NOW).await);
     let raw = Connection::open(&path).expect("open raw");
     let fresh_at: i64 = raw
         .query_row(
@@ -248,12 +197,38 @@ async fn corrupt_state_counts_as_spent_until_its_fresh_at_then_starts_over() {
         .expect("fresh again");
     assert!(outcome.allowed);
     assert_eq!(outcome.statuses[0].remaining, 10 - 1);
-    let bytes: Vec<u8> = raw
-        .query_row(
-            "SELECT state FROM limiter_state WHERE key = ?1",
-            [key("bad").as_str()],
-            |r| r.get(0),
-        )
-        .expect("row");
+    let (bytes, _) = stored_row(&path, &key("bad")).expect("row");
     assert!(limiter_core::State::decode(&bytes).is_some());
+}
+
+/// Spawns `n` calls of `b` on `store` with `options`; each answers its result and how long it
+/// took.
+fn spawn_calls(
+    store: &Arc<SqliteStore>,
+    b: &Batch,
+    n: usize,
+    options: &EvalOptions,
+) -> Vec<tokio::task::JoinHandle<(Result<BatchOutcome, Error>, Duration)>> {
+    (0..n)
+        .map(|_| {
+            let (store, b, options) = (Arc::clone(store), b.clone(), options.clone());
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let result = store.evaluate(&b, &options).await;
+                (result, started.elapsed())
+            })
+        })
+        .collect()
+}
+
+/// Opening a store with `config` is refused, naming `setting` and saying `expected`.
+async fn refused(config: SqliteConfig, setting: &str, expected: &str) {
+    let err = SqliteStore::open_in_memory(config)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, Error::InvalidConfig { path, message }
+            if path == setting && message.contains(expected)),
+        "{err}"
+    );
 }

@@ -4,6 +4,8 @@
 //! `LIMITER_SQLITE_CHILD` naming what the child does and `LIMITER_SQLITE_CHILD_DB` the file);
 //! children talk to the parent through stdin and stdout.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -153,14 +155,7 @@ fn four_processes_share_one_limit_exactly() {
     }
     assert_eq!(total, SHARED_LIMIT, "admitted per process: {each:?}");
 
-    let conn = Connection::open(&db).expect("raw");
-    let bytes: Vec<u8> = conn
-        .query_row(
-            "SELECT state FROM limiter_state WHERE key = ?1",
-            [key("shared").as_str()],
-            |r| r.get(0),
-        )
-        .expect("row");
+    let (bytes, _) = common::stored_row(&db, &key("shared")).expect("row");
     match State::decode(&bytes).expect("decodable") {
         State::Window { current, .. } => assert_eq!(current, SHARED_LIMIT),
         other => panic!("unexpected state {other:?}"),

@@ -3,22 +3,16 @@
 
 mod common;
 
+use common::*;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use limiter_core::StoreExt;
-use limiter_core::{
-    Batch, Check, EvalOptions, Key, Limit, Micros, Rate, State, Store, SubjectKind,
-};
+use limiter_core::{Batch, Check, EvalOptions, Limit, Micros, Rate, State, Store};
 use limiter_sqlite::{SqliteConfig, SqliteStore};
 use limiter_testkit::fixtures::hammer;
 use rusqlite::Connection;
-
-const NOW: Micros = 1_000_000_000_000_000; // 2001-09-09
-
-fn key(name: &str) -> Key {
-    Key::new("test", "policy", SubjectKind::User, name)
-}
 
 fn limit(rate: &str) -> Limit {
     Limit::sliding_window(rate.parse::<Rate>().expect("valid rate"))
@@ -34,21 +28,9 @@ fn batch(checks: &[(&str, &Limit)]) -> Batch {
     .expect("distinct keys")
 }
 
-/// A store whose worker never sweeps by itself.
-fn config() -> SqliteConfig {
-    SqliteConfig::default().with_sweep_interval(None)
-}
-
 fn stored_state(path: &std::path::Path, name: &str) -> Option<(State, i64)> {
-    let conn = Connection::open(path).expect("open raw");
-    let row: Option<(Vec<u8>, i64)> = conn
-        .query_row(
-            "SELECT state, fresh_at FROM limiter_state WHERE key = ?1",
-            [key(name).as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .ok();
-    row.map(|(bytes, fresh_at)| (State::decode(&bytes).expect("decodable"), fresh_at))
+    stored_row(path, &key(name))
+        .map(|(bytes, fresh_at)| (State::decode(&bytes).expect("decodable"), fresh_at))
 }
 
 fn count_rows(path: &std::path::Path) -> i64 {
@@ -67,23 +49,11 @@ async fn state_persists_across_reopening() {
     {
         let store = SqliteStore::open(&path, config()).await.expect("open");
         for _ in 0..2 {
-            assert!(
-                store
-                    .evaluate(&b, &EvalOptions::at(NOW))
-                    .await
-                    .expect("evaluate")
-                    .allowed
-            );
+            assert!(admitted(&store, &b, NOW).await);
         }
     }
     let store = SqliteStore::open(&path, config()).await.expect("reopen");
-    assert!(
-        store
-            .evaluate(&b, &EvalOptions::at(NOW))
-            .await
-            .expect("evaluate")
-            .allowed
-    );
+    assert!(admitted(&store, &b, NOW).await);
     assert!(
         !store
             .evaluate(&b, &EvalOptions::at(NOW))
@@ -161,9 +131,7 @@ async fn concurrent_tasks_admit_exactly_the_limit() {
 
 #[tokio::test]
 async fn sweep_deletes_only_rows_that_are_fresh_at_the_given_time() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("limits.db");
-    let store = SqliteStore::open(&path, config()).await.expect("open");
+    let (_dir, path, store) = open_temp(config()).await;
     let minute = Limit::gcra("1/minute".parse::<Rate>().expect("rate"));
     let hour = Limit::gcra("1/hour".parse::<Rate>().expect("rate"));
     let at = EvalOptions::at(NOW);
@@ -198,15 +166,9 @@ async fn sweep_deletes_only_rows_that_are_fresh_at_the_given_time() {
 
 #[tokio::test]
 async fn the_automatic_sweep_runs_in_the_callers_time_once_per_interval() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("limits.db");
     // Limiter time is in 2001: by the wall clock every row would be fresh long ago.
-    let store = SqliteStore::open(
-        &path,
-        SqliteConfig::new().with_sweep_interval(Some(Duration::from_secs(60))),
-    )
-    .await
-    .expect("open");
+    let (_dir, path, store) =
+        open_temp(SqliteConfig::new().with_sweep_interval(Some(Duration::from_secs(60)))).await;
     let second = Limit::gcra("1/second".parse::<Rate>().expect("rate"));
     let minute = Limit::gcra("1/minute".parse::<Rate>().expect("rate"));
     const S: Micros = 1_000_000;
@@ -251,9 +213,7 @@ async fn the_automatic_sweep_runs_in_the_callers_time_once_per_interval() {
 
 #[tokio::test]
 async fn reset_and_refund_change_the_stored_state() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("limits.db");
-    let store = SqliteStore::open(&path, config()).await.expect("open");
+    let (_dir, path, store) = open_temp(config()).await;
     let two = limit("2/hour");
     let b = batch(&[("k", &two)]);
     let at = EvalOptions::at(NOW);
@@ -273,21 +233,6 @@ async fn reset_and_refund_change_the_stored_state() {
         store.peek(&b, &at).await.expect("peek").statuses[0].remaining,
         2 - 1
     );
-}
-
-/// Holds the write lock of `path` from another connection until dropped.
-struct WriteLock(Connection);
-
-impl WriteLock {
-    fn take(path: &std::path::Path) -> WriteLock {
-        let conn = Connection::open(path).expect("open raw");
-        conn.execute_batch("BEGIN IMMEDIATE").expect("lock");
-        WriteLock(conn)
-    }
-
-    fn release(self) {
-        self.0.execute_batch("COMMIT").expect("unlock");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,17 +300,9 @@ async fn a_failing_decision_in_a_group_fails_alone_and_charges_nothing() {
 
 #[tokio::test]
 async fn a_corrupt_row_fails_its_decision_with_the_key_named() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("limits.db");
-    let store = SqliteStore::open(&path, config()).await.expect("open");
+    let (_dir, path, store) = open_temp(config()).await;
     let ten = limit("10/hour");
-    assert!(
-        store
-            .evaluate(&batch(&[("bad", &ten)]), &EvalOptions::at(NOW))
-            .await
-            .expect("ok")
-            .allowed
-    );
+    assert!(admitted(&store, &batch(&[("bad", &ten)]), NOW).await);
     Connection::open(&path)
         .expect("open raw")
         .execute(
@@ -393,55 +330,36 @@ async fn a_corrupt_row_fails_its_decision_with_the_key_named() {
     );
     // Resetting the key starts it over.
     store.reset(&key("bad")).await.expect("reset");
-    assert!(
-        store
-            .evaluate(&batch(&[("bad", &ten)]), &EvalOptions::at(NOW))
-            .await
-            .expect("ok")
-            .allowed
-    );
+    assert!(admitted(&store, &batch(&[("bad", &ten)]), NOW).await);
 }
 
 #[tokio::test]
 async fn a_call_that_times_out_waiting_for_the_lock_is_never_charged() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("limits.db");
-    let store = SqliteStore::open(&path, config().with_busy_timeout(Duration::from_secs(10)))
-        .await
-        .expect("open");
+    let (_dir, path, store) = open_temp(config().with_busy_timeout(Duration::from_secs(10))).await;
     let ten = limit("10/hour");
     let b = batch(&[("k", &ten)]);
     // Another process holds the lock: the worker waits for it; the caller gives up first.
     let lock = WriteLock::take(&path);
-    let first = store
-        .evaluate(
-            &b,
-            &EvalOptions::at(NOW).with_timeout(Duration::from_millis(50)),
-        )
-        .await
-        .expect_err("times out");
-    assert!(
-        matches!(first, limiter_core::Error::Timeout { .. }),
-        "{first}"
-    );
-    assert!(first.is_temporary());
-    assert!(
-        first.to_string().contains(&path.display().to_string()),
-        "{first}"
-    );
-    // Queued while the worker is stuck on the first call; its caller is gone when the worker
-    // gets to it, so it is skipped.
-    let second = store
-        .evaluate(
-            &b,
-            &EvalOptions::at(NOW).with_timeout(Duration::from_millis(50)),
-        )
-        .await
-        .expect_err("times out");
-    assert!(
-        matches!(second, limiter_core::Error::Timeout { .. }),
-        "{second}"
-    );
+    // The first times out waiting behind the lock; the second is queued while the worker is
+    // stuck on the first, and its caller is gone when the worker gets to it, so it is skipped.
+    for call in ["first", "second"] {
+        let error = store
+            .evaluate(
+                &b,
+                &EvalOptions::at(NOW).with_timeout(Duration::from_millis(50)),
+            )
+            .await
+            .expect_err("times out");
+        assert!(
+            matches!(error, limiter_core::Error::Timeout { .. }),
+            "{call}: {error}"
+        );
+        assert!(error.is_temporary());
+        assert!(
+            error.to_string().contains(&path.display().to_string()),
+            "{call}: {error}"
+        );
+    }
     lock.release();
     let peek = store.peek(&b, &EvalOptions::at(NOW)).await.expect("peek");
     // The first call had already been taken up by the worker, so it may have been charged;
@@ -455,14 +373,8 @@ async fn a_call_that_times_out_waiting_for_the_lock_is_never_charged() {
 
 #[tokio::test]
 async fn a_lock_held_beyond_the_busy_timeout_is_a_temporary_error_that_charges_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("limits.db");
-    let store = SqliteStore::open(
-        &path,
-        config().with_busy_timeout(Duration::from_millis(100)),
-    )
-    .await
-    .expect("open");
+    let (_dir, path, store) =
+        open_temp(config().with_busy_timeout(Duration::from_millis(100))).await;
     let ten = limit("10/hour");
     let b = batch(&[("k", &ten)]);
     let lock = WriteLock::take(&path);
@@ -495,9 +407,7 @@ async fn in_memory_stores_are_private() {
 
 #[tokio::test]
 async fn the_wal_is_checkpointed_into_the_database_while_the_store_is_open() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("limits.db");
-    let store = SqliteStore::open(&path, config()).await.expect("open");
+    let (_dir, path, store) = open_temp(config()).await;
     let schema_only = std::fs::metadata(&path).expect("db file").len();
     let ten = limit("10/hour");
     // Enough rows written for several checkpoints, each row on a key of its own.
