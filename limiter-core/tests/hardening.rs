@@ -484,6 +484,16 @@ impl Store for Failing {
     }
 }
 
+/// A limiter over a store that fails with `error`, decided by `mode`.
+fn failing(error: fn() -> Error, mode: FailMode) -> limiter_core::LimiterBuilder {
+    Limiter::builder(PolicySet::default(), Failing(error)).fail_mode(mode)
+}
+
+/// An authenticated request.
+fn ann() -> Request {
+    Request::new().user("ann").ip([192, 0, 2, 1].into())
+}
+
 fn corrupt() -> Error {
     Error::store(
         Failing(corrupt),
@@ -504,18 +514,18 @@ fn timed_out() -> Error {
 /// never quietly admitted, unless a separate setting says to decide those too.
 #[tokio::test]
 async fn a_permanent_failure_is_never_silently_admitted() {
-    let req = Request::new().user("ann").ip([192, 0, 2, 1].into());
-    let open = Limiter::builder(PolicySet::default(), Failing(corrupt))
-        .fail_mode(FailMode::Open)
-        .build();
-    let error = open.check(&req).await.expect_err("a permanent failure");
+    let req = ann();
+    let error = failing(corrupt, FailMode::Open)
+        .build()
+        .check(&req)
+        .await
+        .expect_err("a permanent failure");
     assert!(
         !error.is_temporary() && error.to_string().contains("corrupt"),
         "{error}"
     );
 
-    let chosen = Limiter::builder(PolicySet::default(), Failing(corrupt))
-        .fail_mode(FailMode::Open)
+    let chosen = failing(corrupt, FailMode::Open)
         .permanent_fail_mode(FailMode::Closed)
         .build();
     let decision = chosen
@@ -534,11 +544,8 @@ async fn a_permanent_failure_is_never_silently_admitted() {
 /// unit, never the reverse.
 #[tokio::test]
 async fn a_decision_records_that_a_failed_call_may_have_charged() {
-    let req = Request::new().user("ann").ip([192, 0, 2, 1].into());
-    let closed = Limiter::builder(PolicySet::default(), Failing(timed_out))
-        .fail_mode(FailMode::Closed)
-        .build();
-    let decision = closed.check(&req).await.expect("decided");
+    let closed = failing(timed_out, FailMode::Closed).build();
+    let decision = closed.check(&ann()).await.expect("decided");
     assert!(!decision.is_allowed());
     assert!(decision.failure().expect("recorded").may_have_charged);
 }

@@ -46,15 +46,6 @@ async fn fault_store(server: &RedisServer) -> RedisStore {
     .await
 }
 
-/// Waits (polling) until `condition` holds, or fails naming `what`.
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_server_killed_under_load_fails_calls_then_comes_back() {
     let Some(mut server) = own_server() else {

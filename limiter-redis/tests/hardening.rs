@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use limiter_core::{Error, EvalOptions, Limit, Store};
+use limiter_core::{Batch, BatchOutcome, Error, EvalOptions, Limit, Store};
 use limiter_redis::{RedisConfig, RedisStore, TimeSource};
 use limiter_testkit::redis::{self, RedisServer};
 
@@ -20,6 +20,24 @@ fn own_server(extra: &[&str]) -> Option<RedisServer> {
 
 /// Makes the server at `port` sleep for `seconds` (on a connection of its own), returning once
 /// the sleep has begun.
+/// Evaluates `b` with a timeout of `budget` while the server sleeps for 2 s; the result, and
+/// how long the call took.
+async fn while_asleep(
+    server: &RedisServer,
+    store: &RedisStore,
+    b: &Batch,
+    budget: Duration,
+) -> (Result<BatchOutcome, Error>, Duration) {
+    let sleeper = put_to_sleep(server.port(), "2");
+    let started = Instant::now();
+    let result = store
+        .evaluate(b, &EvalOptions::at(NOW).with_timeout(budget))
+        .await;
+    let waited = started.elapsed();
+    sleeper.join().expect("sleeper");
+    (result, waited)
+}
+
 fn put_to_sleep(port: u16, seconds: &str) -> std::thread::JoinHandle<()> {
     let address = format!("127.0.0.1:{port}");
     let seconds = seconds.to_owned();
@@ -44,24 +62,12 @@ async fn m1_a_per_call_timeout_below_command_timeout_is_honoured() {
     )
     .await;
     let ns = redis::namespace("m1");
-    let b = batch(vec![check(
-        &ns,
-        "p",
-        "u",
-        Limit::gcra(rate("10/minute")),
-        1,
-    )]);
+    let b = ten_per_minute(&ns);
     let budget = Duration::from_millis(200);
 
     // The server is asleep for 2 s: the call must give up after its own 200 ms, not wait the
     // pool's 5 s (nor the 2 s the server sleeps).
-    let sleeper = put_to_sleep(server.port(), "2");
-    let started = Instant::now();
-    let result = store
-        .evaluate(&b, &EvalOptions::at(NOW).with_timeout(budget))
-        .await;
-    let waited = started.elapsed();
-    sleeper.join().expect("sleeper");
+    let (result, waited) = while_asleep(&server, &store, &b, budget).await;
     match result {
         Err(Error::Timeout { timeout, .. }) => assert_eq!(timeout, budget),
         other => panic!("expected a timeout of {budget:?} after {waited:?}, got {other:?}"),
@@ -70,13 +76,7 @@ async fn m1_a_per_call_timeout_below_command_timeout_is_honoured() {
 
     // The same with a lost script cache: the reload and retry are inside the one deadline.
     server.command(&["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH");
-    let sleeper = put_to_sleep(server.port(), "2");
-    let started = Instant::now();
-    let result = store
-        .evaluate(&b, &EvalOptions::at(NOW).with_timeout(budget))
-        .await;
-    let waited = started.elapsed();
-    sleeper.join().expect("sleeper");
+    let (result, waited) = while_asleep(&server, &store, &b, budget).await;
     assert!(
         matches!(result, Err(Error::Timeout { .. })),
         "after {waited:?}: {result:?}"
@@ -96,31 +96,16 @@ async fn l8_a_zero_timeout_is_rejected() {
     let e = RedisStore::connect(RedisConfig::new(url.clone()).with_command_timeout(Duration::ZERO))
         .await
         .expect_err("a command timeout of 0");
-    let message = e.to_string();
-    assert!(
-        message.contains("command_timeout is 0s") && message.contains("expected a positive"),
-        "{message}"
-    );
-    assert!(!e.is_temporary(), "{e}");
+    assert_refuses_zero(&e, "command_timeout");
 
     let store = store(&url, 1).await;
     let ns = redis::namespace("l8_zero");
-    let b = batch(vec![check(
-        &ns,
-        "p",
-        "u",
-        Limit::gcra(rate("10/minute")),
-        1,
-    )]);
+    let b = ten_per_minute(&ns);
     let e = store
         .evaluate(&b, &EvalOptions::at(NOW).with_timeout(Duration::ZERO))
         .await
         .expect_err("a per-call timeout of 0");
-    let message = e.to_string();
-    assert!(
-        message.contains("EvalOptions::timeout is 0s") && message.contains("expected a positive"),
-        "{message}"
-    );
+    assert_refuses_zero(&e, "EvalOptions::timeout");
 }
 
 #[tokio::test]
@@ -162,13 +147,7 @@ async fn l7_credentials_never_appear_in_debug_display_or_errors() {
     let mut server = server;
     server.kill();
     let ns = redis::namespace("l7");
-    let b = batch(vec![check(
-        &ns,
-        "p",
-        "u",
-        Limit::gcra(rate("10/minute")),
-        1,
-    )]);
+    let b = ten_per_minute(&ns);
     let dead = store
         .evaluate(
             &b,
@@ -180,6 +159,16 @@ async fn l7_credentials_never_appear_in_debug_display_or_errors() {
         let text = format!("{e} {e:?}");
         assert!(!leaks(&text), "an error leaks: {text}");
     }
+}
+
+/// A zero timeout is refused for good, naming the setting and what is expected.
+fn assert_refuses_zero(e: &Error, setting: &str) {
+    let message = e.to_string();
+    assert!(
+        message.contains(&format!("{setting} is 0s")) && message.contains("expected a positive"),
+        "{message}"
+    );
+    assert!(!e.is_temporary(), "{e}");
 }
 
 /// What an eviction refusal says: the setting, the value, and both ways out.
@@ -278,15 +267,6 @@ async fn m5_a_disabled_config_command_is_named() {
         .expect("the check skipped");
 }
 
-/// Waits (polling) until `condition` holds, or fails naming `what`.
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_known_disconnection_fails_fast_then_decisions_reach_the_server_again() {
     use fred::interfaces::ClientLike;
@@ -304,13 +284,7 @@ async fn a_known_disconnection_fails_fast_then_decisions_reach_the_server_again(
     )
     .await;
     let ns = redis::namespace("fail_fast");
-    let b = batch(vec![check(
-        &ns,
-        "p",
-        "u",
-        Limit::gcra(rate("10/minute")),
-        1,
-    )]);
+    let b = ten_per_minute(&ns);
     store.evaluate(&b, &at(NOW)).await.expect("connected");
 
     server.kill();
@@ -355,18 +329,12 @@ async fn a_known_disconnection_fails_fast_then_decisions_reach_the_server_again(
 
 #[tokio::test]
 async fn calendar_days_follow_the_servers_clock_with_a_skewed_client() {
-    use fred::interfaces::LuaInterface;
     use limiter_core::{Calendar, ManualClock};
     let Some(url) = redis::standalone_url() else {
         return;
     };
     let probe = store(&url, 1).await;
-    let (seconds, _): (String, String) = probe
-        .pool()
-        .eval("return redis.call('TIME')", (), ())
-        .await
-        .expect("TIME");
-    let server_now = seconds.parse::<u64>().expect("seconds") * 1_000_000;
+    let server_now = server_seconds(&probe).await;
     let day = 24 * 3_600_000_000;
     let paris = Calendar::new("Europe/Paris").expect("zone");
     let ns = redis::namespace("skewed_client");
@@ -463,11 +431,5 @@ async fn a_corrupt_state_counts_as_spent_and_is_reported() {
     );
 
     redis::command(&address, &["DEL", &key]).expect("DEL");
-    assert!(
-        store
-            .evaluate(&b, &at(NOW))
-            .await
-            .expect("fresh again")
-            .allowed
-    );
+    assert!(admitted(&store, &b, NOW).await);
 }

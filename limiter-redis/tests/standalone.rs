@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
+use fred::interfaces::{ClientLike, KeysInterface};
 use limiter_core::StoreExt;
 use limiter_core::{Calendar, Limit, Store, Verdict};
 use limiter_redis::{RedisConfig, RedisStore, TimeSource};
@@ -100,13 +100,7 @@ async fn a_flushed_script_cache_is_reloaded() {
     assert!(store.evaluate(&b, &at(NOW)).await.expect("first").allowed);
     server.command(&["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH");
     // NOSCRIPT means the script did not run: reloading and retrying charges once.
-    assert!(
-        store
-            .evaluate(&b, &at(NOW))
-            .await
-            .expect("after the flush")
-            .allowed
-    );
+    assert!(admitted(&store, &b, NOW).await);
     let third = store.evaluate(&b, &at(NOW)).await.expect("third");
     assert!(
         !third.allowed,
@@ -147,13 +141,7 @@ async fn keys_expire_when_their_state_is_fresh_again() {
     for (i, (limit, expected_ms, fresh_when_refunded)) in cases.into_iter().enumerate() {
         let c = check(&ns, &format!("p{i}"), "carol", limit.clone(), 1);
         let b = batch(vec![c.clone()]);
-        assert!(
-            store
-                .evaluate(&b, &at(NOW))
-                .await
-                .expect("evaluate")
-                .allowed
-        );
+        assert!(admitted(&store, &b, NOW).await);
         let ttl: i64 = store.pool().pttl(c.key.as_str()).await.expect("PTTL");
         // With injected time, a day of grace is added to every expiry.
         let expected = i64::try_from(expected_ms).expect("small") + 24 * 3_600_000;
@@ -274,12 +262,7 @@ async fn server_time_is_the_default() {
     // On the server's clock, the key goes exactly when the bucket is full again.
     let ttl: i64 = store.pool().pttl(gcra.key.as_str()).await.expect("PTTL");
     assert!(ttl <= 6_000 && ttl > 0, "PTTL {ttl} ms");
-    let (seconds, _): (String, String) = store
-        .pool()
-        .eval("return redis.call('TIME')", (), ())
-        .await
-        .expect("TIME");
-    let server_now = seconds.parse::<u64>().expect("seconds") * 1_000_000;
+    let server_now = server_seconds(&store).await;
     let end = Calendar::new("Europe/Paris")
         .expect("zone")
         .day_bounds(server_now)

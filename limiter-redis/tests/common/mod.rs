@@ -49,6 +49,27 @@ pub fn batch(checks: Vec<Check>) -> Batch {
     Batch::new(checks).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A batch of one GCRA check of 10/minute on the subject `u` of policy `p` in `namespace`.
+pub fn ten_per_minute(namespace: &str) -> Batch {
+    batch(vec![check(
+        namespace,
+        "p",
+        "u",
+        Limit::gcra(rate("10/minute")),
+        1,
+    )])
+}
+
+/// Whether `store` admits `batch` at `now`; panics, naming the store, if it fails.
+pub async fn admitted(store: &RedisStore, batch: &Batch, now: Micros) -> bool {
+    use limiter_core::Store;
+    store
+        .evaluate(batch, &at(now))
+        .await
+        .unwrap_or_else(|e| panic!("{store}: {e}"))
+        .allowed
+}
+
 pub fn at(now: Micros) -> EvalOptions {
     EvalOptions::at(now)
 }
@@ -61,4 +82,27 @@ pub fn command_calls(info: &str, command: &str) -> u64 {
         .and_then(|rest| rest.split(',').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// Waits (polling) until `condition` holds, or fails naming `what`.
+pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The server's clock, in whole seconds as microseconds (`TIME`, through the store's pool).
+pub async fn server_seconds(store: &RedisStore) -> Micros {
+    use limiter_redis::fred::interfaces::LuaInterface;
+    let (seconds, _): (String, String) = store
+        .pool()
+        .eval("return redis.call('TIME')", (), ())
+        .await
+        .expect("TIME");
+    seconds.parse::<u64>().expect("seconds") * 1_000_000
 }
