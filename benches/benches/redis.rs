@@ -250,22 +250,19 @@ async fn fixture(url: &str) -> Fixture {
     let four = (0..SUBJECTS)
         .map(|s| {
             let subject = format!("user-{s}");
-            let checks = FOUR
-                .iter()
-                .map(|&(policy, r, _)| {
-                    let limit = match policy {
-                        "burst" => Limit::gcra(rate(r)),
-                        "daily" => Limit::calendar(rate(r), Calendar::utc()).expect("calendar"),
-                        _ => Limit::sliding_window(rate(r)),
-                    };
-                    Check::new(
-                        policy,
-                        Key::new("bench", policy, SubjectKind::User, &subject),
-                        limit,
-                        1,
-                    )
-                })
-                .collect();
+            let checks = FOUR.iter().map(|&(policy, r, _)| {
+                let limit = match policy {
+                    "burst" => Limit::gcra(rate(r)),
+                    "daily" => Limit::calendar(rate(r), Calendar::utc()).expect("calendar"),
+                    _ => Limit::sliding_window(rate(r)),
+                };
+                Check::new(
+                    policy,
+                    Key::new("bench", policy, SubjectKind::User, &subject),
+                    limit,
+                    1,
+                )
+            });
             Batch::new(checks).expect("batch")
         })
         .collect();

@@ -78,14 +78,10 @@ fn batches(limits: usize) -> Arc<Vec<Batch>> {
     let batches = (0..SUBJECTS)
         .map(|s| {
             let subject = format!("subject-{s}");
-            let checks = all
-                .iter()
-                .take(limits)
-                .map(|(policy, kind, limit)| {
-                    let key = Key::new("bench", policy, *kind, &subject);
-                    Check::new(*policy, key, limit.clone(), 1)
-                })
-                .collect();
+            let checks = all.iter().take(limits).map(|(policy, kind, limit)| {
+                let key = Key::new("bench", policy, *kind, &subject);
+                Check::new(*policy, key, limit.clone(), 1)
+            });
             Batch::new(checks).expect("distinct keys")
         })
         .collect();

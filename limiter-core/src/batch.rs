@@ -6,6 +6,7 @@ use std::ops::DerefMut;
 use std::sync::Arc;
 
 use crate::algorithm::{Limit, LimitStatus, State};
+pub use crate::inline::{INLINE_CHECKS, InlineVec, StatusSink};
 use crate::time::Micros;
 use crate::{Error, Key};
 
@@ -54,16 +55,25 @@ impl Check {
     }
 }
 
+/// The checks of one decision, as a policy set resolves them: up to [`INLINE_CHECKS`] of them
+/// need no heap.
+pub type Checks = InlineVec<Check>;
+
+/// The statuses of one decision's checks, in order: up to [`INLINE_CHECKS`] of them need no
+/// heap.
+pub type Statuses = InlineVec<LimitStatus>;
+
 /// The checks of one decision; keys are distinct.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
-    checks: Vec<Check>,
+    checks: Checks,
 }
 
 impl Batch {
     /// A batch of `checks`; an error if two checks share a key (a store could not evaluate them
     /// independently and all or nothing at once).
-    pub fn new(checks: Vec<Check>) -> Result<Batch, Error> {
+    pub fn new(checks: impl IntoIterator<Item = Check>) -> Result<Batch, Error> {
+        let checks: Checks = checks.into_iter().collect();
         if let Some(key) = first_repeated_key(&checks) {
             return Err(Error::InvalidRequest(format!(
                 "two checks in one batch share the key {key}; keys must be distinct"
@@ -85,6 +95,11 @@ impl Batch {
     /// The number of checks.
     pub fn len(&self) -> usize {
         self.checks.len()
+    }
+
+    /// The checks, taken back.
+    pub fn into_checks(self) -> Checks {
+        self.checks
     }
 }
 
@@ -165,7 +180,7 @@ pub fn evaluate<C: Borrow<Check>, S: DerefMut<Target = State>>(
     states: &mut [S],
     now: Micros,
     mode: Mode,
-    out: &mut Vec<LimitStatus>,
+    out: &mut impl StatusSink,
 ) -> bool {
     debug_assert_eq!(checks.len(), states.len());
     if let Mode::Refund { charged_at } = mode {
@@ -183,14 +198,14 @@ pub fn evaluate<C: Borrow<Check>, S: DerefMut<Target = State>>(
         out.push(status);
     }
     if !allowed {
-        for ((check, state), status) in checks.iter().zip(states.iter()).zip(out.iter_mut()) {
+        for ((check, state), status) in checks.iter().zip(states.iter()).zip(out.as_mut()) {
             if status.is_allowed() {
                 *status = check.borrow().limit.standing(state, now);
             }
         }
     }
     if allowed && mode == Mode::Consume {
-        for ((check, state), status) in checks.iter().zip(states.iter_mut()).zip(out.iter()) {
+        for ((check, state), status) in checks.iter().zip(states.iter_mut()).zip(out.as_mut()) {
             let check = check.borrow();
             if status.is_allowed() {
                 check.limit.apply(state, now, check.cost);

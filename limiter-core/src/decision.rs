@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::algorithm::{LimitStatus, Verdict};
-use crate::batch::Batch;
+use crate::batch::{Check, InlineVec};
 use crate::time::{MICROS_PER_SECOND, Micros, duration};
-use crate::{BypassReason, Key, Rate};
+use crate::{BypassReason, Key, Limit, Rate};
 
 /// The status of one policy's limit for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct PolicyStatus {
     pub key: Key,
     /// The rate enforced.
     pub rate: Rate,
+    /// The limit enforced: the rate and the algorithm.
+    pub limit: Arc<Limit>,
     /// Whether the policy is in shadow mode (reported, never enforced).
     pub shadow: bool,
     /// Whether response headers name the policy
@@ -82,7 +84,7 @@ pub struct StoreFailure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub(crate) allowed: bool,
-    pub(crate) statuses: Vec<PolicyStatus>,
+    pub(crate) statuses: InlineVec<PolicyStatus>,
     pub(crate) binding: Option<usize>,
     pub(crate) bypass: Option<BypassReason>,
     pub(crate) failure: Option<StoreFailure>,
@@ -92,13 +94,26 @@ pub struct Decision {
     pub(crate) charge: Option<Charge>,
 }
 
-/// The charge of an admitted decision: the batch, the time the store charged it at, and
-/// whether the fallback store did.
+/// The charge of an admitted decision: the time the store charged its statuses' limits at
+/// (those that allowed), and whether the fallback store did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Charge {
-    pub(crate) batch: Batch,
     pub(crate) at: Micros,
     pub(crate) fallback: bool,
+}
+
+impl PolicyStatus {
+    /// The check that produced this status, charging `cost`: what a refund gives back.
+    pub(crate) fn check(&self, cost: u64) -> Check {
+        Check {
+            policy: Arc::clone(&self.policy),
+            key: self.key.clone(),
+            limit: Arc::clone(&self.limit),
+            cost,
+            shadow: self.shadow,
+            in_headers: self.in_headers,
+        }
+    }
 }
 
 /// Retry-After for a request denied by a failed store under the closed fail mode.
@@ -109,7 +124,7 @@ impl Decision {
     pub fn bypassed(reason: BypassReason) -> Decision {
         Decision {
             allowed: true,
-            statuses: Vec::new(),
+            statuses: InlineVec::new(),
             binding: None,
             bypass: Some(reason),
             failure: None,
@@ -121,10 +136,11 @@ impl Decision {
     /// A decision from the statuses a store reported.
     pub fn from_statuses(
         allowed: bool,
-        statuses: Vec<PolicyStatus>,
+        statuses: impl Into<InlineVec<PolicyStatus>>,
         cost: u64,
         failure: Option<StoreFailure>,
     ) -> Decision {
+        let statuses = statuses.into();
         let binding = binding_index(allowed, &statuses);
         Decision {
             allowed,
@@ -141,7 +157,7 @@ impl Decision {
     pub fn failed(allowed: bool, failure: StoreFailure) -> Decision {
         Decision {
             allowed,
-            statuses: Vec::new(),
+            statuses: InlineVec::new(),
             binding: None,
             bypass: None,
             failure: Some(failure),

@@ -1,7 +1,9 @@
 //! Store keys: `{namespace}:{policy}:{kind=subject}`, escaped so that no two subjects collide.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
+use arrayvec::ArrayString;
 use sha2::{Digest, Sha256};
 
 /// The longest subject, in bytes, that keys carry as it is; longer ones are hashed (see
@@ -81,48 +83,76 @@ impl fmt::Display for SubjectKind {
 /// assert_eq!(k.as_str(), "api:plan_burst:{u=evil%7D%3A%7Bx}");
 /// assert_eq!(k.hash_tag(), "u=evil%7D%3A%7Bx");
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Key(String);
+///
+/// A key of up to [`INLINE_KEY_LEN`] bytes (any subject of an ordinary length under a short
+/// namespace and policy name) is held inline, so building, cloning and dropping one never
+/// touches the heap; a longer one is held on the heap. Equality, ordering and hashing are those
+/// of the rendered text whichever way it is held.
+#[derive(Clone)]
+pub struct Key(Repr);
+
+/// The longest key, in bytes, held inline (see [`Key`]).
+pub const INLINE_KEY_LEN: usize = 76;
+
+#[derive(Clone)]
+enum Repr {
+    Inline(ArrayString<INLINE_KEY_LEN>),
+    Heap(Box<str>),
+}
 
 impl Key {
     /// The key of `policy` for the subject `kind=value` in `namespace`.
     pub fn new(namespace: &str, policy: &str, kind: SubjectKind, value: &str) -> Key {
-        let subject_len = value.len().min(MAX_SUBJECT_LEN);
-        let mut s = String::with_capacity(namespace.len() + policy.len() + subject_len + 8);
+        let mut s = Writer::default();
         escape_into(&mut s, namespace);
-        s.push(':');
+        s.push_str(":");
         escape_into(&mut s, policy);
         s.push_str(":{");
         s.push_str(kind.tag());
         if value.len() > MAX_SUBJECT_LEN {
-            s.push('#');
+            s.push_str("#");
             let digest = Sha256::digest(value.as_bytes());
-            for b in &digest[..16] {
-                s.push(char::from(HEX[usize::from(b >> 4)]));
-                s.push(char::from(HEX[usize::from(b & 0xF)]));
+            let mut hex = [0u8; 32];
+            for (pair, b) in hex.chunks_exact_mut(2).zip(&digest[..16]) {
+                pair[0] = HEX[usize::from(b >> 4)];
+                pair[1] = HEX[usize::from(b & 0xF)];
             }
+            // Hex digits are ASCII.
+            s.push_str(std::str::from_utf8(&hex).unwrap_or_default());
         } else {
-            s.push('=');
+            s.push_str("=");
             escape_into(&mut s, value);
         }
-        s.push('}');
-        Key(s)
+        s.push_str("}");
+        s.finish()
     }
 
     /// A key taken verbatim, for stores' own tests and tools. Prefer [`Key::new`].
     pub fn from_raw(raw: impl Into<String>) -> Key {
-        Key(raw.into())
+        let raw = raw.into();
+        match ArrayString::from(&raw) {
+            Ok(inline) => Key(Repr::Inline(inline)),
+            Err(_) => Key(Repr::Heap(raw.into_boxed_str())),
+        }
     }
 
     /// The key as a string.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Inline(s) => s.as_str(),
+            Repr::Heap(s) => s,
+        }
+    }
+
+    /// The key as bytes (UTF-8), for stores that hash or compare keys.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.as_str().as_bytes()
     }
 
     /// The Redis Cluster hash tag: the text between the first `{` and the next `}`, or the
     /// whole key when there is none (Redis' own rule).
     pub fn hash_tag(&self) -> &str {
-        let s = self.0.as_str();
+        let s = self.as_str();
         if let Some(open) = s.find('{')
             && let Some(len) = s[open + 1..].find('}')
             && len > 0
@@ -133,22 +163,87 @@ impl Key {
     }
 }
 
-fn escape_into(out: &mut String, part: &str) {
-    for c in part.chars() {
-        match c {
-            '%' | ':' | '{' | '}' => push_escaped(out, c),
-            c if c.is_control() => push_escaped(out, c),
-            c => out.push(c),
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+/// Builds a key's text inline, moving to the heap only if it outgrows [`INLINE_KEY_LEN`].
+enum Writer {
+    Inline(ArrayString<INLINE_KEY_LEN>),
+    Heap(String),
+}
+
+impl Default for Writer {
+    fn default() -> Writer {
+        Writer::Inline(ArrayString::new())
+    }
+}
+
+impl Writer {
+    fn push_str(&mut self, part: &str) {
+        match self {
+            Writer::Inline(inline) => {
+                if inline.try_push_str(part).is_err() {
+                    let mut heap = String::with_capacity(2 * INLINE_KEY_LEN + part.len());
+                    heap.push_str(inline);
+                    heap.push_str(part);
+                    *self = Writer::Heap(heap);
+                }
+            }
+            Writer::Heap(heap) => heap.push_str(part),
+        }
+    }
+
+    fn finish(self) -> Key {
+        match self {
+            Writer::Inline(inline) => Key(Repr::Inline(inline)),
+            Writer::Heap(heap) => Key(Repr::Heap(heap.into_boxed_str())),
         }
     }
 }
 
-fn push_escaped(out: &mut String, c: char) {
+/// Appends `part`, percent-escaping what could close the hash tag or merge two parts: runs of
+/// plain text are copied whole.
+fn escape_into(out: &mut Writer, part: &str) {
+    let mut plain = 0;
+    for (i, c) in part.char_indices() {
+        if matches!(c, '%' | ':' | '{' | '}') || c.is_control() {
+            out.push_str(&part[plain..i]);
+            push_escaped(out, c);
+            plain = i + c.len_utf8();
+        }
+    }
+    out.push_str(&part[plain..]);
+}
+
+fn push_escaped(out: &mut Writer, c: char) {
     let mut buf = [0u8; 4];
     for b in c.encode_utf8(&mut buf).bytes() {
-        out.push('%');
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xF)]));
+        let escaped = [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xF)]];
+        // '%' and hex digits are ASCII.
+        out.push_str(std::str::from_utf8(&escaped).unwrap_or_default());
     }
 }
 
@@ -156,13 +251,13 @@ const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key({:?})", self.0)
+        write!(f, "Key({:?})", self.as_str())
     }
 }
 
@@ -202,6 +297,42 @@ mod tests {
         let literal = "u".repeat(MAX_SUBJECT_LEN);
         let key = Key::new("n", "p", SubjectKind::User, &literal);
         assert!(key.as_str().contains(&literal), "{key}");
+    }
+
+    #[test]
+    fn long_keys_leave_the_inline_buffer_and_compare_by_text() {
+        use std::collections::hash_map::DefaultHasher;
+        let hash = |k: &Key| {
+            let mut h = DefaultHasher::new();
+            k.hash(&mut h);
+            h.finish()
+        };
+        let short = Key::new("n", "p", SubjectKind::User, "alice");
+        assert!(matches!(short.0, Repr::Inline(_)));
+        // An escaped subject at the length limit, under a long namespace: on the heap.
+        let namespace = "n".repeat(INLINE_KEY_LEN);
+        let long = Key::new(
+            &namespace,
+            "p",
+            SubjectKind::User,
+            &":".repeat(MAX_SUBJECT_LEN),
+        );
+        assert!(matches!(long.0, Repr::Heap(_)));
+        assert_eq!(
+            long.as_str(),
+            format!("{namespace}:p:{{u={}}}", "%3A".repeat(64))
+        );
+        // The same text built either way is the same key.
+        for key in [short, long] {
+            let raw = Key::from_raw(key.as_str());
+            assert_eq!(raw, key);
+            assert_eq!(hash(&raw), hash(&key));
+            assert_eq!(raw.cmp(&key), std::cmp::Ordering::Equal);
+        }
+        let heap_but_short = Key(Repr::Heap("n:p:{u=alice}".into()));
+        let inline = Key::new("n", "p", SubjectKind::User, "alice");
+        assert_eq!(heap_but_short, inline);
+        assert_eq!(hash(&heap_but_short), hash(&inline));
     }
 
     #[test]

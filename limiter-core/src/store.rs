@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::batch::{Batch, BatchOutcome, Mode};
+use crate::batch::{Batch, BatchOutcome, Mode, Statuses};
 use crate::time::Micros;
 use crate::{Error, Key};
 
@@ -65,7 +65,7 @@ impl EvalOptions {
 /// # Two methods
 ///
 /// An implementor writes [`evaluate`](Store::evaluate) and [`reset`](Store::reset), nothing
-/// else. Peeking and giving back a charge are modes of `evaluate`
+/// else (a store in process memory may also answer [`evaluate_now`](Store::evaluate_now)). Peeking and giving back a charge are modes of `evaluate`
 /// ([`EvalOptions::mode`]), not methods of their own, for two reasons:
 ///
 /// - every backend decides all three with the same code path: the same keys to lock or
@@ -106,6 +106,24 @@ pub trait Store: fmt::Debug + fmt::Display + Send + Sync {
 
     /// Forgets the state of `key`: its next request sees a whole budget.
     async fn reset(&self, key: &Key) -> Result<(), Error>;
+
+    /// Evaluates `batch` at once, as [`evaluate`](Store::evaluate) would, if the store can
+    /// answer without waiting (a store in process memory can; one across a network cannot):
+    /// `Some` with whether the batch was admitted, its statuses written to `out` (cleared
+    /// first) and any charge made at `options.now`; `None` to be asked through `evaluate`.
+    ///
+    /// The engine asks here first: `evaluate`'s future is boxed, and a decision that needs no
+    /// I/O should cost no allocation. The default answers `None`; a wrapper that forwards
+    /// `evaluate` to an inner store forwards this too, or leaves the default.
+    fn evaluate_now(
+        &self,
+        batch: &Batch,
+        options: &EvalOptions,
+        out: &mut Statuses,
+    ) -> Option<Result<bool, Error>> {
+        let _ = (batch, options, out);
+        None
+    }
 }
 
 #[async_trait]
@@ -115,6 +133,14 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     async fn reset(&self, key: &Key) -> Result<(), Error> {
         (**self).reset(key).await
+    }
+    fn evaluate_now(
+        &self,
+        batch: &Batch,
+        options: &EvalOptions,
+        out: &mut Statuses,
+    ) -> Option<Result<bool, Error>> {
+        (**self).evaluate_now(batch, options, out)
     }
 }
 

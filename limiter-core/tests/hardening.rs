@@ -288,7 +288,7 @@ fn refusal(policies: &PolicySet, request: &Request) -> String {
 
 fn checks_of(policies: &PolicySet, request: &Request) -> Vec<Check> {
     match policies.resolve(request).expect("resolved") {
-        Resolution::Limits(checks) => checks,
+        Resolution::Limits(checks) => checks.into(),
         other => panic!("expected limits, got {other:?}"),
     }
 }

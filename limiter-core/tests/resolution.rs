@@ -15,7 +15,7 @@ fn ip(s: &str) -> IpAddr {
 
 fn checks(set: &PolicySet, request: &Request) -> Vec<Check> {
     match set.resolve(request).expect("resolves") {
-        Resolution::Limits(checks) => checks,
+        Resolution::Limits(checks) => checks.into(),
         other => panic!("expected limits, got {other:?}"),
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use async_trait::async_trait;
-use limiter_core::batch::{self, Batch, BatchOutcome, Check, Mode};
+use limiter_core::batch::{self, Batch, BatchOutcome, Check, Mode, StatusSink, Statuses};
 use limiter_core::time::micros;
 use limiter_core::{Error, EvalOptions, Key, LimitStatus, Micros, State, Store};
 use moka::notification::RemovalCause;
@@ -170,7 +170,7 @@ impl MemoryStore {
         checks: &[Check],
         now: Micros,
         mode: Mode,
-        out: &mut Vec<LimitStatus>,
+        out: &mut impl StatusSink,
     ) -> Result<bool, Error> {
         out.clear();
         // A store, not a fetch_max: no write while the clock stands still, and the listener
@@ -193,7 +193,7 @@ impl MemoryStore {
         checks: &[Check],
         now: Micros,
         mode: Mode,
-        out: &mut Vec<LimitStatus>,
+        out: &mut impl StatusSink,
     ) -> Result<bool, MemoryError> {
         let n = checks.len();
         let mut order = St::make(n, |i| i);
@@ -460,5 +460,15 @@ impl Store for MemoryStore {
 
     async fn reset(&self, key: &Key) -> Result<(), Error> {
         self.reset_key(key).map_err(|e| into_core_error(self, e))
+    }
+
+    /// Always answers: the store never waits.
+    fn evaluate_now(
+        &self,
+        batch: &Batch,
+        options: &EvalOptions,
+        out: &mut Statuses,
+    ) -> Option<Result<bool, Error>> {
+        Some(self.run(batch.checks(), options.now, options.mode, out))
     }
 }

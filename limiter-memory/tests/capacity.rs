@@ -102,7 +102,7 @@ fn capacity_below_the_batch_size_never_over_admits_uncounted() {
                         1,
                     )
                 })
-                .collect(),
+                .collect::<Vec<_>>(),
         )
         .expect("batch"),
     );

@@ -204,7 +204,7 @@ impl Store for SqliteStore {
             return Ok(BatchOutcome::empty(options.now));
         }
         let call = |reply| Call::Evaluate {
-            batch: batch.clone(),
+            batch: Box::new(batch.clone()),
             now: options.now,
             mode: options.mode,
             reply,

@@ -22,8 +22,7 @@ fn batch(checks: &[(&str, &Limit)]) -> Batch {
     Batch::new(
         checks
             .iter()
-            .map(|(k, l)| Check::new("policy", key(k), (*l).clone(), 1))
-            .collect(),
+            .map(|(k, l)| Check::new("policy", key(k), (*l).clone(), 1)),
     )
     .expect("distinct keys")
 }

@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Event, FailMode, Hook, HookPanics, Threshold};
-use crate::batch::{Batch, BatchOutcome, Check, Mode};
+use crate::batch::{Batch, Checks, InlineVec, Mode, Statuses};
 use crate::decision::{Charge, Decision, FailModeUsed, PolicyStatus, StoreFailure};
-use crate::{Clock, Error, ErrorKind, EvalOptions, Key, PolicySet, Request, Resolution, Store};
+use crate::{
+    Clock, Error, ErrorKind, EvalOptions, Key, Micros, PolicySet, Request, Resolution, Store,
+};
 
 /// The rate limiter: a compiled [`PolicySet`], a [`Store`], a [`Clock`], a [`FailMode`], a
 /// timeout and [`Hook`]s. Cheap to clone; clones share everything.
@@ -98,13 +100,12 @@ impl Limiter {
         let Some(charge) = decision.charge.take() else {
             return Ok(false);
         };
-        let charged: Vec<Check> = charge
-            .batch
-            .checks()
+        // The limits that allowed are those the store charged.
+        let charged: Checks = decision
+            .statuses()
             .iter()
-            .zip(decision.statuses())
-            .filter(|(_, status)| status.status.is_allowed())
-            .map(|(check, _)| check.clone())
+            .filter(|status| status.status.is_allowed())
+            .map(|status| status.check(decision.cost))
             .collect();
         let batch = Batch::new(charged)?;
         let inner = &*self.inner;
@@ -281,44 +282,66 @@ impl Limiter {
     }
 }
 
-async fn ask(
-    store: &dyn Store,
-    batch: &Batch,
-    options: &EvalOptions,
-) -> Result<BatchOutcome, Error> {
-    let outcome = store.evaluate(batch, options).await?;
-    if outcome.statuses.len() != batch.len() {
+/// What a store answered for one batch.
+struct Answer {
+    allowed: bool,
+    statuses: Statuses,
+    /// When the store charged it (its own clock, for a store that keeps one).
+    at: Micros,
+}
+
+/// Asks `store` to evaluate `batch`: at once if it can answer without waiting, else through
+/// its future.
+async fn ask(store: &dyn Store, batch: &Batch, options: &EvalOptions) -> Result<Answer, Error> {
+    let mut statuses = Statuses::new();
+    let answer = match store.evaluate_now(batch, options, &mut statuses) {
+        Some(allowed) => Answer {
+            allowed: allowed?,
+            statuses,
+            at: options.now,
+        },
+        None => {
+            let outcome = store.evaluate(batch, options).await?;
+            Answer {
+                allowed: outcome.allowed,
+                statuses: outcome.statuses.into(),
+                at: outcome.at,
+            }
+        }
+    };
+    if answer.statuses.len() != batch.len() {
         return Err(Error::store(
             store,
             ErrorKind::Permanent,
             format!(
                 "answered {} statuses for a batch of {} checks",
-                outcome.statuses.len(),
+                answer.statuses.len(),
                 batch.len()
             ),
             None,
         ));
     }
-    Ok(outcome)
+    Ok(answer)
 }
 
-/// The decision a store's answer makes; an admitted consume keeps its batch as the charge that
-/// [`Limiter::refund`] gives back.
+/// The decision for `batch` from what the store answered: each check becomes the status of its
+/// policy (moved, not copied).
 fn to_decision(
     batch: Batch,
-    outcome: BatchOutcome,
+    outcome: Answer,
     cost: u64,
     failure: Option<StoreFailure>,
     mode: Mode,
 ) -> Decision {
-    let statuses = batch
-        .checks()
-        .iter()
+    let statuses: InlineVec<PolicyStatus> = batch
+        .into_checks()
+        .into_iter()
         .zip(outcome.statuses)
         .map(|(check, status)| PolicyStatus {
-            policy: check.policy.clone(),
-            key: check.key.clone(),
             rate: check.limit.rate(),
+            policy: check.policy,
+            key: check.key,
+            limit: check.limit,
             shadow: check.shadow,
             in_headers: check.in_headers,
             status,
@@ -327,7 +350,6 @@ fn to_decision(
     let mut decision = Decision::from_statuses(outcome.allowed, statuses, cost, failure);
     if outcome.allowed && mode == Mode::Consume {
         decision.charge = Some(Charge {
-            batch,
             at: outcome.at,
             fallback: false,
         });

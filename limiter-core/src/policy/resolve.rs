@@ -1,14 +1,16 @@
 //! The compiled policy set, and resolution of a request into a bypass or the checks to run.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
-use std::fmt;
+use std::fmt::{self, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::ip::{IpNet, IpSet};
 use super::kind::PolicyKind;
+use arrayvec::ArrayString;
+
+use crate::batch::Checks;
 use crate::{Check, Error, Key, Limit, Rate, Request, SubjectKind};
 
 /// Why a request was let through without counting.
@@ -49,13 +51,13 @@ pub enum Resolution {
     /// Let it through without counting anything.
     Bypass(BypassReason),
     /// Check these limits, all or nothing.
-    Limits(Vec<Check>),
+    Limits(Checks),
     /// Bypassed, but the policies that `bypass.keep` names still apply: check these.
     Kept {
         /// Why the other limits do not apply.
         bypass: BypassReason,
         /// The kept limits, all or nothing.
-        checks: Vec<Check>,
+        checks: Checks,
     },
 }
 
@@ -240,11 +242,11 @@ impl PolicySet {
     }
 
     /// The limits that apply to `request`, or only those of `kept` for a bypassed one.
-    fn limits(&self, request: &Request, kept: Option<&Kept>) -> Result<Vec<Check>, Error> {
+    fn limits(&self, request: &Request, kept: Option<&Kept>) -> Result<Checks, Error> {
         use PolicyKind::{Anon, IpBurst, PlanBurst, PlanDaily, PlanSustained, Role, Scope};
         let keeps = |kind: PolicyKind| kept.is_none_or(|k| k.kinds[kind.index()]);
         let cost = u64::from(request.cost);
-        let mut checks = Vec::with_capacity(6);
+        let mut checks = Checks::new();
         // A check of `kind` against `limit`, named `name` if given (a scope's checks are named
         // `scope.<name>`), else after its kind.
         let mut push = |kind: PolicyKind, limit: &Arc<Limit>, name: Option<&Arc<str>>| {
@@ -255,7 +257,7 @@ impl PolicySet {
             }
             if let Some((subject_kind, value)) = subject(request, policy) {
                 checks.push(Check {
-                    key: Key::new(&self.namespace, name, subject_kind, &value),
+                    key: Key::new(&self.namespace, name, subject_kind, value.as_str()),
                     policy: Arc::clone(name),
                     limit: Arc::clone(limit),
                     cost,
@@ -351,18 +353,43 @@ impl PolicySet {
     }
 }
 
+/// A subject's value: an id the request carries, or a client network rendered on the stack.
+enum Subject<'r> {
+    Id(&'r str),
+    Net(ArrayString<NET_LEN>),
+    /// Never built: no network renders longer than `NET_LEN`.
+    Long(String),
+}
+
+/// Room for the longest network: `ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128`.
+const NET_LEN: usize = 48;
+
+impl Subject<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Subject::Id(id) => id,
+            Subject::Net(net) => net.as_str(),
+            Subject::Long(net) => net,
+        }
+    }
+}
+
 /// The first subject of `policy`'s key that the request has.
-fn subject<'r>(request: &'r Request, policy: &Policy) -> Option<(SubjectKind, Cow<'r, str>)> {
+fn subject<'r>(request: &'r Request, policy: &Policy) -> Option<(SubjectKind, Subject<'r>)> {
     policy.key.iter().find_map(|&kind| {
         let value = match kind {
-            SubjectKind::Tenant => Cow::Borrowed(request.tenant.as_deref()?),
-            SubjectKind::User => Cow::Borrowed(request.user.as_deref()?),
-            SubjectKind::ApiKey => Cow::Borrowed(request.api_key.as_ref()?.id.as_str()),
+            SubjectKind::Tenant => Subject::Id(request.tenant.as_deref()?),
+            SubjectKind::User => Subject::Id(request.user.as_deref()?),
+            SubjectKind::ApiKey => Subject::Id(request.api_key.as_ref()?.id.as_str()),
             // The client's network, not its address: a client holding a whole IPv6 /64 is one
             // subject, not 2^64.
             SubjectKind::Ip => {
-                let ip = request.client_ip?;
-                Cow::Owned(IpNet::client(ip, policy.ipv4_prefix, policy.ipv6_prefix).to_string())
+                let net = IpNet::client(request.client_ip?, policy.ipv4_prefix, policy.ipv6_prefix);
+                let mut text = ArrayString::new();
+                match write!(text, "{net}") {
+                    Ok(()) => Subject::Net(text),
+                    Err(_) => Subject::Long(net.to_string()),
+                }
             }
         };
         Some((kind, value))

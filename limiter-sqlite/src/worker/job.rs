@@ -89,7 +89,7 @@ impl Ticket {
 pub(crate) enum Call {
     /// `Store::evaluate`, in any mode.
     Evaluate {
-        batch: Batch,
+        batch: Box<Batch>,
         now: Micros,
         mode: Mode,
         reply: Reply<BatchOutcome>,

@@ -306,7 +306,7 @@ fn is_lock_failure(e: &SqliteError) -> bool {
 /// commits: a transaction that aborts wrote nothing, and its calls are answered otherwise.
 enum Grouped {
     Evaluate {
-        batch: Batch,
+        batch: Box<Batch>,
         now: Micros,
         mode: Mode,
         reply: Held<BatchOutcome>,
@@ -475,7 +475,7 @@ mod tests {
         let batch = Batch::new(vec![Check::new("p", key, hourly, 1)]).expect("batch");
         let (reply, mut answer) = oneshot::channel();
         let call = Call::Evaluate {
-            batch,
+            batch: Box::new(batch),
             now: 70 * MINUTE,
             mode: Mode::Consume,
             reply: Reply::new(reply, Ticket::default()),

@@ -60,14 +60,10 @@ impl Trace {
     pub fn in_namespace(&self, namespace: &str) -> Trace {
         let rekey = |key: &Key| renamespace(key, namespace);
         let rebatch = |batch: &Batch| {
-            let checks = batch
-                .checks()
-                .iter()
-                .map(|c| Check {
-                    key: rekey(&c.key),
-                    ..c.clone()
-                })
-                .collect();
+            let checks = batch.checks().iter().map(|c| Check {
+                key: rekey(&c.key),
+                ..c.clone()
+            });
             // Renaming every key alike keeps them distinct.
             Batch::new(checks).unwrap_or_default()
         };
