@@ -2,6 +2,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod algorithm;
+pub mod api_key;
 pub mod batch;
 pub mod decision;
 mod engine;

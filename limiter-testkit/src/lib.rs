@@ -3,10 +3,12 @@
 pub mod conformance;
 mod counting;
 pub mod fixtures;
+mod key_model;
 mod model;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod strategies;
 
 pub use counting::CountingStore;
+pub use key_model::ModelKeyStore;
 pub use model::ModelStore;
