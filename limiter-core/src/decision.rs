@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::algorithm::{LimitStatus, Verdict};
+use crate::api_key::KeyRejection;
 use crate::batch::{Check, InlineVec};
 use crate::time::{MICROS_PER_SECOND, Micros, duration};
 use crate::{BypassReason, Key, Limit, Rate};
@@ -88,6 +89,8 @@ pub struct Decision {
     pub(crate) binding: Option<usize>,
     pub(crate) bypass: Option<BypassReason>,
     pub(crate) failure: Option<StoreFailure>,
+    /// Why the presented API key was refused ([`Limiter::check_key`](crate::Limiter::check_key)).
+    pub(crate) key_rejection: Option<KeyRejection>,
     pub(crate) cost: u64,
     /// What an admitted decision charged, until [`Limiter::refund`](crate::Limiter::refund)
     /// gives it back.
@@ -128,6 +131,7 @@ impl Decision {
             binding: None,
             bypass: Some(reason),
             failure: None,
+            key_rejection: None,
             cost: 0,
             charge: None,
         }
@@ -148,6 +152,7 @@ impl Decision {
             binding,
             bypass: None,
             failure,
+            key_rejection: None,
             cost,
             charge: None,
         }
@@ -161,9 +166,25 @@ impl Decision {
             binding: None,
             bypass: None,
             failure: Some(failure),
+            key_rejection: None,
             cost: 0,
             charge: None,
         }
+    }
+
+    /// A request refused because its API key was, with the status of the `key_failures` limit
+    /// it was charged to, if any.
+    pub fn key_rejected(rejection: KeyRejection, statuses: Vec<PolicyStatus>) -> Decision {
+        let mut decision = Decision::from_statuses(false, statuses, 1, None);
+        decision.key_rejection = Some(rejection);
+        decision
+    }
+
+    /// Why the presented API key was refused, if it was: answer 401 then, unless
+    /// [`retry_after`](Self::retry_after) says that the client's network also made too many
+    /// failed attempts (429).
+    pub fn key_rejection(&self) -> Option<KeyRejection> {
+        self.key_rejection
     }
 
     /// Whether the request may proceed.
@@ -216,6 +237,10 @@ impl Decision {
         if self.allowed || self.is_impossible() {
             return None;
         }
+        // A refused key within the failure limit: waiting does not help, a valid key does.
+        if self.key_rejection.is_some() && self.binding.is_none() {
+            return None;
+        }
         let wait = match self.binding() {
             Some(b) => b.status.retry_after,
             None => CLOSED_RETRY_AFTER,
@@ -238,6 +263,9 @@ impl Decision {
     pub fn message(&self) -> Option<String> {
         if self.allowed {
             return None;
+        }
+        if let Some(rejection) = self.key_rejection.filter(|_| self.binding.is_none()) {
+            return Some(format!("Invalid API key: {}.", rejection.name()));
         }
         if self.is_impossible() {
             let limit = self.binding().map_or(0, |b| b.status.limit);

@@ -18,7 +18,9 @@ pub mod time;
 pub use algorithm::{Algorithm, Calendar, Limit, LimitStatus, State, Verdict};
 pub use batch::{Batch, BatchOutcome, Check, Mode};
 pub use decision::{Decision, FailModeUsed, HeaderStyle, PolicyStatus, StoreFailure};
-pub use engine::{Event, FailMode, Hook, HookPanics, Limiter, LimiterBuilder, Threshold};
+pub use engine::{
+    Event, FailMode, Hook, HookPanics, Limiter, LimiterBuilder, Threshold, Verification,
+};
 pub use error::{BoxError, Error, ErrorKind};
 pub use key::{INLINE_KEY_LEN, Key, MAX_SUBJECT_LEN, SubjectKind};
 pub use policy::{BypassReason, Config, PolicySet, Resolution};

@@ -117,7 +117,23 @@ impl Request {
         self
     }
 
-    /// Sets the verified API key.
+    /// Sets the API key that [`Limiter::verify_key`](crate::Limiter::verify_key) verified:
+    /// the request then acts for the key's tenant (whatever tenant it named before), its user
+    /// if it has one, and is counted per the key's tenant, with the key's id and bypass flag.
+    pub fn verified_key(mut self, key: &crate::api_key::VerifiedKey) -> Self {
+        self.tenant = Some(key.tenant.clone());
+        if key.user.is_some() {
+            self.user.clone_from(&key.user);
+        }
+        self.api_key = Some(ApiKey {
+            id: key.id.to_string(),
+            bypass: key.bypass,
+        });
+        self
+    }
+
+    /// Sets an API key that the service's own authentication verified: its id and bypass
+    /// flag, as asserted by the caller. Prefer [`verified_key`](Self::verified_key).
     pub fn api_key(mut self, id: impl Into<String>, bypass: bool) -> Self {
         self.api_key = Some(ApiKey {
             id: id.into(),

@@ -105,6 +105,7 @@ fn defaults_are_the_design_tables() {
         ("scope", Auto, vec![User, ApiKey, Ip]),
         ("anon", SlidingWindow, vec![Ip]),
         ("ip_burst", Gcra, vec![Ip]),
+        ("key_failures", Auto, vec![Ip]),
     ];
     let actual: Vec<_> = p.iter().collect();
     assert_eq!(actual.len(), expected.len());
@@ -381,7 +382,7 @@ fn malformed_files_name_the_path_the_value_and_what_is_expected() {
         (
             "rate_limit = true",
             "invalid configuration at rate_limit: unknown field `rate_limit`, expected one of \
-             `namespace`, `default_plan`, `time_zone`, `ip_burst`, `client`, `bypass`, `plans`, `roles`, \
+             `namespace`, `default_plan`, `time_zone`, `ip_burst`, `key_failures`, `client`, `bypass`, `plans`, `roles`, \
              `scopes`, `policies`"
                 .into(),
         ),
@@ -497,7 +498,7 @@ fn malformed_files_name_the_path_the_value_and_what_is_expected() {
             "[policies.plan_hourly]\nshadow = true",
             "invalid configuration at policies.plan_hourly: unknown field `plan_hourly`, \
              expected one of `plan_sustained`, `plan_burst`, `plan_daily`, `role`, `scope`, \
-             `anon`, `ip_burst`"
+             `anon`, `ip_burst`, `key_failures`"
                 .into(),
         ),
         (
@@ -619,7 +620,7 @@ fn malformed_environment_variables_are_named() {
         (
             &[("LIMITER_NAMESPACE", "ok"), ("LIMITER_TIMEZONE", "Europe/Paris")],
             "invalid configuration at LIMITER_TIMEZONE: unknown field `timezone`, expected one \
-             of `namespace`, `default_plan`, `time_zone`, `ip_burst`, `client`, `bypass`, `plans`, `roles`, \
+             of `namespace`, `default_plan`, `time_zone`, `ip_burst`, `key_failures`, `client`, `bypass`, `plans`, `roles`, \
              `scopes`, `policies`"
                 .into(),
         ),
@@ -654,7 +655,7 @@ fn malformed_environment_variables_are_named() {
             &[("LIMITER_POLICIES__PLAN_HOURLY__SHADOW", "true")],
             "invalid configuration at LIMITER_POLICIES__PLAN_HOURLY__SHADOW \
              (policies.plan_hourly): unknown field `plan_hourly`, expected one of \
-             `plan_sustained`, `plan_burst`, `plan_daily`, `role`, `scope`, `anon`, `ip_burst`"
+             `plan_sustained`, `plan_burst`, `plan_daily`, `role`, `scope`, `anon`, `ip_burst`, `key_failures`"
                 .into(),
         ),
         (
@@ -673,7 +674,7 @@ fn malformed_environment_variables_are_named() {
         (
             &[("LIMITER_PLANS_FREE_BURST", "10/minute")],
             "invalid configuration at LIMITER_PLANS_FREE_BURST: unknown field `plans_free_burst`, \
-             expected one of `namespace`, `default_plan`, `time_zone`, `ip_burst`, `client`, `bypass`, \
+             expected one of `namespace`, `default_plan`, `time_zone`, `ip_burst`, `key_failures`, `client`, `bypass`, \
              `plans`, `roles`, `scopes`, `policies`"
                 .into(),
         ),
@@ -752,8 +753,9 @@ fn the_policies_table_reads_back_on_its_own_and_needs_every_policy() {
 
 #[test]
 fn the_policies_table_also_reads_as_a_list_like_the_tables_around_it() {
-    let config = Config::from_toml_str("policies = [{}, {}, {}, { shadow = true }, {}, {}, {}]")
-        .expect("valid");
+    let config =
+        Config::from_toml_str("policies = [{}, {}, {}, { shadow = true }, {}, {}, {}, {}]")
+            .expect("valid");
     let mut expected = Config::default();
     expected.policies[PolicyKind::Role].shadow = true;
     assert_eq!(config, expected);

@@ -3,8 +3,10 @@
 //!
 //! A key reads `{prefix}_{32 base62 random characters}{6 base62 characters of CRC32}`
 //! (`acme_live_…`). Stores keep its SHA-256 ([`KeyHash`]), never the key. Verification
-//! checks the format first, with no cache or store access, then looks the hash up and yields
-//! a [`VerifiedKey`] or a [`KeyRejection`].
+//! ([`Limiter::verify_key`](crate::Limiter::verify_key),
+//! [`Limiter::check_key`](crate::Limiter::check_key)) checks the format first, with no cache
+//! or store access, then looks the hash up and yields a [`VerifiedKey`] or a
+//! [`KeyRejection`].
 
 mod admin;
 mod format;

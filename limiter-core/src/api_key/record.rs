@@ -387,7 +387,7 @@ impl fmt::Display for Refusal {
 }
 
 /// What verification yields for a working key: who the request acts for. Set it on a request
-/// as the request's key.
+/// with [`Request::verified_key`](crate::Request::verified_key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct VerifiedKey {
@@ -399,6 +399,18 @@ pub struct VerifiedKey {
     pub user: Option<String>,
     /// Whether the key bypasses rate limits.
     pub bypass: bool,
+}
+
+impl VerifiedKey {
+    /// What `record` vouches for. Only verification should call it: it checks nothing.
+    pub(crate) fn from_record(record: &KeyRecord) -> VerifiedKey {
+        VerifiedKey {
+            id: record.id.clone(),
+            tenant: record.tenant.clone(),
+            user: record.user.clone(),
+            bypass: record.bypass,
+        }
+    }
 }
 
 /// Why a presented key was refused. Says which check failed and nothing about other keys.

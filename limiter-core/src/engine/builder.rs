@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::limiter::Inner;
+use super::verify::Keys;
 use super::{FailMode, Hook, HookPanics, Limiter};
+use crate::api_key::{KeyFormat, KeyStore};
 use crate::{Clock, PolicySet, Store, SystemClock};
 
 /// Builds a [`Limiter`]. Defaults: the system clock, [`FailMode::Open`], no timeout beyond the
@@ -20,6 +22,7 @@ pub struct LimiterBuilder {
     timeout: Option<Duration>,
     hooks: Vec<Arc<dyn Hook>>,
     approaching_percent: u8,
+    keys: Option<Keys>,
 }
 
 // The constructors live beside the builder they return, so that the engine, which the builder
@@ -47,6 +50,7 @@ impl LimiterBuilder {
             timeout: None,
             hooks: Vec::new(),
             approaching_percent: 80,
+            keys: None,
         }
     }
 
@@ -91,6 +95,14 @@ impl LimiterBuilder {
         self
     }
 
+    /// The API keys that [`Limiter::verify_key`] and [`Limiter::check_key`] verify: keys of
+    /// `format`, looked up in `store` (wrap it in `limiter_memory::CachedKeyStore` to cache
+    /// verified keys for a bounded time).
+    pub fn keys(mut self, format: KeyFormat, store: impl KeyStore + 'static) -> Self {
+        self.keys = Some(Keys::new(format, Arc::new(store)));
+        self
+    }
+
     /// The limiter.
     pub fn build(self) -> Limiter {
         Limiter {
@@ -104,6 +116,7 @@ impl LimiterBuilder {
                 hooks: self.hooks,
                 approaching_percent: self.approaching_percent,
                 hook_panics: HookPanics::default(),
+                keys: self.keys,
             }),
         }
     }

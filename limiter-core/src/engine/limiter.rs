@@ -49,6 +49,7 @@ pub(super) struct Inner {
     pub(super) hooks: Vec<Arc<dyn Hook>>,
     pub(super) approaching_percent: u8,
     pub(super) hook_panics: HookPanics,
+    pub(super) keys: Option<super::verify::Keys>,
 }
 
 impl Limiter {

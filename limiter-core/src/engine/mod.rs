@@ -4,8 +4,10 @@ mod builder;
 mod fail_mode;
 mod hook;
 mod limiter;
+mod verify;
 
 pub use builder::LimiterBuilder;
 pub use fail_mode::FailMode;
 pub use hook::{Event, Hook, HookPanics, Threshold};
 pub use limiter::Limiter;
+pub use verify::Verification;

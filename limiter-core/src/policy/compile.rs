@@ -29,7 +29,9 @@ impl PolicySet {
     /// Validates `config` and compiles it. Every error names the path of the offending setting
     /// and says what is expected.
     pub fn from_config(config: &Config) -> Result<PolicySet, Error> {
-        use PolicyKind::{Anon, IpBurst, PlanBurst, PlanDaily, PlanSustained, Role, Scope};
+        use PolicyKind::{
+            Anon, IpBurst, KeyFailures, PlanBurst, PlanDaily, PlanSustained, Role, Scope,
+        };
         check_namespace(&config.namespace, "namespace")?;
         let calendar = Calendar::new(&config.time_zone)?;
         let p = &config.policies;
@@ -111,6 +113,7 @@ impl PolicySet {
             None => None,
         };
         let ip_burst = build(config.ip_burst, IpBurst, "ip_burst")?;
+        let key_failures = build(config.key_failures, KeyFailures, "key_failures")?;
 
         let b = &config.bypass;
         let kept = Kept::compile(&b.keep, &scopes)?;
@@ -130,6 +133,7 @@ impl PolicySet {
             scopes,
             anon,
             ip_burst,
+            key_failures,
             require_client_ip: config.client.require_ip,
             policies: PolicyKind::ALL.map(|kind| Policy::new(kind, &p[kind], &config.client)),
         })

@@ -66,6 +66,10 @@ pub struct Config {
     /// not throttle a legitimate client below its plan: an enterprise tenant may send its whole
     /// plan burst of 500/minute from one server, so the default leaves 20% headroom above it.
     pub ip_burst: Rate,
+    /// How many failed API key verifications one client network may make (default
+    /// `20/minute`, policy `key_failures`): enough for a client whose key was just revoked or
+    /// mistyped, far too few to guess one.
+    pub key_failures: Rate,
     /// How each policy counts and keys its limits.
     pub policies: PoliciesConfig,
 }
@@ -279,6 +283,7 @@ impl PolicyConfig {
             PolicyKind::Scope => PolicyConfig::new(Auto, vec![User, ApiKey, Ip]),
             PolicyKind::Anon => PolicyConfig::new(SlidingWindow, vec![Ip]),
             PolicyKind::IpBurst => PolicyConfig::new(Gcra, vec![Ip]),
+            PolicyKind::KeyFailures => PolicyConfig::new(Auto, vec![Ip]),
         }
     }
 
@@ -411,6 +416,7 @@ impl Default for Config {
                 .map(|(name, n, u)| (name.to_owned(), rate((n, u))))
                 .collect(),
             ip_burst: rate((600, Unit::Minute)),
+            key_failures: rate((20, Unit::Minute)),
             policies: PoliciesConfig::default(),
         }
     }

@@ -43,12 +43,16 @@ pub enum PolicyKind {
     /// `ip_burst`: every request per client IP, at the rate of `ip_burst` (default: GCRA, per
     /// IP).
     IpBurst,
+    /// `key_failures`: presented API keys that failed verification, per client IP, at the rate
+    /// of `key_failures` (default: `auto`, per IP), so that keys cannot be guessed at speed.
+    /// Only failed verifications count against it.
+    KeyFailures,
 }
 
 impl PolicyKind {
     /// Every kind, in declaration order: the order of the `[policies]` table and of the
     /// "expected one of" list of an unknown name.
-    pub const ALL: [PolicyKind; 7] = [
+    pub const ALL: [PolicyKind; 8] = [
         PolicyKind::PlanSustained,
         PolicyKind::PlanBurst,
         PolicyKind::PlanDaily,
@@ -56,6 +60,7 @@ impl PolicyKind {
         PolicyKind::Scope,
         PolicyKind::Anon,
         PolicyKind::IpBurst,
+        PolicyKind::KeyFailures,
     ];
 
     /// How many kinds there are: the size of a table indexed by kind.
@@ -71,6 +76,7 @@ impl PolicyKind {
             PolicyKind::Scope => "scope",
             PolicyKind::Anon => "anon",
             PolicyKind::IpBurst => "ip_burst",
+            PolicyKind::KeyFailures => "key_failures",
         }
     }
 

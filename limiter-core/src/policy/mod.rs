@@ -19,6 +19,7 @@
 //! | `scope.<name>`   | `scopes.<name>` (auth: 5/minute)      | `auto`           | user, api_key, ip          |
 //! | `anon`           | `scopes.anon` (30/hour)               | `sliding_window` | ip                         |
 //! | `ip_burst`       | `ip_burst` (600/minute)               | `gcra`           | ip                         |
+//! | `key_failures`   | `key_failures` (20/minute)            | `auto`           | ip                         |
 //!
 //! Plans: free 100/hour, 10/minute, 500/day; starter 500/hour, 30/minute, 5000/day;
 //! professional 2000/hour, 100/minute, 20000/day; enterprise 10000/hour, 500/minute,
@@ -106,6 +107,7 @@
 mod compile;
 mod config;
 mod ip;
+mod key_failures;
 mod kind;
 mod load;
 mod patch;

@@ -29,6 +29,7 @@ pub(super) const SETTINGS: &[&str] = &[
     "default_plan",
     "time_zone",
     "ip_burst",
+    "key_failures",
     "client",
     "bypass",
     "plans",
@@ -48,6 +49,8 @@ pub(super) struct ConfigPatch {
     time_zone: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ip_burst: Option<Rate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_failures: Option<Rate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client: Option<ClientPatch>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -236,6 +239,9 @@ impl ConfigPatch {
         if let Some(rate) = self.ip_burst {
             base.ip_burst = rate;
         }
+        if let Some(rate) = self.key_failures {
+            base.key_failures = rate;
+        }
         if let Some(c) = self.client {
             let base = &mut base.client;
             set(&mut base.ipv4_prefix, c.ipv4_prefix);
@@ -389,6 +395,7 @@ impl From<Config> for ConfigPatch {
             default_plan: Some(config.default_plan),
             time_zone: Some(config.time_zone),
             ip_burst: Some(config.ip_burst),
+            key_failures: Some(config.key_failures),
             client: Some(ClientPatch {
                 ipv4_prefix: Some(config.client.ipv4_prefix),
                 ipv6_prefix: Some(config.client.ipv6_prefix),

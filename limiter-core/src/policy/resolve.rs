@@ -172,6 +172,8 @@ pub struct PolicySet {
     pub(super) scopes: HashMap<String, ScopeLimit>,
     pub(super) anon: Option<Arc<Limit>>,
     pub(super) ip_burst: Arc<Limit>,
+    /// The limit of failed API key verifications per client network.
+    pub(super) key_failures: Arc<Limit>,
     /// Whether an anonymous request must carry its client IP.
     pub(super) require_client_ip: bool,
     /// How each kind applies, indexed by kind.
