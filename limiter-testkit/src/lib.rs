@@ -2,6 +2,7 @@
 
 pub mod conformance;
 mod counting;
+mod counting_keys;
 pub mod fixtures;
 mod key_model;
 mod model;
@@ -10,5 +11,6 @@ pub mod redis;
 pub mod strategies;
 
 pub use counting::CountingStore;
+pub use counting_keys::CountingKeyStore;
 pub use key_model::ModelKeyStore;
 pub use model::ModelStore;

@@ -33,6 +33,7 @@ mod admission;
 mod batch;
 mod concurrency;
 mod differential;
+pub mod keys;
 mod lifecycle;
 mod numbers;
 mod retry_after;
