@@ -2,11 +2,13 @@
 
 mod config;
 mod error;
+mod keys;
 mod schema;
 mod store;
 mod worker;
 
 pub use config::SqliteConfig;
+pub use keys::SqliteKeyStore;
 pub use store::SqliteStore;
 
 /// The schema version this version of the crate writes (`PRAGMA user_version`). Files at a

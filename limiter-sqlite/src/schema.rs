@@ -16,7 +16,10 @@ use crate::error::SqliteError;
 
 /// `MIGRATIONS[i]` takes the schema from version `i` to version `i + 1`: the file numbered
 /// `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_limiter_state.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_limiter_state.sql"),
+    include_str!("migrations/0002_api_keys.sql"),
+];
 
 /// The schema version this build writes.
 pub(crate) const LATEST: usize = MIGRATIONS.len();

@@ -140,7 +140,7 @@ impl SqliteStore {
     /// Sends the call that `call` builds around its reply, and waits for the answer: waiting
     /// for room in the queue and for the answer together take at most the timeout, the
     /// caller's if shorter than the store's.
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         call: impl FnOnce(Reply<T>) -> Call,
         timeout: Option<Duration>,

@@ -286,6 +286,32 @@ impl KeyRecord {
         }
     }
 
+    /// A record as a store kept it: the given fields, then a name of `""`, active, no bypass,
+    /// user, expiry, revocation or last use. The store then sets the public fields it read
+    /// (the type is `#[non_exhaustive]`, so this is how another crate builds one).
+    pub fn restore(
+        id: KeyId,
+        hash: KeyHash,
+        tenant: String,
+        start: String,
+        created_at: Micros,
+    ) -> KeyRecord {
+        KeyRecord {
+            id,
+            hash,
+            tenant,
+            user: None,
+            name: String::new(),
+            start,
+            active: true,
+            bypass: false,
+            created_at,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        }
+    }
+
     /// Whether the key works at `now`, and if not, why: revoked first (for good), then expired,
     /// then inactive.
     pub fn check_at(&self, now: Micros) -> Result<(), KeyRejection> {

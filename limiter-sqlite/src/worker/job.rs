@@ -98,6 +98,11 @@ pub(crate) enum Call {
     Reset { key: Key, reply: Reply<()> },
     /// `SqliteStore::sweep`: runs in transactions of its own, not in a group.
     Sweep { now: Micros, reply: Reply<u64> },
+    /// A `KeyStore` call of `SqliteKeyStore`: runs on its own, in a transaction if it writes.
+    Keys {
+        job: Box<crate::keys::KeyJob>,
+        reply: Reply<crate::keys::KeyAnswer>,
+    },
 }
 
 impl Call {
@@ -108,6 +113,7 @@ impl Call {
             Call::Evaluate { reply, .. } => reply.is_abandoned(),
             Call::Reset { reply, .. } => reply.is_abandoned(),
             Call::Sweep { reply, .. } => reply.is_abandoned(),
+            Call::Keys { reply, .. } => reply.is_abandoned(),
         }
     }
 }

@@ -224,6 +224,16 @@ impl Worker {
                         reply.send(self.sweep(now));
                     }
                 }
+                Call::Keys { job, reply } => {
+                    if reply.start() {
+                        let answer = if job.writes() {
+                            self.transaction(|conn, _| crate::keys::run(conn, &job))
+                        } else {
+                            crate::keys::run(&self.conn, &job)
+                        };
+                        reply.send(answer);
+                    }
+                }
             }
         }
         if group.is_empty() {
