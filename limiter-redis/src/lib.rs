@@ -3,10 +3,12 @@
 mod cluster;
 mod config;
 mod error;
+mod keys;
 mod script;
 mod store;
 
 pub use config::{RedisConfig, TimeSource};
+pub use keys::RedisKeyStore;
 pub use store::RedisStore;
 
 /// The Redis client this store is built on, for its configuration types
