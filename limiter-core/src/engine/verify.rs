@@ -83,6 +83,9 @@ impl Limiter {
     /// spent, the decision carries its status and [`Decision::retry_after`]. A malformed key is
     /// refused from its text alone: no cache, key store or limit store is asked.
     ///
+    /// `Err` when the key store fails: no fail mode lets through a key that could not be
+    /// verified (answer 503); a failed charge of `key_failures` only loses the count.
+    ///
     /// ```
     /// use std::sync::Arc;
     /// use limiter_core::api_key::{KeyAdmin, KeyFormat, KeyRejection, NewKey};
