@@ -106,6 +106,19 @@ pub(crate) struct Charge {
 }
 
 impl PolicyStatus {
+    /// The status of `check`, which its store reported as `status`.
+    pub(crate) fn of(check: Check, status: LimitStatus) -> PolicyStatus {
+        PolicyStatus {
+            rate: check.limit.rate(),
+            policy: check.policy,
+            key: check.key,
+            limit: check.limit,
+            shadow: check.shadow,
+            in_headers: check.in_headers,
+            status,
+        }
+    }
+
     /// The check that produced this status, charging `cost`: what a refund gives back.
     pub(crate) fn check(&self, cost: u64) -> Check {
         Check {

@@ -338,15 +338,7 @@ fn to_decision(
         .into_checks()
         .into_iter()
         .zip(outcome.statuses)
-        .map(|(check, status)| PolicyStatus {
-            rate: check.limit.rate(),
-            policy: check.policy,
-            key: check.key,
-            limit: check.limit,
-            shadow: check.shadow,
-            in_headers: check.in_headers,
-            status,
-        })
+        .map(|(check, status)| PolicyStatus::of(check, status))
         .collect();
     let mut decision = Decision::from_statuses(outcome.allowed, statuses, cost, failure);
     if outcome.allowed && mode == Mode::Consume {

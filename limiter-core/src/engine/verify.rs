@@ -166,18 +166,10 @@ impl Limiter {
             return Vec::new();
         };
         batch
-            .checks()
-            .iter()
+            .into_checks()
+            .into_iter()
             .zip(outcome.statuses)
-            .map(|(check, status)| PolicyStatus {
-                policy: check.policy.clone(),
-                key: check.key.clone(),
-                rate: check.limit.rate(),
-                limit: check.limit.clone(),
-                shadow: check.shadow,
-                in_headers: check.in_headers,
-                status,
-            })
+            .map(|(check, status)| PolicyStatus::of(check, status))
             .collect()
     }
 }
