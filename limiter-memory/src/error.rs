@@ -8,16 +8,14 @@ pub(crate) enum MemoryError {
     /// The configured capacity cannot hold a single key.
     #[error("capacity 0 cannot hold any key; expected at least 1")]
     ZeroCapacity,
-    /// A key's state cell kept being evicted between lookup and lock.
+    /// Every held key is live and the policy is to refuse new ones.
     #[error(
-        "the state of {key} was evicted {attempts} times while this call waited for it; the \
-         capacity ({capacity} keys) is too small for the keys in use at once"
+        "no room for the key {key}: the store holds its capacity of {capacity} keys and none \
+         is droppable yet; expected fewer live keys at once (retry later, or raise the capacity)"
     )]
-    Evicted {
-        /// The key that could not be held.
+    Full {
+        /// The first key of the batch that the store does not hold.
         key: String,
-        /// How many times the call tried.
-        attempts: u32,
         /// The configured capacity.
         capacity: u64,
     },
@@ -30,8 +28,8 @@ pub(crate) fn into_core_error(backend: &dyn std::fmt::Display, error: MemoryErro
             path: "capacity".into(),
             message: error.to_string(),
         },
-        // Eviction pressure passes as the working set shrinks: retrying may succeed.
-        MemoryError::Evicted { .. } => {
+        // Room comes back as states turn droppable: retrying may succeed.
+        MemoryError::Full { .. } => {
             Error::store(backend, ErrorKind::Temporary, error.to_string(), None)
         }
     }

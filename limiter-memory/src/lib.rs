@@ -1,12 +1,16 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod entry;
 mod error;
+mod fingerprint;
 mod key_cache;
 mod keys;
+mod shard;
 mod store;
+mod table;
 
-pub use config::MemoryConfig;
+pub use config::{AtCapacity, MemoryConfig};
 pub use key_cache::{CachedKeyStore, KeyCacheConfig};
 pub use keys::MemoryKeyStore;
 pub use store::{MemoryStats, MemoryStore};

@@ -1,92 +1,105 @@
-//! [`MemoryStore`]: limit state in a bounded moka cache, one mutex-guarded cell per key.
+//! [`MemoryStore`]: limit state in a sharded table of packed entries, batches locked shard by
+//! shard in ascending order.
 //!
-//! The crate docs explain the scheme and prove it; the comments here point at the steps.
+//! The crate docs explain the scheme; the comments here point at the steps.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use async_trait::async_trait;
 use limiter_core::batch::{self, Batch, BatchOutcome, Check, Mode, StatusSink, Statuses};
 use limiter_core::time::micros;
 use limiter_core::{Error, EvalOptions, Key, LimitStatus, Micros, State, Store};
-use moka::notification::RemovalCause;
-use moka::ops::compute::{CompResult, Op};
-use moka::policy::EvictionPolicy;
-use moka::sync::Cache;
 
-use crate::MemoryConfig;
 use crate::error::{MemoryError, into_core_error};
+use crate::fingerprint::{Fingerprint, Fingerprinter};
+use crate::shard::Shard;
+use crate::{AtCapacity, MemoryConfig};
 
 /// Batches up to this many checks keep their working buffers on the stack: a warm decision
 /// allocates nothing.
 const INLINE: usize = 8;
 
-/// How many times a call looks a key up again after finding its cell retired (swept or
-/// evicted between lookup and lock) before it gives up with a temporary error.
-const MAX_ATTEMPTS: u32 = 16;
+/// Slots of one shard an automatic sweep visits per call, at most (about 40 KiB of table).
+const SWEEP_SLICE: usize = 1024;
 
-/// The state of one key. A cell is *current* from its insertion into the cache until it is
-/// retired; only a current cell is ever charged.
+/// One shard's lock on a cache line pair of its own, so that threads working on neighbouring
+/// shards do not slow each other down (false sharing).
+#[repr(align(128))]
 #[derive(Debug, Default)]
-struct Cell {
-    /// Set once the cell left the cache (sweep or eviction); a caller that finds it set after
-    /// locking looks the key up again.
-    retired: AtomicBool,
-    slot: Mutex<Slot>,
-}
+struct Padded(Mutex<Shard>);
 
+/// Counters every call may touch.
 #[derive(Debug, Default)]
-struct Slot {
-    state: State,
-    /// When the state may be dropped: `Limit::fresh_at(&state)` under the limit that last
-    /// changed it, plus one period of that limit. A call whose clock went back by less than a
-    /// period (a skewed caller) still finds the state, so dropping it never hands out a whole
-    /// budget early; every period is at least a second, which also covers concurrent callers
-    /// whose clocks read slightly apart.
-    droppable_at: Micros,
-}
-
-/// Counters shared with the eviction listener.
-#[derive(Debug, Default)]
-struct Shared {
-    /// The `now` of the latest call, against which an evicted state is judged live or not.
-    latest: AtomicU64,
-    /// The longest period of any limit that changed a state: how far behind the latest `now`
-    /// an automatic sweep judges freshness, as the SQLite store does.
-    longest_period: AtomicU64,
+struct Counters {
+    /// Keys held across all shards; a new key is reserved here before it is inserted.
+    keys: AtomicU64,
+    refused: AtomicU64,
     evictions: AtomicU64,
     evicted_live: AtomicU64,
     swept: AtomicU64,
+    /// The longest period of any limit that changed a state: how far behind `now` the
+    /// automatic sweep and the room-making at capacity judge droppability.
+    longest_period: AtomicU64,
 }
 
 /// What the store has done so far; see [`MemoryStore::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MemoryStats {
-    /// Keys held now (moka's count: exact once pending maintenance has run).
+    /// Keys held now.
     pub keys: u64,
-    /// Keys evicted because the store was at capacity.
+    /// Batches refused with a temporary error because every held key was live and a new key
+    /// had no room ([`AtCapacity::Refuse`]). No state was lost.
+    pub refused: u64,
+    /// Keys evicted to make room for a new key ([`AtCapacity::EvictNearestFresh`]).
     pub evictions: u64,
-    /// Of those, the keys whose state was not yet droppable at the latest `now` (fresh for a
-    /// period of its limit), or in use at that moment: each restarted with a whole budget. Alert on it, and raise
+    /// Of those, the keys whose state was not yet droppable at the `now` of the eviction:
+    /// each may restart with a whole budget (a possible over-admission). Alert on it, and raise
     /// [`MemoryConfig::capacity`] until it stays 0.
     pub evicted_live: u64,
-    /// Keys removed by sweeps because their state had become indistinguishable from fresh.
+    /// Keys removed by sweeps (or to make room) because their state was droppable: such a
+    /// removal changes no decision.
     pub swept: u64,
 }
 
-/// An in-process [`Store`]: one state cell per key in a bounded [`moka::sync::Cache`] with
-/// LRU eviction, several keys locked in key order for an all-or-nothing batch.
+/// Where the automatic sweep stands.
+#[derive(Debug, Default)]
+struct Sweeper {
+    /// The `now` from which the next call sweeps a slice; at most `now` for the whole of a pass.
+    due: AtomicU64,
+    cursor: Mutex<Cursor>,
+}
+
+/// The next slice to sweep: a shard, and a slot in it.
+#[derive(Debug, Default)]
+struct Cursor {
+    shard: usize,
+    slot: usize,
+}
+
+/// An in-process [`Store`]: the state of every key in a sharded open-addressing table, keys
+/// held as seeded 128-bit hashes, several keys of one batch locked shard by shard in ascending
+/// order for an all-or-nothing decision.
 ///
-/// See the crate docs for the locking scheme, expiry, and what happens at capacity.
+/// See the crate docs for the scheme, capacity, sweeping and the collision bound.
 pub struct MemoryStore {
-    cache: Cache<Key, Arc<Cell>>,
-    shared: Arc<Shared>,
+    shards: Box<[Padded]>,
+    /// `shards.len() - 1` (a power of two minus one).
+    shard_mask: u64,
+    fingerprinter: Fingerprinter,
+    counters: Counters,
+    sweeper: Sweeper,
     config: MemoryConfig,
-    /// The `now` from which the next automatic sweep is due.
-    next_sweep: AtomicU64,
+}
+
+/// How many shards a store has: a power of two, well above the number of threads that may
+/// decide at once, so that two threads rarely want the same lock.
+fn shard_count() -> usize {
+    let threads = std::thread::available_parallelism().map_or(8, usize::from);
+    (threads * 16).next_power_of_two().clamp(64, 1024)
 }
 
 impl MemoryStore {
@@ -101,25 +114,14 @@ impl MemoryStore {
 
     /// A store with `config`, whose capacity is not 0.
     fn build(config: MemoryConfig) -> MemoryStore {
-        let shared = Arc::new(Shared::default());
-        let listener = {
-            let shared = Arc::clone(&shared);
-            move |_key: Arc<Key>, cell: Arc<Cell>, cause: RemovalCause| {
-                on_removal(&shared, &cell, cause)
-            }
-        };
-        // LRU, not moka's default TinyLFU: TinyLFU may refuse to admit a new key when full,
-        // and a refused key starts from a fresh budget on every request.
-        let cache = Cache::builder()
-            .max_capacity(config.capacity)
-            .eviction_policy(EvictionPolicy::lru())
-            .eviction_listener(listener)
-            .build();
+        let count = shard_count();
         MemoryStore {
-            cache,
-            shared,
+            shards: (0..count).map(|_| Padded::default()).collect(),
+            shard_mask: u64::try_from(count - 1).unwrap_or(0),
+            fingerprinter: Fingerprinter::random(),
+            counters: Counters::default(),
+            sweeper: Sweeper::default(),
             config,
-            next_sweep: AtomicU64::new(0),
         }
     }
 
@@ -141,28 +143,76 @@ impl MemoryStore {
         self.run(batch.checks(), now, Mode::Consume, out)
     }
 
-    /// Removes every key whose state has been indistinguishable from fresh for at least one
-    /// period of its limit at `now` (so that a caller whose clock is behind by less than a
-    /// period still finds it), then runs moka's pending maintenance (evictions, counts).
-    /// Returns how many keys were removed.
+    /// [`evaluate_sync`](Self::evaluate_sync) in any mode: charge, peek or refund as
+    /// `options.mode` says, at `options.now` (the timeout is not needed: nothing waits). The
+    /// engine's synchronous path for every store call.
     ///
-    /// Automatic sweeps do this every [`MemoryConfig::sweep_interval`]; call it yourself when
-    /// they are off. Removing such a key changes no decision: its next request finds a fresh
-    /// state either way.
+    /// ```
+    /// use std::sync::Arc;
+    /// use limiter_core::{Batch, Check, EvalOptions, Key, Limit, Rate};
+    /// use limiter_memory::MemoryStore;
+    ///
+    /// let store = MemoryStore::default();
+    /// let limit = Arc::new(Limit::gcra("2/minute".parse::<Rate>()?));
+    /// let batch = Batch::new(vec![Check::new("p", Key::from_raw("k"), limit, 1)])?;
+    /// let now = 1_795_651_200_000_000;
+    /// let mut out = Vec::new();
+    /// assert!(store.evaluate_mode(&batch, &EvalOptions::at(now), &mut out)?);
+    /// // A peek charges nothing: one unit remains after the peeked request.
+    /// assert!(store.evaluate_mode(&batch, &EvalOptions::peek(now), &mut out)?);
+    /// assert_eq!(out[0].remaining, 0);
+    /// // Giving the charge back makes room for two again.
+    /// store.evaluate_mode(&batch, &EvalOptions::refund(now, now), &mut out)?;
+    /// assert_eq!(out[0].remaining, 1);
+    /// # Ok::<(), limiter_core::Error>(())
+    /// ```
+    pub fn evaluate_mode(
+        &self,
+        batch: &Batch,
+        options: &EvalOptions,
+        out: &mut Vec<LimitStatus>,
+    ) -> Result<bool, Error> {
+        self.run(batch.checks(), options.now, options.mode, out)
+    }
+
+    /// Removes every key whose state has been droppable (indistinguishable from fresh for at
+    /// least one period of its limit) at `now`, visiting every shard; returns how many.
+    ///
+    /// Automatic sweeps do this a slice at a time, every [`MemoryConfig::sweep_interval`];
+    /// call it yourself when they are off. Removing such a key changes no decision: its next
+    /// request finds a fresh state either way.
     pub fn sweep(&self, now: Micros) -> u64 {
-        let removed = self.remove_droppable(now);
-        self.cache.run_pending_tasks();
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let (r, _) = lock(&shard.0).drop_droppable(0, usize::MAX, now, &[]);
+            removed += r;
+        }
+        self.forget(removed);
         removed
     }
 
     /// What the store has done so far.
     pub fn stats(&self) -> MemoryStats {
+        let c = &self.counters;
         MemoryStats {
-            keys: self.cache.entry_count(),
-            evictions: self.shared.evictions.load(Ordering::Relaxed),
-            evicted_live: self.shared.evicted_live.load(Ordering::Relaxed),
-            swept: self.shared.swept.load(Ordering::Relaxed),
+            keys: c.keys.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            evicted_live: c.evicted_live.load(Ordering::Relaxed),
+            swept: c.swept.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts `n` keys removed because droppable.
+    fn forget(&self, n: u64) {
+        if n > 0 {
+            self.counters.keys.fetch_sub(n, Ordering::Relaxed);
+            self.counters.swept.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn shard_of(&self, fp: Fingerprint) -> usize {
+        usize::try_from(fp.hi & self.shard_mask).unwrap_or(0)
     }
 
     fn run(
@@ -172,23 +222,18 @@ impl MemoryStore {
         mode: Mode,
         out: &mut impl StatusSink,
     ) -> Result<bool, Error> {
-        out.clear();
-        // A store, not a fetch_max: no write while the clock stands still, and the listener
-        // judges liveness against a time the store was really asked about.
-        if self.shared.latest.load(Ordering::Relaxed) != now {
-            self.shared.latest.store(now, Ordering::Relaxed);
-        }
         let result = if checks.len() <= INLINE {
-            self.locked::<Inline<INLINE>>(checks, now, mode, out)
+            self.decide::<Inline<INLINE>>(checks, now, mode, out)
         } else {
-            self.locked::<Heap>(checks, now, mode, out)
+            self.decide::<Heap>(checks, now, mode, out)
         };
+        // After every lock of the batch is released.
         self.maybe_sweep(now);
         result.map_err(|e| into_core_error(self, e))
     }
 
-    /// Evaluates `checks` in `mode` on their cells of `checks`, all locked, in key order.
-    fn locked<St: Storage>(
+    /// Evaluates `checks` in `mode` with their shards locked, in ascending shard order.
+    fn decide<St: Storage>(
         &self,
         checks: &[Check],
         now: Micros,
@@ -196,204 +241,393 @@ impl MemoryStore {
         out: &mut impl StatusSink,
     ) -> Result<bool, MemoryError> {
         let n = checks.len();
+        let mut work = St::make(n, |i| match checks.get(i) {
+            Some(check) => {
+                let fp = self.fingerprinter.of(check.key.as_str());
+                Work::new(fp, self.shard_of(fp))
+            }
+            None => Work::default(),
+        });
+        let work = &mut work.as_mut()[..n];
         let mut order = St::make(n, |i| i);
         let order = &mut order.as_mut()[..n];
-        // One global lock order (by key) for every call: no two calls wait on each other in
-        // a cycle.
-        order.sort_unstable_by(|&a, &b| checks[a].key.cmp(&checks[b].key));
-        for _ in 0..MAX_ATTEMPTS {
-            let cells = St::make(n, |i| checks.get(i).map(|check| self.cell(&check.key)));
-            let cells = cells.as_ref();
-            let mut guards = St::make(n, |_| None::<MutexGuard<'_, Slot>>);
-            for &i in order.iter() {
-                guards.as_mut()[i] = cells[i].as_ref().map(|cell| lock(&cell.slot));
+        order.sort_unstable_by_key(|&i| work[i].shard);
+
+        // One global lock order (ascending shard) for every call: no two calls wait on each
+        // other in a cycle. Each shard is locked once, by the first of its checks in that order;
+        // `holder[i]` is the check whose guard covers check `i`.
+        let mut guards = St::make(n, |_| None::<MutexGuard<'_, Shard>>);
+        let guards = &mut guards.as_mut()[..n];
+        let mut holder = St::make(n, |_| 0usize);
+        let holder = &mut holder.as_mut()[..n];
+        let mut locked: Option<(usize, usize)> = None;
+        for &i in order.iter() {
+            let shard = work[i].shard;
+            match locked {
+                Some((s, by)) if s == shard => holder[i] = by,
+                _ => {
+                    guards[i] = Some(lock(&self.shards[shard].0));
+                    holder[i] = i;
+                    locked = Some((shard, i));
+                }
             }
-            // A cell retired between lookup and lock is no longer the key's: start over (no
-            // state has changed yet). Retirement is published before the cell is unlocked
-            // (sweep) or before its lock is tried (eviction); see the crate docs.
-            let retired = |cell: &Option<Arc<Cell>>| {
-                cell.as_ref()
-                    .is_some_and(|c| c.retired.load(Ordering::SeqCst))
-            };
-            if order.iter().any(|&i| retired(&cells[i])) {
-                continue;
+        }
+        let mut held = Held { guards, holder };
+
+        let mut missing = 0u64;
+        for (i, w) in work.iter_mut().enumerate() {
+            match held.shard(i).load(w.fp) {
+                Some((pos, state, side)) => {
+                    w.pos = Some(pos);
+                    w.state = state;
+                    w.side = side;
+                }
+                None => missing += 1,
             }
-            let allowed = {
-                let mut held = guards.as_mut().iter_mut();
-                let mut states = St::make(n, |_| match held.next() {
-                    Some(Some(slot)) => Held::Locked(slot),
-                    _ => Held::Spare(State::Fresh),
-                });
-                let states = &mut states.as_mut()[..n];
-                batch::evaluate(checks, states, now, mode, out)
-            };
-            let changed = match mode {
-                Mode::Consume => allowed,
-                Mode::Peek => false,
-                Mode::Refund { .. } => true,
-            };
-            if changed {
-                for (check, guard) in checks.iter().zip(guards.as_mut().iter_mut()) {
-                    if let Some(slot) = guard {
-                        let period = check.limit.rate().period().micros();
-                        slot.droppable_at =
-                            check.limit.fresh_at(&slot.state).saturating_add(period);
-                        // A read first: the longest period rarely changes, and a write per
-                        // decision would contend across threads.
-                        if period > self.shared.longest_period.load(Ordering::Relaxed) {
-                            self.shared
-                                .longest_period
-                                .fetch_max(period, Ordering::Relaxed);
-                        }
+        }
+
+        // A charge that would add keys is decided first without charging: a denied request
+        // adds nothing, and room is only made (or refused) for a batch that is admitted.
+        let mut reserved = 0;
+        if mode == Mode::Consume && missing > 0 {
+            if !batch::evaluate(checks, work, now, Mode::Peek, out) {
+                held.put_back(work);
+                return Ok(false);
+            }
+            let keep = St::make(n, |i| work.get(i).map(|w| w.fp).unwrap_or_default());
+            if let Err(e) =
+                self.make_room(missing, now, checks, work, &keep.as_ref()[..n], &mut held)
+            {
+                held.put_back(work);
+                return Err(e);
+            }
+            reserved = missing;
+            // Making room may have moved entries within the locked shards.
+            for (i, w) in work.iter_mut().enumerate() {
+                if w.pos.is_some() {
+                    w.pos = held.shard(i).table.find(w.fp);
+                }
+            }
+        }
+
+        let allowed = batch::evaluate(checks, work, now, mode, out);
+        let changed = match mode {
+            Mode::Consume => allowed,
+            Mode::Peek => false,
+            Mode::Refund { .. } => true,
+        };
+        if !changed {
+            held.put_back(work);
+            return Ok(allowed);
+        }
+        // Held keys first: an insertion may grow a table, which moves its entries.
+        let mut longest = 0;
+        for (i, (check, w)) in checks.iter().zip(work.iter_mut()).enumerate() {
+            let period = check.limit.rate().period().micros();
+            if let Some(pos) = w.pos {
+                let at = droppable_at(check, &w.state, period);
+                let state = std::mem::take(&mut w.state);
+                held.shard(i).write(pos, w.fp, state, at);
+                longest = longest.max(period);
+            }
+        }
+        let mut added = 0;
+        if mode == Mode::Consume {
+            for (i, (check, w)) in checks.iter().zip(work.iter_mut()).enumerate() {
+                // Only an admitted charge adds a key, and only one with something to remember
+                // (a shadow check that denied left its state fresh).
+                if w.pos.is_some() || matches!(w.state, State::Fresh) {
+                    continue;
+                }
+                let period = check.limit.rate().period().micros();
+                let at = droppable_at(check, &w.state, period);
+                let state = std::mem::take(&mut w.state);
+                if held.shard(i).upsert(w.fp, state, at) {
+                    added += 1;
+                }
+                longest = longest.max(period);
+            }
+        }
+        if added < reserved {
+            self.counters
+                .keys
+                .fetch_sub(reserved - added, Ordering::Relaxed);
+        }
+        // A read first: the longest period rarely changes, and a write per decision would
+        // contend across threads.
+        if longest > self.counters.longest_period.load(Ordering::Relaxed) {
+            self.counters
+                .longest_period
+                .fetch_max(longest, Ordering::Relaxed);
+        }
+        Ok(allowed)
+    }
+
+    /// Reserves room for `need` new keys, dropping droppable keys or applying the
+    /// [`AtCapacity`] policy when the store is full. `keep` are the batch's own keys, which are
+    /// never removed to make room.
+    fn make_room(
+        &self,
+        need: u64,
+        now: Micros,
+        checks: &[Check],
+        work: &[Work],
+        keep: &[Fingerprint],
+        held: &mut Held<'_, '_>,
+    ) -> Result<(), MemoryError> {
+        let capacity = self.config.capacity;
+        let threshold = now.saturating_sub(self.counters.longest_period.load(Ordering::Relaxed));
+        loop {
+            let reserved =
+                self.counters
+                    .keys
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |keys| {
+                        keys.checked_add(need).filter(|&total| total <= capacity)
+                    });
+            if reserved.is_ok() {
+                return Ok(());
+            }
+            // Droppable keys go freely: the locked shards first, then any other not in use.
+            let mut freed = 0;
+            for shard in held.guards.iter_mut().flatten() {
+                if shard.earliest_drop <= threshold {
+                    freed += shard.drop_droppable(0, usize::MAX, threshold, keep).0;
+                }
+            }
+            if freed < need {
+                for (s, shard) in self.shards.iter().enumerate() {
+                    if work.iter().any(|w| w.shard == s) {
+                        continue;
+                    }
+                    let Some(mut shard) = try_lock(&shard.0) else {
+                        continue;
+                    };
+                    if shard.earliest_drop <= threshold {
+                        freed += shard.drop_droppable(0, usize::MAX, threshold, keep).0;
+                    }
+                    if freed >= need {
+                        break;
                     }
                 }
             }
-            return Ok(allowed);
-        }
-        Err(MemoryError::Evicted {
-            key: checks
-                .iter()
-                .map(|c| c.key.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            attempts: MAX_ATTEMPTS,
-            capacity: self.config.capacity,
-        })
-    }
-
-    /// The current cell of `key`, inserted fresh if there is none.
-    fn cell(&self, key: &Key) -> Arc<Cell> {
-        self.cache
-            .get_with_by_ref(key, || Arc::new(Cell::default()))
-    }
-
-    fn reset_key(&self, key: &Key) -> Result<(), MemoryError> {
-        for _ in 0..MAX_ATTEMPTS {
-            // An absent key is fresh already.
-            let Some(cell) = self.cache.get(key) else {
-                return Ok(());
-            };
-            let mut slot = lock(&cell.slot);
-            if cell.retired.load(Ordering::SeqCst) {
+            self.forget(freed);
+            if freed > 0 {
                 continue;
             }
-            // Forget in place: the cell stays current, so no removal can race with a charge.
-            *slot = Slot::default();
-            return Ok(());
+            let evicted = match self.config.at_capacity {
+                AtCapacity::Refuse => false,
+                AtCapacity::EvictNearestFresh => self.evict_one(now, work, keep, held),
+            };
+            if !evicted {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                let first_new = checks
+                    .iter()
+                    .zip(work)
+                    .find(|(_, w)| w.pos.is_none())
+                    .map_or_else(String::new, |(c, _)| c.key.to_string());
+                return Err(MemoryError::Full {
+                    key: first_new,
+                    capacity,
+                });
+            }
         }
-        Err(MemoryError::Evicted {
-            key: key.to_string(),
-            attempts: MAX_ATTEMPTS,
-            capacity: self.config.capacity,
-        })
     }
 
-    /// Starts an automatic sweep if one is due at `now` and no other call has started it.
+    /// Evicts the key nearest to fresh among samples of the locked shards (or, if they hold
+    /// nothing but the batch's keys, of the first other shard not in use). Returns whether one
+    /// was evicted.
+    fn evict_one(
+        &self,
+        now: Micros,
+        work: &[Work],
+        keep: &[Fingerprint],
+        held: &mut Held<'_, '_>,
+    ) -> bool {
+        let mut best: Option<(usize, usize, Micros)> = None;
+        for (g, shard) in held.guards.iter_mut().enumerate() {
+            if let Some(shard) = shard
+                && let Some((pos, at)) = shard.nearest_fresh(keep)
+                && best.is_none_or(|(_, _, b)| at < b)
+            {
+                best = Some((g, pos, at));
+            }
+        }
+        if let Some((g, pos, _)) = best
+            && let Some(shard) = held.guards[g].as_deref_mut()
+        {
+            let entry = shard.remove_at(pos);
+            self.count_eviction(entry.droppable_at, now);
+            return true;
+        }
+        for (s, shard) in self.shards.iter().enumerate() {
+            if work.iter().any(|w| w.shard == s) {
+                continue;
+            }
+            let Some(mut shard) = try_lock(&shard.0) else {
+                continue;
+            };
+            if let Some((pos, _)) = shard.nearest_fresh(keep) {
+                let entry = shard.remove_at(pos);
+                self.count_eviction(entry.droppable_at, now);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn count_eviction(&self, droppable_at: Micros, now: Micros) {
+        let c = &self.counters;
+        c.keys.fetch_sub(1, Ordering::Relaxed);
+        c.evictions.fetch_add(1, Ordering::Relaxed);
+        if droppable_at > now {
+            c.evicted_live.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn reset_key(&self, key: &Key) {
+        let fp = self.fingerprinter.of(key.as_str());
+        // An absent key is fresh already.
+        if lock(&self.shards[self.shard_of(fp)].0).remove(fp) {
+            self.counters.keys.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sweeps one slice if a sweep is due at `now` and no other call is sweeping.
+    ///
+    /// A pass visits every shard in order, [`SWEEP_SLICE`] slots per call, skipping shards with
+    /// nothing droppable; the next pass is due a [`MemoryConfig::sweep_interval`] after one ends.
     fn maybe_sweep(&self, now: Micros) {
         let Some(interval) = self.config.sweep_interval else {
             return;
         };
-        let due = self.next_sweep.load(Ordering::Relaxed);
-        if now < due {
+        if now < self.sweeper.due.load(Ordering::Relaxed) {
             return;
         }
-        let next = now.saturating_add(micros(interval).max(1));
-        if self
-            .next_sweep
-            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-        {
-            // Callers share one store with clocks apart, and a trace of calls may step back:
-            // a state that only went fresh within the longest period of the latest `now` may
-            // still be live for a caller that far behind. Each state already waits one period of
-            // its own limit (`droppable_at`); the sweep waits the longest one more.
-            let longest = self.shared.longest_period.load(Ordering::Relaxed);
-            self.remove_droppable(now.saturating_sub(longest));
+        let Some(mut cursor) = try_lock(&self.sweeper.cursor) else {
+            return;
+        };
+        if now < self.sweeper.due.load(Ordering::Relaxed) {
+            return;
         }
-    }
-
-    /// Removes the cells droppable at `at`. Each is removed while locked, only if
-    /// the cache still maps its key to this very cell, and retired before it is unlocked.
-    fn remove_droppable(&self, at: Micros) -> u64 {
-        let mut removed = 0;
-        for (key, cell) in self.cache.iter() {
-            // A cell in use is live by definition; never wait for it.
-            let slot = match cell.slot.try_lock() {
-                Ok(slot) => slot,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => continue,
+        // Callers share one store with clocks apart, and a trace of calls may step back: a
+        // state that only went fresh within the longest period of the latest `now` may still be
+        // live for a caller that far behind. Each state already waits one period of its own
+        // limit (`droppable_at`); the sweep waits the longest one more.
+        let threshold = now.saturating_sub(self.counters.longest_period.load(Ordering::Relaxed));
+        loop {
+            let mut shard = lock(&self.shards[cursor.shard].0);
+            let skip = cursor.slot == 0 && shard.earliest_drop > threshold;
+            let done = if skip {
+                true
+            } else {
+                let end = cursor.slot.saturating_add(SWEEP_SLICE);
+                let (removed, next) = shard.drop_droppable(cursor.slot, end, threshold, &[]);
+                self.forget(removed);
+                cursor.slot = next;
+                next >= shard.table.slots()
             };
-            if slot.droppable_at > at || cell.retired.load(Ordering::SeqCst) {
-                continue;
+            if done {
+                if !skip {
+                    shard.settle();
+                }
+                cursor.shard += 1;
+                cursor.slot = 0;
+                if cursor.shard == self.shards.len() {
+                    cursor.shard = 0;
+                    let next_pass = now.saturating_add(micros(interval).max(1));
+                    self.sweeper.due.store(next_pass, Ordering::Relaxed);
+                    return;
+                }
             }
-            let result =
-                self.cache
-                    .entry_by_ref(key.as_ref())
-                    .and_compute_with(|entry| match entry {
-                        Some(entry) if Arc::ptr_eq(entry.value(), &cell) => Op::Remove,
-                        _ => Op::Nop,
-                    });
-            // Removed now, or already gone (evicted): either way no longer current.
-            cell.retired.store(true, Ordering::SeqCst);
-            drop(slot);
-            if matches!(result, CompResult::Removed(_)) {
-                removed += 1;
+            // One slice of real work per call; skipped shards cost a lock each.
+            if !skip {
+                return;
             }
         }
-        self.shared.swept.fetch_add(removed, Ordering::Relaxed);
-        removed
     }
 }
 
-/// The eviction listener: retires an evicted cell and counts it, as live unless its state was
-/// provably fresh at the latest `now`.
-fn on_removal(shared: &Shared, cell: &Cell, cause: RemovalCause) {
-    // `Explicit` is a sweep's own removal; the store never replaces a value and sets no TTL.
-    if cause != RemovalCause::Size {
-        return;
+/// When a state changed by `check` may be dropped: once fresh
+/// ([`Limit::fresh_at`](limiter_core::Limit::fresh_at)), plus one period of its limit. A call
+/// whose clock went back by less than a period (a skewed caller) still finds the state, so
+/// dropping it never hands out a whole budget early.
+fn droppable_at(check: &Check, state: &State, period: Micros) -> Micros {
+    check.limit.fresh_at(state).saturating_add(period)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while locked cannot leave a half-written entry (slots are written whole), so the
+    // shard is still valid.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The lock if it is free now; never waits (no lock order is needed for it).
+fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
     }
-    cell.retired.store(true, Ordering::SeqCst);
-    shared.evictions.fetch_add(1, Ordering::Relaxed);
-    let latest = shared.latest.load(Ordering::Relaxed);
-    // Never block here: the listener may run inside a cache call of a thread holding cells.
-    // A cell locked right now is being charged, hence live.
-    let live = match cell.slot.try_lock() {
-        Ok(slot) => slot.droppable_at > latest,
-        Err(TryLockError::Poisoned(p)) => p.into_inner().droppable_at > latest,
-        Err(TryLockError::WouldBlock) => true,
-    };
-    if live {
-        shared.evicted_live.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One check's key while a batch is decided: where it is, and its state, on the stack.
+#[derive(Debug, Default)]
+struct Work {
+    fp: Fingerprint,
+    shard: usize,
+    /// Its slot in the shard, if the shard holds the key.
+    pos: Option<usize>,
+    /// Whether `state` was moved out of the shard's side map (and must go back).
+    side: bool,
+    state: State,
+}
+
+impl Work {
+    fn new(fp: Fingerprint, shard: usize) -> Work {
+        Work {
+            fp,
+            shard,
+            ..Work::default()
+        }
     }
 }
 
-fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
-    // A panic while locked cannot leave a half-written `State` (assignments are whole), so
-    // the state is still valid.
-    slot.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A locked cell's state as `batch::evaluate` wants it, or filler for an unused slot.
-enum Held<'a> {
-    Locked(&'a mut Slot),
-    Spare(State),
-}
-
-impl Deref for Held<'_> {
+impl Deref for Work {
     type Target = State;
     fn deref(&self) -> &State {
-        match self {
-            Held::Locked(slot) => &slot.state,
-            Held::Spare(state) => state,
-        }
+        &self.state
     }
 }
 
-impl DerefMut for Held<'_> {
+impl DerefMut for Work {
     fn deref_mut(&mut self) -> &mut State {
-        match self {
-            Held::Locked(slot) => &mut slot.state,
-            Held::Spare(state) => state,
+        &mut self.state
+    }
+}
+
+/// The locked shards of a batch.
+struct Held<'g, 'm> {
+    /// `guards[i]` is set for the first check (in lock order) of each shard.
+    guards: &'g mut [Option<MutexGuard<'m, Shard>>],
+    /// `holder[i]`: the check whose guard covers check `i`'s shard.
+    holder: &'g [usize],
+}
+
+impl Held<'_, '_> {
+    /// The locked shard of check `i`.
+    fn shard(&mut self, i: usize) -> &mut Shard {
+        self.guards[self.holder[i]]
+            .as_deref_mut()
+            .expect("every check's shard is locked before use")
+    }
+
+    /// Hands the side states taken for the batch back unchanged.
+    fn put_back(&mut self, work: &mut [Work]) {
+        for (i, w) in work.iter_mut().enumerate() {
+            if w.side {
+                let state = std::mem::take(&mut w.state);
+                self.shard(i).restore(w.fp, state);
+            }
         }
     }
 }
@@ -440,6 +674,7 @@ impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
             .field("config", &self.config)
+            .field("shards", &self.shards.len())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -459,7 +694,8 @@ impl Store for MemoryStore {
     }
 
     async fn reset(&self, key: &Key) -> Result<(), Error> {
-        self.reset_key(key).map_err(|e| into_core_error(self, e))
+        self.reset_key(key);
+        Ok(())
     }
 
     /// Always answers: the store never waits.

@@ -65,20 +65,22 @@ fn sweep_removes_fresh_keys_only() {
         8,
         "the live key kept its state"
     );
-    // Removing the fresh key changed nothing it would answer.
+    // Removing the fresh key changed nothing it would answer, and the peek added no key.
     assert_eq!(remaining(&store, &short, NOW + 2 * MINUTE), 9);
+    assert_eq!(store.stats().keys, 1);
 
-    assert_eq!(store.sweep(NOW + 120 * MINUTE), 2);
+    assert_eq!(store.sweep(NOW + 120 * MINUTE), 1);
     assert_eq!(store.stats().keys, 0);
 }
 
 #[test]
-fn automatic_sweeps_follow_injected_time() {
+fn automatic_sweeps_follow_injected_time_a_slice_per_call() {
+    const KEYS: u64 = 20_000;
     let config = MemoryConfig::new().with_sweep_interval(Some(Duration::from_secs(60)));
     let store = MemoryStore::new(config).expect("store");
     let mut out = Vec::new();
     let minute = limit(5, Unit::Minute);
-    for i in 0..50 {
+    for i in 0..KEYS {
         store
             .evaluate_sync(&one(&format!("k{i}"), &minute), NOW, &mut out)
             .expect("answer");
@@ -89,11 +91,25 @@ fn automatic_sweeps_follow_injected_time() {
         .evaluate_sync(&one("k0", &minute), NOW + MINUTE / 2, &mut out)
         .expect("answer");
     assert_eq!(store.stats().swept, 0);
-    // Ten minutes later every state is fresh; the next call sweeps them.
+    // Ten minutes later every state but the last one's is droppable. One call sweeps one
+    // bounded slice, not the whole table...
+    let later = NOW + 10 * MINUTE;
+    let other = one("other", &minute);
     store
-        .evaluate_sync(&one("other", &minute), NOW + 10 * MINUTE, &mut out)
+        .evaluate_sync(&other, later, &mut out)
         .expect("answer");
-    assert_eq!(store.stats().swept, 50);
+    let first = store.stats().swept;
+    assert!(first > 0 && first < KEYS / 4, "one call swept {first}");
+    // ...and the following calls finish the pass.
+    let mut calls = 1;
+    while store.stats().swept < KEYS && calls < 10_000 {
+        store
+            .evaluate_sync(&other, later, &mut out)
+            .expect("answer");
+        calls += 1;
+    }
+    assert_eq!(store.stats().swept, KEYS, "after {calls} calls");
+    assert_eq!(store.stats().keys, 1, "only `other` is left");
 }
 
 #[tokio::test]

@@ -1,0 +1,205 @@
+//! One shard: a [`Table`] of packed states and the side map of the states that do not pack.
+//!
+//! A shard is only ever used under its mutex; the store takes care of locking.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use limiter_core::{Micros, State};
+
+use crate::entry::{Entry, Held};
+use crate::fingerprint::Fingerprint;
+use crate::table::Table;
+
+/// At most this many held slots are compared when looking for the entry nearest fresh to evict:
+/// a sample bounds the work a flood of new keys can cause, as Redis' approximate LRU does.
+const EVICTION_SAMPLE: usize = 64;
+
+/// The keys of one shard and their states.
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    pub(crate) table: Table,
+    /// The states of [`Held::Side`] slots (sliding logs), under the slot's fingerprint.
+    side: HashMap<Fingerprint, State, BuildHasherDefault<FingerprintHasher>>,
+    /// No entry may be dropped before this (a lower bound of every `droppable_at`): a scan for
+    /// droppable entries is skipped until the threshold reaches it.
+    pub(crate) earliest_drop: Micros,
+    /// Where the next eviction sample starts.
+    evict_cursor: usize,
+}
+
+impl Shard {
+    /// The slot holding `fp`, its state, and whether that state was moved out of the side map
+    /// (then hand it back with [`restore`](Self::restore) or [`write`](Self::write)).
+    pub(crate) fn load(&mut self, fp: Fingerprint) -> Option<(usize, State, bool)> {
+        let pos = self.table.find(fp)?;
+        let entry = self.table.at(pos);
+        Some(match entry.state() {
+            Some(state) => (pos, state, false),
+            None => {
+                let state = self.side.get_mut(&fp).map(std::mem::take);
+                (pos, state.unwrap_or_default(), true)
+            }
+        })
+    }
+
+    /// Puts back a state taken by [`load`](Self::load) and not changed.
+    pub(crate) fn restore(&mut self, fp: Fingerprint, state: State) {
+        if let Some(held) = self.side.get_mut(&fp) {
+            *held = state;
+        }
+    }
+
+    /// Writes `state` to the slot `pos`, which holds `fp`.
+    pub(crate) fn write(
+        &mut self,
+        pos: usize,
+        fp: Fingerprint,
+        state: State,
+        droppable_at: Micros,
+    ) {
+        let entry = Entry::new(fp, &state, droppable_at);
+        let was_side = self.table.at(pos).held() == Held::Side;
+        if entry.held() == Held::Side {
+            self.side.insert(fp, state);
+        } else if was_side {
+            self.side.remove(&fp);
+        }
+        *self.table.at_mut(pos) = entry;
+        self.earliest_drop = self.earliest_drop.min(droppable_at);
+    }
+
+    /// Adds the key `fp` with `state`, or writes it if the shard already holds `fp`. Returns
+    /// whether it was added.
+    pub(crate) fn upsert(&mut self, fp: Fingerprint, state: State, droppable_at: Micros) -> bool {
+        if let Some(pos) = self.table.find(fp) {
+            self.write(pos, fp, state, droppable_at);
+            return false;
+        }
+        let entry = Entry::new(fp, &state, droppable_at);
+        if entry.held() == Held::Side {
+            self.side.insert(fp, state);
+        }
+        if self.table.len() == 0 {
+            self.earliest_drop = droppable_at;
+        }
+        self.table.insert(entry);
+        self.earliest_drop = self.earliest_drop.min(droppable_at);
+        true
+    }
+
+    /// Removes the key `fp`; whether it was held.
+    pub(crate) fn remove(&mut self, fp: Fingerprint) -> bool {
+        match self.table.find(fp) {
+            Some(pos) => {
+                self.remove_at(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the entry at `pos` (moving others of its probe run) and returns it.
+    pub(crate) fn remove_at(&mut self, pos: usize) -> Entry {
+        let entry = self.table.remove_at(pos);
+        if entry.held() == Held::Side {
+            self.side.remove(&entry.fingerprint());
+        }
+        entry
+    }
+
+    /// Removes the entries of slots `start..end` droppable at `at`, except those of `keep`;
+    /// returns how many, and the slot after the last one visited. A scan of the whole table
+    /// also refreshes [`earliest_drop`](Self::earliest_drop).
+    pub(crate) fn drop_droppable(
+        &mut self,
+        start: usize,
+        end: usize,
+        at: Micros,
+        keep: &[Fingerprint],
+    ) -> (u64, usize) {
+        let whole = start == 0 && end >= self.table.slots();
+        let mut removed = 0;
+        let mut earliest = Micros::MAX;
+        let side = &mut self.side;
+        let next = self.table.remove_where(
+            start,
+            end,
+            |e| {
+                let drop = e.droppable_at <= at && !keep.iter().any(|&fp| e.holds(fp));
+                if !drop {
+                    earliest = earliest.min(e.droppable_at);
+                }
+                drop
+            },
+            |e| {
+                removed += 1;
+                if e.held() == Held::Side {
+                    side.remove(&e.fingerprint());
+                }
+            },
+        );
+        if whole {
+            self.earliest_drop = earliest;
+            self.settle();
+        }
+        (removed, next)
+    }
+
+    /// Gives back the memory of removed keys, once a scan has visited the whole shard.
+    pub(crate) fn settle(&mut self) {
+        self.table.shrink_if_sparse();
+        if self.side.capacity() > 2 * self.side.len() + 16 {
+            self.side.shrink_to_fit();
+        }
+    }
+
+    /// Among a sample of held entries not in `keep`, the slot of the one with the earliest
+    /// `droppable_at` (the nearest to fresh), and that time.
+    pub(crate) fn nearest_fresh(&mut self, keep: &[Fingerprint]) -> Option<(usize, Micros)> {
+        let slots = self.table.slots();
+        if self.table.len() == 0 {
+            return None;
+        }
+        let start = self.evict_cursor % slots;
+        let mut best: Option<(usize, Micros)> = None;
+        let mut sampled = 0;
+        for step in 0..slots {
+            let i = (start + step) % slots;
+            let entry = self.table.at(i);
+            if entry.is_empty() || keep.iter().any(|&fp| entry.holds(fp)) {
+                continue;
+            }
+            if best.is_none_or(|(_, at)| entry.droppable_at < at) {
+                best = Some((i, entry.droppable_at));
+            }
+            sampled += 1;
+            if sampled == EVICTION_SAMPLE {
+                self.evict_cursor = i + 1;
+                break;
+            }
+        }
+        best
+    }
+}
+
+/// A fingerprint is already a uniform secret hash: the side map uses its low half as it is.
+#[derive(Debug, Default)]
+pub(crate) struct FingerprintHasher(u64);
+
+impl Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached (`Fingerprint` hashes two `u64`s); kept correct for any input anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
