@@ -203,3 +203,62 @@ impl Hasher for FingerprintHasher {
         self.0 ^= n;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(i: u64) -> Fingerprint {
+        Fingerprint::new(i, i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    #[test]
+    fn a_log_lives_in_the_side_map_and_moves_out_when_the_state_packs_again() {
+        let mut shard = Shard::default();
+        let log = State::Log {
+            entries: vec![1, 2, 3],
+        };
+        assert!(shard.upsert(fp(1), log.clone(), 10));
+        let (pos, state, side) = shard.load(fp(1)).expect("held");
+        assert_eq!((state, side), (log.clone(), true));
+        // Moved out while a batch holds it; handed back untouched.
+        shard.restore(fp(1), log.clone());
+        assert_eq!(shard.load(fp(1)).map(|(_, s, _)| s), Some(log));
+        // A packed state (after a configuration change) frees the side entry.
+        shard.write(pos, fp(1), State::Gcra { tat: 5 }, 10);
+        assert!(shard.side.is_empty());
+        assert_eq!(
+            shard.load(fp(1)).map(|(_, s, side)| (s, side)),
+            Some((State::Gcra { tat: 5 }, false))
+        );
+        assert!(shard.remove(fp(1)));
+        assert!(!shard.remove(fp(1)));
+        assert_eq!(shard.table.len(), 0);
+    }
+
+    #[test]
+    fn the_nearest_fresh_is_the_earliest_droppable_outside_the_batch() {
+        let mut shard = Shard::default();
+        for i in 1..=40 {
+            shard.upsert(fp(i), State::Gcra { tat: i }, 1000 - i);
+        }
+        // Key 40 is the nearest fresh, but it belongs to the batch.
+        let (pos, at) = shard.nearest_fresh(&[fp(40)]).expect("a candidate");
+        assert_eq!(at, 961);
+        assert!(shard.table.at(pos).holds(fp(39)));
+        assert_eq!(shard.nearest_fresh(&[]).map(|(_, at)| at), Some(960));
+    }
+
+    #[test]
+    fn dropping_skips_the_batch_and_refreshes_the_earliest_drop() {
+        let mut shard = Shard::default();
+        for i in 1..=10 {
+            shard.upsert(fp(i), State::Fresh, i * 10);
+        }
+        assert_eq!(shard.earliest_drop, 10);
+        let (removed, _) = shard.drop_droppable(0, usize::MAX, 50, &[fp(2)]);
+        assert_eq!(removed, 4, "10, 30, 40 and 50; 20 is the batch's");
+        assert_eq!(shard.earliest_drop, 20);
+        assert_eq!(shard.table.len(), 6);
+    }
+}
