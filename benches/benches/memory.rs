@@ -1,18 +1,20 @@
 //! The in-process store against governor's keyed limiter, measured in the same run.
 //!
 //! - `one_limit/{hot_key,100k_keys}`: one GCRA limit; ours (`evaluate_sync`, and the async
-//!   `Store::evaluate` polled once) against `governor::RateLimiter::check_key`, next to the
-//!   floor under ours: a bare moka cache built as `MemoryStore` builds its own, doing only the
-//!   lookup every check starts with (a hit). No store on moka can be faster than that floor.
+//!   `Store::evaluate` polled once) against `governor::RateLimiter::check_key`.
 //! - `default_decision`: the five limits of an authenticated request under the default policies
 //!   (plan sustained, burst, daily, role, IP burst) in one atomic batch, against five governor
 //!   keyed checks with the same rates.
+//! - `threads_8/{hot_key,100k_keys}`: 8 threads deciding at once on one key, or each walking
+//!   the 100k keys in its own order; one iteration is one decision per thread, so the reported
+//!   throughput is decisions per second across the 8. Both sides read the real clock (ours
+//!   `SystemClock`, governor its default quanta clock) under a limit no run exhausts.
 //! - Before the timings (only under `cargo bench`), a counting global allocator reports heap
-//!   allocations per warm decision and bytes of memory per tracked key at 1M keys, for ours,
-//!   governor and the bare moka cache.
+//!   allocations per warm decision and bytes of memory per tracked key at 1M keys, for ours
+//!   and governor.
 //!
-//! Time is injected and advances at a pace every limit admits, for both sides, so every
-//! iteration is an admitted request that updates state.
+//! In the single-thread groups time is injected and advances at a pace every limit admits, for
+//! both sides, so every iteration is an admitted request that updates state.
 //!
 //! Run: `cargo bench -p limiter-benches --bench memory -- --warm-up-time 1 --measurement-time 3`
 
@@ -25,24 +27,21 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use governor::DefaultKeyedRateLimiter;
 use governor::clock::FakeRelativeClock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use limiter_core::{
-    Batch, Check, EvalOptions, Key, Limit, LimitStatus, Micros, PolicySet, Rate, Request,
-    Resolution, Store, SubjectKind, Unit,
+    Batch, Check, Clock, EvalOptions, Key, Limit, LimitStatus, Micros, PolicySet, Rate, Request,
+    Resolution, Store, SubjectKind, SystemClock, Unit,
 };
 use limiter_memory::{MemoryConfig, MemoryStore};
-use moka::notification::RemovalCause;
-use moka::policy::EvictionPolicy;
-use moka::sync::Cache;
 
 struct Counting;
 
@@ -98,21 +97,6 @@ fn store(capacity: u64) -> MemoryStore {
             .with_sweep_interval(None),
     )
     .expect("valid config")
-}
-
-/// The floor: a moka cache configured as `MemoryStore` configures its own (LRU, capacity, an
-/// eviction listener), with an 8-byte value in place of the store's state cell.
-fn bare_moka(capacity: u64) -> Cache<Key, Arc<u64>> {
-    Cache::builder()
-        .max_capacity(capacity)
-        .eviction_policy(EvictionPolicy::lru())
-        .eviction_listener(|_key: Arc<Key>, _value: Arc<u64>, _cause: RemovalCause| {})
-        .build()
-}
-
-/// The lookup `MemoryStore` makes for every check of a batch; a hit on a held key.
-fn bare_get(cache: &Cache<Key, Arc<u64>>, key: &Key) -> Arc<u64> {
-    cache.get_with_by_ref(key, || Arc::new(0))
 }
 
 /// The next index of a round-robin over `len` items.
@@ -222,15 +206,6 @@ fn bench_one_limit(c: &mut Criterion) {
             })
         });
 
-        let floor = bare_moka(1_000_000);
-        for k in &keys {
-            bare_get(&floor, k);
-        }
-        floor.run_pending_tasks();
-        group.bench_function(BenchmarkId::new("bare_moka_get_hit", name), |b| {
-            b.iter(|| black_box(bare_get(&floor, &keys[next(&mut i, keys.len())])))
-        });
-
         let clock = FakeRelativeClock::default();
         let theirs: Keyed<Key> = keyed(&limit, &clock);
         for k in &keys {
@@ -290,6 +265,81 @@ fn bench_default_decision(c: &mut Criterion) {
     group.finish();
 }
 
+/// Decisions per thread of the multi-threaded group.
+const THREADS: u64 = 8;
+
+/// Runs `decide(thread, j)` for `j in 0..iters` on each of [`THREADS`] threads at once and
+/// returns the wall time: one criterion iteration is one decision per thread.
+fn on_threads(iters: u64, decide: impl Fn(u64, u64) + Sync) -> Duration {
+    let decide = &decide;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            s.spawn(move || {
+                for j in 0..iters {
+                    decide(t, j);
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn bench_threads(c: &mut Criterion) {
+    // A limit no run exhausts, so that both sides admit and update state every time.
+    let limit = gcra(1_000_000_000, Unit::Hour);
+    let mut group = c.benchmark_group("threads_8");
+    group.throughput(Throughput::Elements(THREADS));
+    for n in [1u32, 100_000] {
+        let name = if n == 1 { "hot_key" } else { "100k_keys" };
+        let keys: Vec<Key> = (0..n).map(ip_key).collect();
+        let batches: Vec<Batch> = keys.iter().map(|k| one(k.clone(), &limit)).collect();
+        let len = u64::from(n);
+        // Each thread walks the keys in its own order (a stride prime to 100k).
+        let pick = move |t: u64, j: u64| {
+            usize::try_from((t * 12_289 + j * 7_919) % len).expect("an index")
+        };
+
+        let ours = store(1_000_000);
+        let mut out = Vec::new();
+        for b in &batches {
+            ours.evaluate_sync(b, SystemClock.now(), &mut out)
+                .expect("answer");
+        }
+        group.bench_function(BenchmarkId::new("ours_sync", name), |b| {
+            b.iter_custom(|iters| {
+                on_threads(iters, |t, j| {
+                    // One status vector per call here; warm callers reuse theirs.
+                    thread_local! {
+                        static OUT: std::cell::RefCell<Vec<LimitStatus>> =
+                            const { std::cell::RefCell::new(Vec::new()) };
+                    }
+                    OUT.with_borrow_mut(|out| {
+                        let batch = &batches[pick(t, j)];
+                        black_box(
+                            ours.evaluate_sync(batch, SystemClock.now(), out)
+                                .expect("answer"),
+                        )
+                    });
+                })
+            })
+        });
+
+        let theirs: DefaultKeyedRateLimiter<Key> = RateLimiter::keyed(quota(&limit));
+        for k in &keys {
+            let _ = theirs.check_key(k);
+        }
+        group.bench_function(BenchmarkId::new("governor_keyed", name), |b| {
+            b.iter_custom(|iters| {
+                on_threads(iters, |t, j| {
+                    black_box(theirs.check_key(&keys[pick(t, j)]).is_ok());
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 /// Average heap allocations per call of `f` over `n` warm calls.
 fn allocations_per_call(n: u32, mut f: impl FnMut()) -> f64 {
     let before = ALLOCATIONS.load(Ordering::Relaxed);
@@ -334,19 +384,11 @@ fn report_allocations() {
         black_box(theirs.check_key(&key).is_ok());
     });
 
-    let floor = bare_moka(1_000_000);
-    bare_get(&floor, &key);
-    floor.run_pending_tasks();
-    let moka_one = allocations_per_call(CALLS, || {
-        black_box(bare_get(&floor, &key));
-    });
-
     println!("heap allocations per warm decision (average over {CALLS} calls):");
     println!("  ours evaluate_sync, 1 limit:              {sync_one:.3}");
     println!("  ours evaluate_sync, 5 limits (default):   {sync_five:.3}");
     println!("  ours Store::evaluate (async), 5 limits:   {async_five:.3}");
     println!("  governor keyed check_key, 1 limit:        {governor_one:.3}");
-    println!("  bare moka get-hit (the floor), 1 key:     {moka_one:.3}");
 }
 
 /// Live heap bytes after `fill` minus before, per key.
@@ -374,8 +416,6 @@ fn report_memory() {
                 .evaluate_sync(&one(ip_key(i), &limit), now, &mut out)
                 .expect("answer");
         }
-        // Settle moka's queues, so that its per-entry bookkeeping is all in place.
-        store.sweep(0);
         assert_eq!(store.stats().keys, u64::from(KEYS));
         Box::new(store)
     });
@@ -400,27 +440,15 @@ fn report_memory() {
     });
     drop(kept);
 
-    let (floor, kept) = bytes_per_key(KEYS, || {
-        let cache = bare_moka(u64::from(KEYS));
-        for i in 0..KEYS {
-            bare_get(&cache, &ip_key(i));
-        }
-        cache.run_pending_tasks();
-        assert_eq!(cache.entry_count(), u64::from(KEYS));
-        Box::new(cache)
-    });
-    drop(kept);
-
     let sample = ip_key(123_456);
     println!(
         "bytes of heap per tracked key at {KEYS} keys (keys like {:?}, {} bytes of text):",
         sample.as_str(),
         sample.as_str().len()
     );
-    println!("  ours (MemoryStore, moka LRU):    {ours:.1}");
+    println!("  ours (MemoryStore, table):       {ours:.1}");
     println!("  governor keyed, same Key:        {theirs_key:.1}");
     println!("  governor keyed, u64 keys:        {theirs_u64:.1}");
-    println!("  bare moka, same Key, Arc<u64>:   {floor:.1}");
 }
 
 fn main() {
@@ -434,5 +462,6 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     bench_one_limit(&mut c);
     bench_default_decision(&mut c);
+    bench_threads(&mut c);
     c.final_summary();
 }
