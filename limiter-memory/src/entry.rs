@@ -71,6 +71,7 @@ impl Entry {
         b: 0,
     };
 
+    #[inline]
     fn with(fp: Fingerprint, held: Held, droppable_at: Micros, a: u64, b: u64) -> Entry {
         Entry {
             hi: fp.hi | ((held as u64) << TAG_SHIFT),
@@ -83,6 +84,7 @@ impl Entry {
 
     /// The slot for `state`, packed when it fits, otherwise marked [`Held::Side`] (the caller
     /// then keeps `state` in the side map).
+    #[inline]
     pub(crate) fn new(fp: Fingerprint, state: &State, droppable_at: Micros) -> Entry {
         let packed = match *state {
             State::Fresh => Some((Held::Fresh, 0, 0)),
@@ -107,11 +109,13 @@ impl Entry {
     }
 
     /// How the slot holds its state.
+    #[inline]
     pub(crate) fn held(&self) -> Held {
         Held::from_tag(self.hi >> TAG_SHIFT)
     }
 
     /// Whether the slot is free.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.hi >> TAG_SHIFT == 0
     }
@@ -122,11 +126,13 @@ impl Entry {
     }
 
     /// Whether the slot holds the key of `fp`.
+    #[inline]
     pub(crate) fn holds(&self, fp: Fingerprint) -> bool {
         self.lo == fp.lo && self.hi & (u64::MAX >> TAG_BITS) == fp.hi && !self.is_empty()
     }
 
     /// The packed state; `None` for a free slot or one whose state is in the side map.
+    #[inline]
     pub(crate) fn state(&self) -> Option<State> {
         match self.held() {
             Held::Empty | Held::Side => None,

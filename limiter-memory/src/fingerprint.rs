@@ -61,6 +61,7 @@ impl Fingerprinter {
     }
 
     /// The fingerprint of `key`.
+    #[inline]
     pub(crate) fn of(&self, key: &str) -> Fingerprint {
         let hash = self.sip.hash(key.as_bytes());
         Fingerprint::new(hash.h1, hash.h2)

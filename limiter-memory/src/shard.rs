@@ -29,18 +29,26 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    /// The slot holding `fp`, its state, and whether that state was moved out of the side map
-    /// (then hand it back with [`restore`](Self::restore) or [`write`](Self::write)).
-    pub(crate) fn load(&mut self, fp: Fingerprint) -> Option<(usize, State, bool)> {
+    /// The slot holding `fp`, if any, with its state copied to `state`; the flag says whether
+    /// that state was moved out of the side map (then hand it back with
+    /// [`restore`](Self::restore) or [`write`](Self::write)).
+    #[inline]
+    pub(crate) fn load(&mut self, fp: Fingerprint, state: &mut State) -> Option<(usize, bool)> {
         let pos = self.table.find(fp)?;
-        let entry = self.table.at(pos);
-        Some(match entry.state() {
-            Some(state) => (pos, state, false),
-            None => {
-                let state = self.side.get_mut(&fp).map(std::mem::take);
-                (pos, state.unwrap_or_default(), true)
+        match self.table.at(pos).state() {
+            Some(packed) => {
+                *state = packed;
+                Some((pos, false))
             }
-        })
+            None => {
+                *state = self
+                    .side
+                    .get_mut(&fp)
+                    .map(std::mem::take)
+                    .unwrap_or_default();
+                Some((pos, true))
+            }
+        }
     }
 
     /// Puts back a state taken by [`load`](Self::load) and not changed.
@@ -51,6 +59,7 @@ impl Shard {
     }
 
     /// Writes `state` to the slot `pos`, which holds `fp`.
+    #[inline]
     pub(crate) fn write(
         &mut self,
         pos: usize,
@@ -219,18 +228,20 @@ mod tests {
             entries: vec![1, 2, 3],
         };
         assert!(shard.upsert(fp(1), log.clone(), 10));
-        let (pos, state, side) = shard.load(fp(1)).expect("held");
-        assert_eq!((state, side), (log.clone(), true));
+        let mut state = State::Fresh;
+        let (pos, side) = shard.load(fp(1), &mut state).expect("held");
+        assert_eq!((&state, side), (&log, true));
         // Moved out while a batch holds it; handed back untouched.
-        shard.restore(fp(1), log.clone());
-        assert_eq!(shard.load(fp(1)).map(|(_, s, _)| s), Some(log));
+        shard.restore(fp(1), state);
+        let mut again = State::Fresh;
+        assert!(shard.load(fp(1), &mut again).is_some());
+        assert_eq!(again, log);
         // A packed state (after a configuration change) frees the side entry.
         shard.write(pos, fp(1), State::Gcra { tat: 5 }, 10);
         assert!(shard.side.is_empty());
-        assert_eq!(
-            shard.load(fp(1)).map(|(_, s, side)| (s, side)),
-            Some((State::Gcra { tat: 5 }, false))
-        );
+        let mut packed = State::Fresh;
+        assert_eq!(shard.load(fp(1), &mut packed), Some((pos, false)));
+        assert_eq!(packed, State::Gcra { tat: 5 });
         assert!(shard.remove(fp(1)));
         assert!(!shard.remove(fp(1)));
         assert_eq!(shard.table.len(), 0);

@@ -282,10 +282,9 @@ impl MemoryStore {
 
         let mut missing = 0u64;
         for (i, w) in work.iter_mut().enumerate() {
-            match held.shard(i).load(w.fp) {
-                Some((pos, state, side)) => {
+            match held.shard(i).load(w.fp, &mut w.state) {
+                Some((pos, side)) => {
                     w.pos = Some(pos);
-                    w.state = state;
                     w.side = side;
                 }
                 None => missing += 1,

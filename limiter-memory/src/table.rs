@@ -45,17 +45,20 @@ impl Table {
     }
 
     /// Where `fp` would start probing: `lo` scaled to the slot count.
+    #[inline]
     fn home(&self, lo: u64) -> usize {
         let slots = u64::try_from(self.slots.len()).unwrap_or(u64::MAX);
         let scaled = (u128::from(lo) * u128::from(slots)) >> 64;
         usize::try_from(scaled).unwrap_or(0)
     }
 
+    #[inline]
     fn next(&self, i: usize) -> usize {
         if i + 1 == self.slots.len() { 0 } else { i + 1 }
     }
 
     /// The slot holding `fp`, if any.
+    #[inline]
     pub(crate) fn find(&self, fp: Fingerprint) -> Option<usize> {
         if self.len == 0 {
             return None;
