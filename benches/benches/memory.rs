@@ -4,7 +4,8 @@
 //!   `Store::evaluate` polled once) against `governor::RateLimiter::check_key`.
 //! - `default_decision`: the five limits of an authenticated request under the default policies
 //!   (plan sustained, burst, daily, role, IP burst) in one atomic batch, against five governor
-//!   keyed checks with the same rates.
+//!   keyed checks with the same rates; and `ours_limiter_check`, the whole `Limiter::check` of
+//!   that request (resolution, keys, store, decision) against the same five governor checks.
 //! - `threads_8/{hot_key,100k_keys}`: 8 threads deciding at once on one key, or each walking
 //!   the 100k keys in its own order; one iteration is one decision per thread, so the reported
 //!   throughput is decisions per second across the 8. Both sides read the real clock (ours
@@ -38,8 +39,8 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use limiter_core::{
-    Batch, Check, Clock, EvalOptions, Key, Limit, LimitStatus, Micros, PolicySet, Rate, Request,
-    Resolution, Store, SubjectKind, SystemClock, Unit,
+    Batch, Check, Clock, EvalOptions, Key, Limit, LimitStatus, Limiter, ManualClock, Micros,
+    PolicySet, Rate, Request, Resolution, Store, SubjectKind, SystemClock, Unit,
 };
 use limiter_memory::{MemoryConfig, MemoryStore};
 
@@ -140,15 +141,28 @@ fn one(key: Key, limit: &Limit) -> Batch {
     Batch::new(vec![Check::new("ip_burst", key, limit.clone(), 1)]).expect("one check")
 }
 
-/// The five checks of an authenticated request under `PolicySet::default()`.
-fn default_decision() -> Batch {
-    let request = Request::new()
+/// An authenticated request that five limits of `PolicySet::default()` apply to.
+fn default_request() -> Request {
+    Request::new()
         .tenant("acme")
         .plan("professional")
         .user("alice")
         .role("admin")
-        .ip(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)));
-    match PolicySet::default().resolve(&request) {
+        .ip(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)))
+}
+
+/// A `Limiter` with the default policies on a store of ours, on a manual clock.
+fn default_limiter() -> (Limiter, ManualClock) {
+    let clock = ManualClock::new(START);
+    let limiter = Limiter::builder(PolicySet::default(), store(1_000_000))
+        .clock(clock.clone())
+        .build();
+    (limiter, clock)
+}
+
+/// The five checks of [`default_request`] under `PolicySet::default()`.
+fn default_decision() -> Batch {
+    match PolicySet::default().resolve(&default_request()) {
         Ok(Resolution::Limits(checks)) => {
             assert_eq!(
                 checks.len(),
@@ -243,6 +257,19 @@ fn bench_default_decision(c: &mut Criterion) {
             now += step_micros;
             let outcome = ready(ours.evaluate(&batch, &EvalOptions::at(now)));
             black_box(outcome.expect("answer").allowed)
+        })
+    });
+    // The whole engine: resolution, keys, the store, the decision.
+    let (limiter, limiter_clock) = default_limiter();
+    let request = default_request();
+    group.bench_function("ours_limiter_check", |b| {
+        b.iter(|| {
+            limiter_clock.advance(Duration::from_micros(step_micros));
+            black_box(
+                ready(limiter.check(&request))
+                    .expect("decided")
+                    .is_allowed(),
+            )
         })
     });
 
@@ -374,6 +401,13 @@ fn report_allocations() {
         now += 5_000_000;
         black_box(ready(ours.evaluate(&five, &EvalOptions::at(now))).expect("answer"));
     });
+    let (limiter, limiter_clock) = default_limiter();
+    let request = default_request();
+    ready(limiter.check(&request)).expect("decided");
+    let check_five = allocations_per_call(CALLS, || {
+        limiter_clock.advance(Duration::from_secs(5));
+        black_box(ready(limiter.check(&request)).expect("decided"));
+    });
 
     let clock = FakeRelativeClock::default();
     let theirs: Keyed<Key> = keyed(&limit, &clock);
@@ -388,6 +422,7 @@ fn report_allocations() {
     println!("  ours evaluate_sync, 1 limit:              {sync_one:.3}");
     println!("  ours evaluate_sync, 5 limits (default):   {sync_five:.3}");
     println!("  ours Store::evaluate (async), 5 limits:   {async_five:.3}");
+    println!("  ours Limiter::check, default decision:    {check_five:.3}");
     println!("  governor keyed check_key, 1 limit:        {governor_one:.3}");
 }
 
