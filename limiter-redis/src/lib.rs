@@ -6,6 +6,7 @@ mod error;
 mod keys;
 mod script;
 mod store;
+mod subject;
 
 pub use config::{RedisConfig, TimeSource};
 pub use keys::RedisKeyStore;

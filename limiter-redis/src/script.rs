@@ -10,9 +10,12 @@ use fred::bytes::Bytes;
 use fred::types::{Key as FredKey, Value};
 use limiter_core::algorithm::WEIGHT_STEPS;
 use limiter_core::time::MAX_TIMESTAMP;
-use limiter_core::{Algorithm, Calendar, Check, Error, LimitStatus, Micros, Mode, State, batch};
+use limiter_core::{
+    Algorithm, Calendar, Check, Error, Key, LimitStatus, Micros, Mode, State, batch,
+};
 
 use crate::error::RedisError;
+use crate::subject;
 
 /// The Lua source of the decision script.
 pub(crate) const DECIDE_LUA: &str = include_str!("scripts/decide.lua");
@@ -30,6 +33,9 @@ pub(crate) enum ScriptMode {
 }
 
 impl ScriptMode {
+    /// The code of a reset, which only [`reset_arguments`] sends.
+    const RESET: u8 = 4;
+
     fn code(self) -> u8 {
         match self {
             ScriptMode::Consume => 1,
@@ -87,9 +93,10 @@ impl DayBounds {
     }
 }
 
-/// The keys and the argument of one script call over `checks`: every number in one binary
-/// string. With the server's clock, calendar days are placed around `server_now`, the
-/// client's estimate of the server's time, read only when a calendar check needs it.
+/// The keys and the argument of one script call over `checks`: the key of each subject (in
+/// order of first appearance), and every number in one binary string. With the server's clock,
+/// calendar days are placed around `server_now`, the client's estimate of the server's time,
+/// read only when a calendar check needs it.
 pub(crate) fn arguments<C: Borrow<Check>>(
     mode: ScriptMode,
     time: ScriptTime,
@@ -97,7 +104,6 @@ pub(crate) fn arguments<C: Borrow<Check>>(
     days: &DayBounds,
     server_now: &dyn Fn() -> Micros,
 ) -> Result<(Vec<FredKey>, Value), Error> {
-    let mut keys = Vec::with_capacity(checks.len());
     let (clock, now, grace) = match time {
         ScriptTime::Server => (1, 0, 0),
         ScriptTime::Injected(now) => (0, now, INJECTED_TTL_GRACE_MS),
@@ -110,13 +116,9 @@ pub(crate) fn arguments<C: Borrow<Check>>(
         }
         .min(MAX_TIMESTAMP)
     };
-    let mut arg = Vec::with_capacity(HEADER_SIZE + CHECK_SIZE * checks.len());
-    arg.extend_from_slice(&[mode.code(), clock]);
-    arg.extend_from_slice(&now.min(MAX_TIMESTAMP).to_le_bytes());
-    arg.extend_from_slice(&grace.to_le_bytes());
+    let mut call = Call::new(mode.code(), clock, now, grace, checks.len())?;
     for check in checks {
         let check = check.borrow();
-        keys.push(FredKey::from(check.key.as_str()));
         let rate = check.limit.rate();
         let (limit, period) = (rate.limit(), rate.period().micros());
         let (code, derived) = match (check.limit.algorithm(), mode) {
@@ -147,23 +149,93 @@ pub(crate) fn arguments<C: Borrow<Check>>(
                 )));
             }
         };
-        arg.extend_from_slice(&[code, u8::from(check.shadow)]);
-        for word in [check.cost.min(MAX_SENT_COST), limit]
-            .into_iter()
-            .chain(derived)
-        {
-            arg.extend_from_slice(&word.to_le_bytes());
-        }
+        let numbers = [check.cost.min(MAX_SENT_COST), limit];
+        call.check(&check.key, [code, u8::from(check.shadow)], numbers, derived)?;
     }
-    Ok((keys, Value::Bytes(Bytes::from(arg))))
+    Ok(call.finish())
 }
 
-/// The size of the argument's header: mode, clock, time, expiry margin.
-const HEADER_SIZE: usize = 18;
+/// The keys and the argument of a script call that removes `key`'s state from its subject's
+/// value (and the value, once it holds no other).
+pub(crate) fn reset_arguments(key: &Key) -> Result<(Vec<FredKey>, Value), Error> {
+    let mut call = Call::new(ScriptMode::RESET, 0, 0, 0, 1)?;
+    call.check(key, [0, 0], [0, 0], [0; 4])?;
+    Ok(call.finish())
+}
 
-/// The size of one check in the argument: algorithm, shadow, cost, limit and four derived
-/// numbers.
-const CHECK_SIZE: usize = 50;
+/// A script call being built: the subjects' keys and the packed argument.
+struct Call {
+    subjects: Vec<String>,
+    arg: Vec<u8>,
+}
+
+impl Call {
+    fn new(mode: u8, clock: u8, now: Micros, grace: i64, checks: usize) -> Result<Call, Error> {
+        let count = u16::try_from(checks).map_err(|_| {
+            Error::InvalidRequest(format!(
+                "a batch of {checks} checks; the Redis store takes at most {} per call",
+                u16::MAX
+            ))
+        })?;
+        let mut arg = Vec::with_capacity(HEADER_SIZE + (CHECK_SIZE + 16) * checks);
+        arg.extend_from_slice(&[mode, clock]);
+        arg.extend_from_slice(&now.min(MAX_TIMESTAMP).to_le_bytes());
+        arg.extend_from_slice(&grace.to_le_bytes());
+        arg.extend_from_slice(&count.to_le_bytes());
+        Ok(Call {
+            subjects: Vec::with_capacity(checks),
+            arg,
+        })
+    }
+
+    /// Appends the check of `key`: its subject's index (the subject added if new), the two
+    /// flag bytes, cost and limit, the derived numbers, and its field.
+    fn check(
+        &mut self,
+        key: &Key,
+        flags: [u8; 2],
+        numbers: [u64; 2],
+        derived: [u64; 4],
+    ) -> Result<(), Error> {
+        let (subject, field) = subject::place(key);
+        let index = match self.subjects.iter().position(|s| *s == subject) {
+            Some(i) => i,
+            None => {
+                self.subjects.push(subject);
+                self.subjects.len() - 1
+            }
+        };
+        // At most u16::MAX checks, so at most that many subjects: the index fits.
+        let index = u16::try_from(index + 1).unwrap_or(u16::MAX);
+        let field_len = u16::try_from(field.len()).map_err(|_| {
+            Error::InvalidRequest(format!(
+                "the policy of key {key} is {} bytes long; the Redis store takes at most {}",
+                field.len(),
+                u16::MAX
+            ))
+        })?;
+        self.arg.extend_from_slice(&index.to_le_bytes());
+        self.arg.extend_from_slice(&flags);
+        for word in numbers.into_iter().chain(derived) {
+            self.arg.extend_from_slice(&word.to_le_bytes());
+        }
+        self.arg.extend_from_slice(&field_len.to_le_bytes());
+        self.arg.extend_from_slice(field.as_bytes());
+        Ok(())
+    }
+
+    fn finish(self) -> (Vec<FredKey>, Value) {
+        let keys = self.subjects.into_iter().map(FredKey::from).collect();
+        (keys, Value::Bytes(Bytes::from(self.arg)))
+    }
+}
+
+/// The size of the argument's header: mode, clock, time, expiry margin, number of checks.
+const HEADER_SIZE: usize = 20;
+
+/// The size of one check in the argument, before its field: subject, algorithm, shadow, cost,
+/// limit and four derived numbers, the field's length.
+const CHECK_SIZE: usize = 54;
 
 /// Splits `n` bytes off the front of `bytes`.
 fn take<'a>(bytes: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], RedisError> {
@@ -259,8 +331,12 @@ mod tests {
 
     const NOW: Micros = 1_780_000_000_000_000;
 
+    fn key(policy: &str) -> Key {
+        Key::new("t", policy, SubjectKind::User, "u")
+    }
+
     fn check(limit: Limit, cost: u64) -> Check {
-        Check::new("p", Key::new("t", "p", SubjectKind::User, "u"), limit, cost)
+        Check::new("p", key("p"), limit, cost)
     }
 
     fn gcra(rate: &str) -> Limit {
@@ -281,7 +357,13 @@ mod tests {
 
     #[test]
     fn the_argument_packs_the_header_and_each_check_with_derived_numbers() {
-        let checks = [check(gcra("10/second"), 3), check(gcra("7/minute"), 1)];
+        // Two limits of one subject, and one of another.
+        let other = Key::new("t", "q", SubjectKind::Tenant, "acme");
+        let checks = [
+            check(gcra("10/second"), 3),
+            Check::new("q", other, gcra("1/second"), 1),
+            Check::new("p2", key("p2"), gcra("7/minute"), 1),
+        ];
         let days = DayBounds::default();
         let (keys, arg) = arguments(
             ScriptMode::Consume,
@@ -291,25 +373,35 @@ mod tests {
             &|| unreachable!("injected time"),
         )
         .expect("arguments");
-        assert_eq!(keys.len(), 2);
+        assert_eq!(
+            keys,
+            [FredKey::from("t:{u=u}"), FredKey::from("t:{t=acme}")]
+        );
         let Value::Bytes(arg) = arg else {
             panic!("expected bytes, got {arg:?}")
         };
-        assert_eq!(arg.len(), HEADER_SIZE + 2 * CHECK_SIZE);
+        assert_eq!(arg.len(), HEADER_SIZE + 3 * CHECK_SIZE + 1 + 1 + 2);
         assert_eq!(&arg[..2], &[1, 0], "consume, given time");
         assert_eq!(le_u64(&arg[2..10]), NOW);
+        assert_eq!(&arg[18..20], &[3, 0], "three checks");
+        // Check i starts after the fields ("p", "q", "p2") of those before it.
+        let start = |check: usize| HEADER_SIZE + check * CHECK_SIZE + [0, 1, 2][check];
         let word = |check: usize, i: usize| {
-            let at = HEADER_SIZE + check * CHECK_SIZE + 2 + 8 * i;
+            let at = start(check) + 4 + 8 * i;
             le_u64(&arg[at..at + 8])
         };
-        // 10/second: one unit every 100 ms, a capacity of ten of them.
-        assert_eq!(&arg[HEADER_SIZE..HEADER_SIZE + 2], &[1, 0]);
+        // Subject 1, GCRA, enforced; 10/second: one unit every 100 ms, a capacity of ten.
+        assert_eq!(&arg[start(0)..start(0) + 4], &[1, 0, 1, 0]);
         assert_eq!(
             [word(0, 0), word(0, 1), word(0, 2), word(0, 3)],
             [3, 10, 100_000, 1_000_000]
         );
+        assert_eq!(&arg[start(0) + 52..start(0) + 55], &[1, 0, b'p']);
+        assert_eq!(&arg[start(1)..start(1) + 2], &[2, 0], "the tenant");
+        assert_eq!(&arg[start(2)..start(2) + 2], &[1, 0], "the user again");
         // 7/minute: the interval rounds up, so the capacity is 7 of them.
-        assert_eq!([word(1, 2), word(1, 3)], [8_571_429, 7 * 8_571_429]);
+        assert_eq!([word(2, 2), word(2, 3)], [8_571_429, 7 * 8_571_429]);
+        assert_eq!(&arg[start(2) + 52..], &[2, 0, b'p', b'2']);
     }
 
     #[test]

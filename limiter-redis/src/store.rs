@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::bytes_utils::Str;
 use fred::clients::Pool;
-use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
+use fred::interfaces::{ClientLike, LuaInterface};
 use fred::types::config::{Config, Options, ServerConfig};
 use fred::types::{Builder, ClusterHash, CustomCommand, Key as FredKey, Value};
 use limiter_core::time::MAX_TIMESTAMP;
@@ -21,7 +21,10 @@ use limiter_core::{
 use crate::cluster::{Decide, SlotGroups, join_all};
 use crate::config::{RedisConfig, TimeSource, redact};
 use crate::error::{RedisError, into_core_error};
-use crate::script::{DECIDE_LUA, DayBounds, Reply, ScriptMode, ScriptTime, arguments, parse_reply};
+use crate::script::{
+    DECIDE_LUA, DayBounds, Reply, ScriptMode, ScriptTime, arguments, parse_reply, reset_arguments,
+};
+use crate::subject;
 
 /// The SHA1 of the decision script, computed once per process. Static, so that every call's
 /// copy of it is free: a shared, reference-counted one would have every decision of every
@@ -263,14 +266,6 @@ impl RedisStore {
         self.inner.clustered
     }
 
-    fn options(timeout: Duration) -> Options {
-        Options {
-            timeout: Some(timeout),
-            max_attempts: Some(1),
-            ..Options::default()
-        }
-    }
-
     /// The call's timeout: the caller's, if shorter than the store's.
     fn timeout(&self, options: &EvalOptions) -> Result<Duration, Error> {
         match options.timeout {
@@ -416,17 +411,11 @@ impl RedisStore {
             }
         }
         let timeout = self.timeout(options)?;
-        if let Err(e) = self.expect_connected() {
-            // An answer without a wait would never give the runtime back: a caller that retries
-            // at once (a loop under load) would keep fred's reconnection task, and every other
-            // task of its thread, from running.
-            tokio::task::yield_now().await;
-            return Err(e);
-        }
+        self.connected().await?;
         // One deadline for the whole call, a NOSCRIPT reload and retry included: fred's
         // timeouts are per command, and its `LuaInterface` honours only the pool's.
-        match tokio::time::timeout(timeout, self.decide_once(mode, checks, options, timeout)).await
-        {
+        let call = self.decide_once(mode, checks, options, timeout);
+        match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout {
                 backend: self.to_string(),
@@ -445,32 +434,73 @@ impl RedisStore {
     ) -> Result<Reply, Error> {
         let time = self.time(options);
         let server_now = || self.server_now();
-        let (keys, args) = arguments(mode, time, checks, &self.inner.days, &server_now)?;
-        let reply = match self.evalsha(keys, args).await {
-            // The server lost its scripts (restarted, flushed, a new node): the script did not
-            // run, so loading it and trying once more cannot charge twice.
-            Err(e) if e.details().starts_with("NOSCRIPT") => {
-                self.load_script(timeout)
-                    .await
-                    .map_err(|e| into_core_error(self, e, timeout))?;
-                let (keys, args) = arguments(mode, time, checks, &self.inner.days, &server_now)?;
-                self.evalsha(keys, args).await
-            }
-            result => result,
-        };
-        let reply = match (reply, time) {
+        let days = &self.inner.days;
+        let build = || arguments(mode, time, checks, days, &server_now);
+        let reply = match (self.call_script(&build, timeout).await?, time) {
             // The server's day is not among those sent: this host's clock is off by a day or
             // more. The script stopped before it wrote anything, and its error names the
             // server's time: place the days around it (and keep the correction for the next
             // calls), then try once more.
             (Err(e), ScriptTime::Server) if self.learn_server_time(&e) => {
-                let (keys, args) = arguments(mode, time, checks, &self.inner.days, &server_now)?;
+                let (keys, args) = build()?;
                 self.evalsha(keys, args).await
             }
             (reply, _) => reply,
         };
         let reply = reply.map_err(|e| into_core_error(self, e.into(), timeout))?;
         parse_reply(reply, mode, checks).map_err(|e| into_core_error(self, e, Duration::ZERO))
+    }
+
+    /// `EVALSHA` of the script over the arguments `build` makes; when the server lost its
+    /// scripts (restarted, flushed, a new node), loads it and tries once more: the script did
+    /// not run, so this cannot charge twice. The outer error is one of loading or building.
+    async fn call_script(
+        &self,
+        build: &(dyn Fn() -> Result<(Vec<FredKey>, Value), Error> + Sync),
+        timeout: Duration,
+    ) -> Result<Result<Value, fred::error::Error>, Error> {
+        let (keys, args) = build()?;
+        Ok(match self.evalsha(keys, args).await {
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                self.load_script(timeout)
+                    .await
+                    .map_err(|e| into_core_error(self, e, timeout))?;
+                let (keys, args) = build()?;
+                self.evalsha(keys, args).await
+            }
+            result => result,
+        })
+    }
+
+    /// Fails at once while no connection is up ([`expect_connected`](Self::expect_connected)),
+    /// after giving the runtime back: a caller that retries at once (a loop under load) would
+    /// otherwise keep fred's reconnection task, and every other task of its thread, from
+    /// running.
+    async fn connected(&self) -> Result<(), Error> {
+        let connected = self.expect_connected();
+        if connected.is_err() {
+            tokio::task::yield_now().await;
+        }
+        connected
+    }
+
+    /// The Redis key that holds the state of `key`, with the other limits of its subject.
+    ///
+    /// The store keeps all the limits of one subject (`api:plan_burst:{t=acme}`,
+    /// `api:plan_daily:{t=acme}`) in one value under `namespace:{subject}` (`api:{t=acme}`),
+    /// one field per policy, so that a decision reads and writes one key per subject. For
+    /// monitoring, or to `DEL` a subject's every limit at once; [`Store::reset`] forgets one
+    /// limit. A key not made by [`Key::new`] is stored under its own name.
+    ///
+    /// ```
+    /// use limiter_core::{Key, SubjectKind};
+    /// use limiter_redis::RedisStore;
+    ///
+    /// let key = Key::new("api", "plan_burst", SubjectKind::Tenant, "acme");
+    /// assert_eq!(RedisStore::storage_key(&key), "api:{t=acme}");
+    /// ```
+    pub fn storage_key(key: &Key) -> String {
+        subject::place(key).0
     }
 }
 
@@ -538,15 +568,24 @@ impl Store for RedisStore {
     }
 
     async fn reset(&self, key: &Key) -> Result<(), Error> {
+        // The key's state is one field of its subject's value: the script removes it, and
+        // the value once it holds no other.
         let timeout = self.inner.command_timeout;
-        self.inner
-            .pool
-            .next()
-            .with_options(&Self::options(timeout))
-            .del::<i64, _>(FredKey::from(key.as_str()))
-            .await
-            .map(drop)
-            .map_err(|e| into_core_error(self, e.into(), timeout))
+        self.connected().await?;
+        let build = || reset_arguments(key);
+        let call = async {
+            let reply = self.call_script(&build, timeout).await?;
+            reply
+                .map(drop)
+                .map_err(|e| into_core_error(self, e.into(), timeout))
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                backend: self.to_string(),
+                timeout,
+            }),
+        }
     }
 }
 

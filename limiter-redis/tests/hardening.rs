@@ -391,7 +391,8 @@ async fn a_corrupt_state_counts_as_spent_and_is_reported() {
         .next()
         .expect("an address");
     let check = check(&ns, "p", "victim", Limit::gcra(rate("10/minute")), 1);
-    let key = check.key.as_str().to_owned();
+    // The subject's key, which holds all its limits.
+    let key = RedisStore::storage_key(&check.key);
     redis::command(&address, &["SET", &key, "not a state", "PX", "60000"]).expect("SET");
     let b = batch(vec![check]);
 
@@ -419,16 +420,10 @@ async fn a_corrupt_state_counts_as_spent_and_is_reported() {
         .ip([192, 0, 2, 1].into());
     let burst_key =
         limiter_core::Key::new(&ns, "plan_burst", limiter_core::SubjectKind::User, "victim");
-    redis::command(
-        &address,
-        &["SET", burst_key.as_str(), "garbage", "PX", "60000"],
-    )
-    .expect("SET");
+    let burst_key = RedisStore::storage_key(&burst_key);
+    redis::command(&address, &["SET", &burst_key, "garbage", "PX", "60000"]).expect("SET");
     let refused = limiter.check(&request).await.expect_err("not admitted");
-    assert!(
-        refused.to_string().contains(burst_key.as_str()),
-        "{refused}"
-    );
+    assert!(refused.to_string().contains(&burst_key), "{refused}");
 
     redis::command(&address, &["DEL", &key]).expect("DEL");
     assert!(admitted(&store, &b, NOW).await);

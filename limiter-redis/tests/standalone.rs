@@ -71,12 +71,11 @@ async fn one_command_per_decision_whatever_the_number_of_limits() {
         "EVALSHA calls for {decisions} decisions of 4 limits"
     );
     // Nothing else went over the wire: every other command ran inside the script, which
-    // reads all four keys at once and writes each.
+    // reads the subject's one key, holding all four limits, and writes it once.
     for other in ["eval", "script|load", "get", "mget", "set", "time"] {
         let calls = command_calls(&after, other) - command_calls(&before, other);
         let inside = match other {
-            "mget" => decisions,
-            "set" => 4 * decisions,
+            "get" | "set" => decisions,
             _ => 0,
         };
         assert_eq!(calls, inside, "{other} calls");
@@ -116,33 +115,49 @@ async fn keys_expire_when_their_state_is_fresh_again() {
     let store = store(&url, 1).await;
     let ns = redis::namespace("expiry");
     let day_end = Calendar::utc().day_bounds(NOW).1;
+    // After a refund: a GCRA bucket full again is fresh from now on, so its key goes after the
+    // grace alone; an empty log is fresh at any time, so its record and key go at once; a
+    // window or calendar state keeps its window, and its expiry.
+    enum Refunded {
+        Now,
+        Gone,
+        Kept,
+    }
     let cases = [
         // GCRA 10/minute: one request leaves a backlog of one emission interval, 6 s.
-        (Limit::gcra(rate("10/minute")), 6_000, true),
+        (Limit::gcra(rate("10/minute")), 6_000, Refunded::Now),
         // Sliding window 100/hour: counts until the end of the next window.
         (
             Limit::sliding_window(rate("100/hour")),
             (NOW - NOW % 3_600_000_000 + 7_200_000_000 - NOW) / 1_000,
-            false,
+            Refunded::Kept,
         ),
         // Sliding log 5/minute: the entry leaves the window a minute later.
         (
             Limit::sliding_log(rate("5/minute")).expect("log"),
             60_000,
-            true,
+            Refunded::Gone,
         ),
         // Calendar: at the next UTC midnight.
         (
             Limit::calendar(rate("500/day"), Calendar::utc()).expect("calendar"),
             (day_end - NOW) / 1_000,
-            false,
+            Refunded::Kept,
         ),
     ];
-    for (i, (limit, expected_ms, fresh_when_refunded)) in cases.into_iter().enumerate() {
-        let c = check(&ns, &format!("p{i}"), "carol", limit.clone(), 1);
+    for (i, (limit, expected_ms, refunded)) in cases.into_iter().enumerate() {
+        // A subject each: a subject's key expires with its latest limit.
+        let c = check(
+            &ns,
+            &format!("p{i}"),
+            &format!("carol-{i}"),
+            limit.clone(),
+            1,
+        );
         let b = batch(vec![c.clone()]);
         assert!(admitted(&store, &b, NOW).await);
-        let ttl: i64 = store.pool().pttl(c.key.as_str()).await.expect("PTTL");
+        let stored = RedisStore::storage_key(&c.key);
+        let ttl: i64 = store.pool().pttl(&stored).await.expect("PTTL");
         // With injected time, a day of grace is added to every expiry.
         let expected = i64::try_from(expected_ms).expect("small") + 24 * 3_600_000;
         // Set to the instant the state is fresh again; read a moment later.
@@ -150,23 +165,20 @@ async fn keys_expire_when_their_state_is_fresh_again() {
             ttl <= expected && ttl > expected - 10_000,
             "{limit}: PTTL {ttl} ms, expected {expected} ms"
         );
-        // Refunded, a GCRA or log state is fresh at once (Limit::fresh_at): the key goes after
-        // the grace alone. A window or calendar state keeps its window, and its expiry.
         store.refund(&b, &at(NOW), NOW).await.expect("refund");
-        let ttl: i64 = store.pool().pttl(c.key.as_str()).await.expect("PTTL");
+        let ttl: i64 = store.pool().pttl(&stored).await.expect("PTTL");
         let grace = 24 * 3_600_000;
-        if fresh_when_refunded {
+        let (low, high) = match refunded {
             // At least a millisecond, then the grace.
-            assert!(
-                ttl <= grace + 1 && ttl > grace - 10_000,
-                "{limit}: PTTL {ttl} ms after a refund"
-            );
-        } else {
-            assert!(
-                ttl <= expected && ttl > expected - 10_000,
-                "{limit}: PTTL {ttl} ms after a refund"
-            );
-        }
+            Refunded::Now => (grace - 10_000, grace + 1),
+            // PTTL answers -2 for a key that does not exist.
+            Refunded::Gone => (-2, -2),
+            Refunded::Kept => (expected - 10_000, expected),
+        };
+        assert!(
+            (low..=high).contains(&ttl),
+            "{limit}: PTTL {ttl} ms after a refund, expected {low}..={high}"
+        );
     }
 }
 
@@ -187,7 +199,7 @@ async fn a_denied_request_writes_nothing() {
     assert_eq!(outcome.statuses[1].verdict, Verdict::Impossible);
     let exists: i64 = store
         .pool()
-        .exists(open.key.as_str())
+        .exists(RedisStore::storage_key(&open.key))
         .await
         .expect("EXISTS");
     assert_eq!(exists, 0, "a denied batch created a key");
@@ -234,10 +246,11 @@ async fn server_time_is_the_default() {
     let store = connect(config).await;
     let ns = redis::namespace("server_time");
     let gcra = check(&ns, "burst", "frank", Limit::gcra(rate("10/minute")), 1);
+    // Another subject: a subject's key expires with its latest limit, here the day's end.
     let daily = check(
         &ns,
         "daily",
-        "frank",
+        "frank-daily",
         Limit::calendar(
             rate("500/day"),
             Calendar::new("Europe/Paris").expect("zone"),
@@ -260,7 +273,11 @@ async fn server_time_is_the_default() {
     );
     assert_eq!(outcome.statuses[1].remaining, 499);
     // On the server's clock, the key goes exactly when the bucket is full again.
-    let ttl: i64 = store.pool().pttl(gcra.key.as_str()).await.expect("PTTL");
+    let ttl: i64 = store
+        .pool()
+        .pttl(RedisStore::storage_key(&gcra.key))
+        .await
+        .expect("PTTL");
     assert!(ttl <= 6_000 && ttl > 0, "PTTL {ttl} ms");
     let server_now = server_seconds(&store).await;
     let end = Calendar::new("Europe/Paris")
@@ -326,4 +343,56 @@ async fn quitting_the_pool_fails_calls_without_hanging() {
     let result = tokio::time::timeout(Duration::from_secs(10), store.evaluate(&b, &at(NOW))).await;
     let result = result.expect("a call on a closed pool hung");
     assert!(result.is_err(), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_reset_forgets_one_limit_and_keeps_its_subjects_others() {
+    let Some(url) = redis::standalone_url() else {
+        return;
+    };
+    let store = store(&url, 1).await;
+    let ns = redis::namespace("reset_one");
+    let burst = check(&ns, "burst", "hana", Limit::gcra(rate("2/minute")), 1);
+    let daily = check(
+        &ns,
+        "daily",
+        "hana",
+        Limit::calendar(rate("500/day"), Calendar::utc()).expect("calendar"),
+        1,
+    );
+    let stored = RedisStore::storage_key(&burst.key);
+    assert_eq!(
+        stored,
+        RedisStore::storage_key(&daily.key),
+        "one key per subject"
+    );
+    let both = batch(vec![burst.clone(), daily.clone()]);
+    assert!(admitted(&store, &both, NOW).await);
+    assert!(admitted(&store, &both, NOW).await);
+    assert!(!admitted(&store, &both, NOW).await, "burst is spent");
+    let ttl_before: i64 = store.pool().pttl(&stored).await.expect("PTTL");
+
+    store.reset(&burst.key).await.expect("reset");
+    let outcome = store.peek(&both, &at(NOW)).await.expect("peek");
+    assert_eq!(
+        outcome.statuses[0].remaining, 1,
+        "burst forgotten: {outcome:?}"
+    );
+    assert_eq!(
+        outcome.statuses[1].remaining, 497,
+        "daily kept: {outcome:?}"
+    );
+    // What is left expires no earlier than the whole did.
+    let ttl_after: i64 = store.pool().pttl(&stored).await.expect("PTTL");
+    assert!(
+        ttl_after <= ttl_before && ttl_after > ttl_before - 10_000,
+        "{ttl_after}"
+    );
+
+    // The last limit of a subject goes with its key.
+    store.reset(&daily.key).await.expect("reset");
+    let exists: i64 = store.pool().exists(&stored).await.expect("EXISTS");
+    assert_eq!(exists, 0);
+    // Resetting what is not there is no error.
+    store.reset(&daily.key).await.expect("reset of nothing");
 }

@@ -10,56 +10,67 @@
 -- within half a unit in the last place of the next integer, so it cannot round up to it.
 --
 -- Redis runs the whole script body on every call, and the server's time per call is the
--- store's throughput: so the body defines one small function and few tables, numbers arrive
--- packed in binary (struct.unpack: no decimal parsing), and states are stored in
--- limiter-core's own encoding (State::encode: a tag byte, then little-endian u64s).
+-- store's throughput: so numbers arrive packed in binary (struct.unpack: no decimal parsing),
+-- states are stored in limiter-core's own encoding (State::encode: a tag byte, then
+-- little-endian u64s), and every redis.call counts (they are most of the time spent).
 --
--- KEYS[i]  the key of check i.
+-- One key per subject: all the limits of one subject (a tenant's sustained, burst and daily
+-- limits) live in one value, a sequence of records '<I2c0I8I4c0': the field (the escaped
+-- policy name), the instant its state goes fresh (Limit::fresh_at), and the state. A decision
+-- reads every subject in one MGET and writes each subject it changes once, to expire when its
+-- latest record goes fresh. Records of limits the call does not check are kept as they are,
+-- until they go fresh (plus the margin).
+--
+-- KEYS[k]  the key of subject k.
 -- ARGV[1]  every number of the call, packed in one string (one argument converts cheaper than
---          many): a header '<BBI8I8', mode (1 consume, 2 peek, 3 refund), clock (1 the server's
---          TIME, 0 the given time), the given time in microseconds, milliseconds added to
---          every expiry (0 with the server's clock; with a given time, which may move slower
---          than the server's, a margin so that no key goes early); then per check
---          '<BBI8I8I8I8I8I8': algorithm (1 GCRA, 2 sliding window, 3 sliding log, 4 calendar),
---          shadow (1 or 0), cost, limit, then four numbers the client derived: GCRA: emission
---          interval, capacity (limit x interval); sliding window: period, weight unit, weight
---          steps; sliding log: period; calendar: the starts of the previous, current and next
---          local days around the client's estimate of the time and the end of the next one
---          (Lua knows no time zones). If the time is in none of them, the script writes nothing
---          and answers LIMITER_CLOCK_SKEW with the time: the client then places the days around
---          it and calls again.
+--          many): a header '<BBI8I8I2': mode (1 consume, 2 peek, 3 refund, 4 reset), clock (1
+--          the server's TIME, 0 the given time), the given time in microseconds, milliseconds
+--          added to every expiry (0 with the server's clock; with a given time, which may move
+--          slower than the server's, a margin so that no key goes early), the number of checks;
+--          then per check '<I2BBI8I8I8I8I8I8I2c0': the index of its subject in KEYS, algorithm
+--          (1 GCRA, 2 sliding window, 3 sliding log, 4 calendar; 0 for a reset), shadow (1 or
+--          0), cost, limit, four numbers the client derived, and its field. The derived
+--          numbers: GCRA: emission interval, capacity (limit x interval); sliding window:
+--          period, weight unit, weight steps; sliding log: period; calendar: the starts of the
+--          previous, current and next local days around the client's estimate of the time and
+--          the end of the next one (Lua knows no time zones). If the time is in none of them,
+--          the script writes nothing and answers LIMITER_CLOCK_SKEW with the time: the client
+--          then places the days around it and calls again. A refund's are the period (GCRA:
+--          the interval; calendar: the end of the charged day) and the time of the charge. A
+--          reset removes each check's record.
 --
 -- Reply: one binary string, '<BI8' admitted (1 or 0; always 0 for a peek or a refund, which
--- decide nothing) and the time used, then for each key '<I4' the length of its value before
--- the call (after it, for a refund) (0 when absent) and the value. A string, not a table:
+-- decide nothing) and the time used, then for each check '<I4' the length of its state before
+-- the call (after it, for a refund) (0 when absent) and the state. A string, not a table:
 -- Redis converts a table reply field by field, at several times the cost.
---
--- Each written key expires when its state becomes indistinguishable from fresh
--- (Limit::fresh_at, rounded up to whole milliseconds, at least 1), plus the margin.
 
 local unpack_bin, pack_bin = struct.unpack, struct.pack
-local floor = math.floor
+local floor, byte = math.floor, string.byte
 
 local MAX_TIMESTAMP = 8936830510563328 -- 2^53 - 2^46, limiter_core::time::MAX_TIMESTAMP
-local CHECK = '<BBI8I8I8I8I8I8'
-local ABSENT = '\0\0\0\0' -- '<I4' 0: the length of an absent value
+local CHECK = '<I2BBI8I8I8I8I8I8I2c0'
+local RECORD = '<I2c0I8I4c0'
 
-local n = #KEYS
 local args = ARGV[1]
-if #ARGV ~= 1 or #args ~= 18 + 50 * n then
-  return redis.error_reply('LIMITER_BAD_ARGUMENTS expected one argument of ' .. (18 + 50 * n)
-    .. ' bytes for ' .. n .. ' keys')
+local nkeys = #KEYS
+local ok, mode, clock, now, grace, n = pcall(unpack_bin, '<BBI8I8I2', args)
+if #ARGV ~= 1 or not ok or mode < 1 or mode > 4 then
+  return redis.error_reply('LIMITER_BAD_ARGUMENTS expected one argument holding a header')
 end
--- A single check is unpacked with the header, in the same call.
-local mode, clock, now, grace, alg1, shadow1, cost1, limit1, a1, b1, c1, d1
-if n == 1 then
-  mode, clock, now, grace, alg1, shadow1, cost1, limit1, a1, b1, c1, d1 =
-    unpack_bin('<BBI8I8BBI8I8I8I8I8I8', args)
-else
-  mode, clock, now, grace = unpack_bin('<BBI8I8', args)
+-- checks[i]: { subject, algorithm, shadow, cost, limit, a, b, c, d, field, next position }
+local checks, pos = {}, 21
+for i = 1, n do
+  local check = { unpack_bin(CHECK, args, pos) }
+  pos = check[11]
+  if check[1] < 1 or check[1] > nkeys then
+    return redis.error_reply('LIMITER_BAD_ARGUMENTS check ' .. i .. ' names subject '
+      .. check[1] .. ' of ' .. nkeys)
+  end
+  checks[i] = check
 end
-if mode ~= 1 and mode ~= 2 and mode ~= 3 then
-  return redis.error_reply('LIMITER_BAD_ARGUMENTS unknown mode ' .. mode)
+if pos ~= #args + 1 then
+  return redis.error_reply('LIMITER_BAD_ARGUMENTS ' .. (#args + 1 - pos)
+    .. ' bytes left over after ' .. n .. ' checks')
 end
 if clock == 1 then
   local t = redis.call('TIME')
@@ -68,60 +79,141 @@ end
 if now > MAX_TIMESTAMP then
   now = MAX_TIMESTAMP
 end
+-- A record is dropped once its state is fresh and the margin has passed, as a key expires.
+-- A reset, which knows no time, drops none (and keeps the key's expiry).
+local keep_after = now - grace * 1000
+if mode == 4 then
+  keep_after = -1
+end
 
--- One read for every key. For a single key, no table: the common case pays for none.
-local single, raws
-if n == 1 then
-  single = redis.call('GET', KEYS[1])
+-- One read for every subject.
+local raws
+if nkeys == 1 then
+  raws = { redis.call('GET', KEYS[1]) }
 else
   raws = redis.call('MGET', unpack(KEYS))
 end
 
--- A value that is no state of any algorithm (State::decode would refuse it) is corrupt: read as
--- fresh it would hand its key a whole budget. The call fails instead, naming the key and when
--- the value expires (its TTL is when the state would have been fresh); a state of another
--- algorithm is not corrupt: it reads as fresh, as a change of algorithm does.
-for i = 1, n do
-  local raw = single
-  if raws then
-    raw = raws[i]
+-- Each subject's records: states[k][field], fresh[k][field], and the fields in their order.
+-- A value that is no sequence of records, or a record holding no state of any algorithm
+-- (State::decode would refuse it), is corrupt: read as fresh it would hand its subject a
+-- whole budget. The call fails instead, naming the key and when the value expires (its TTL is
+-- when its states would have been fresh); a state of another algorithm is not corrupt: it
+-- reads as fresh, as a change of algorithm does.
+local states, fresh, order = {}, {}, {}
+local function parse(raw, s, f, o)
+  local at, size = 1, #raw
+  while at <= size do
+    local field, fresh_at, state, after = unpack_bin(RECORD, raw, at)
+    local tag, len = byte(state, 1), #state
+    if not ((tag == 1 and len == 9) or (tag == 2 and len == 25)
+        or (tag == 3 and len % 8 == 1) or (tag == 4 and len == 17)) then
+      error('no state')
+    end
+    s[field], f[field], o[#o + 1] = state, fresh_at, field
+    at = after
   end
+end
+for k = 1, nkeys do
+  local s, f, o = {}, {}, {}
+  local raw = raws[k]
   if raw then
-    local tag, size = string.byte(raw, 1), #raw
-    if not ((tag == 1 and size == 9) or (tag == 2 and size == 25)
-        or (tag == 3 and size % 8 == 1) or (tag == 4 and size == 17)) then
-      return redis.error_reply('LIMITER_CORRUPT_STATE ' .. KEYS[i] .. ' expires in '
-        .. redis.call('PTTL', KEYS[i]) .. ' ms')
+    if not pcall(parse, raw, s, f, o) then
+      return redis.error_reply('LIMITER_CORRUPT_STATE ' .. KEYS[k] .. ' expires in '
+        .. redis.call('PTTL', KEYS[k]) .. ' ms')
+    end
+  end
+  states[k], fresh[k], order[k] = s, f, o
+end
+
+-- What the call writes: written[k][field] = { state, fresh_at }, or false to remove.
+local written = {}
+local function write(k, field, value)
+  local w = written[k]
+  if not w then
+    w = {}
+    written[k] = w
+  end
+  w[field] = value
+end
+
+-- Writes each changed subject once: its kept records and the new ones, to expire when the
+-- latest goes fresh (rounded up to whole milliseconds, at least 1), plus the margin.
+local function flush()
+  for k, w in pairs(written) do
+    local out, latest, count = {}, 0, 0
+    local s, f = states[k], fresh[k]
+    local function put(field, state, fresh_at)
+      if fresh_at > keep_after then
+        count = count + 1
+        out[count] = pack_bin(RECORD, #field, field, fresh_at, #state, state)
+        if fresh_at > latest then
+          latest = fresh_at
+        end
+      end
+    end
+    for _, field in ipairs(order[k]) do
+      local new = w[field]
+      if new then
+        put(field, new[1], new[2])
+        w[field] = nil
+      elseif new == nil then
+        put(field, s[field], f[field])
+      end
+    end
+    for field, new in pairs(w) do
+      if new then
+        put(field, new[1], new[2])
+      end
+    end
+    if count == 0 then
+      redis.call('DEL', KEYS[k])
+    elseif mode == 4 then
+      -- What is left goes fresh no later than the whole did.
+      redis.call('SET', KEYS[k], table.concat(out), 'KEEPTTL')
+    else
+      local ttl = 1
+      if latest > now then
+        local wait = latest - now
+        ttl = floor(wait / 1000)
+        if ttl * 1000 < wait then
+          ttl = ttl + 1
+        end
+      end
+      redis.call('SET', KEYS[k], table.concat(out), 'PX', ttl + grace)
     end
   end
 end
 
--- Writes a key's new state, to expire when it goes fresh (at once if it already is).
-local function store(key, value, fresh)
-  local ttl = 1
-  if fresh > now then
-    local wait = fresh - now
-    ttl = floor(wait / 1000)
-    if ttl * 1000 < wait then
-      ttl = ttl + 1
-    end
+-- Reset -----------------------------------------------------------------------------------------
+
+if mode == 4 then
+  for i = 1, n do
+    write(checks[i][1], checks[i][10], false)
   end
-  redis.call('SET', key, value, 'PX', ttl + grace)
+  flush()
+  return 1
+end
+
+-- The state of each check before the call.
+local before = {}
+for i = 1, n do
+  local check = checks[i]
+  before[i] = states[check[1]][check[10]]
 end
 
 -- Refund ----------------------------------------------------------------------------------------
 
+local after = before
 if mode == 3 then
+  after = {}
   for i = 1, n do
     -- a: GCRA's interval, the window's or the log's period, or the end of the charged local
     -- day; b: the time of the charge. Each branch is its core twin's `refund`.
-    local alg, _, amount, _, a, b = unpack_bin(CHECK, args, 19 + 50 * (i - 1))
-    local raw = single
-    if raws then
-      raw = raws[i]
-    end
-    local tag, size = raw and string.byte(raw, 1), raw and #raw
-    local value, fresh
+    local check, raw = checks[i], before[i]
+    local alg, amount, a, b = check[2], check[4], check[6], check[7]
+    local tag, size = raw and byte(raw, 1), raw and #raw
+    local value, f
     if alg == 1 and tag == 1 and size == 9 then
       -- gcra::refund: back by what is certainly still queued of the charge.
       local _, tat = unpack_bin('<BI8', raw)
@@ -135,7 +227,7 @@ if mode == 3 then
         if back < 0 then
           back = 0
         end
-        value, fresh = pack_bin('<BI8', 1, back), back
+        value, f = pack_bin('<BI8', 1, back), back
       end
     elseif alg == 2 and tag == 2 and size == 25 then
       -- sliding_window::refund: into the window the charge was made in, if still kept.
@@ -154,7 +246,7 @@ if mode == 3 then
         end
         value = pack_bin('<BI8I8I8', 2, s, previous, current)
       end
-      fresh = s + 2 * a
+      f = s + 2 * a
     elseif alg == 3 and tag == 3 and size % 8 == 1 then
       -- sliding_log::refund: drop up to `amount` entries stamped `b`, the newest first.
       local count = (size - 1) / 8
@@ -169,9 +261,9 @@ if mode == 3 then
       if lo < hi then
         value = string.sub(raw, 1, 1 + 8 * lo) .. string.sub(raw, 2 + 8 * hi)
         local left = count - (hi - lo)
-        fresh = 0
+        f = 0
         if left > 0 then
-          fresh = unpack_bin('<I8', value, 2 + 8 * (left - 1)) + a
+          f = unpack_bin('<I8', value, 2 + 8 * (left - 1)) + a
         end
       end
     elseif alg == 4 and tag == 4 and size == 17 then
@@ -182,20 +274,17 @@ if mode == 3 then
         if used < 0 then
           used = 0
         end
-        value, fresh = pack_bin('<BI8I8', 4, e, used), e
+        value, f = pack_bin('<BI8I8', 4, e, used), e
       end
     end
     if value then
-      -- A state that is already fresh goes at once (after the margin).
-      store(KEYS[i], value, fresh)
-      -- The reply carries the states as the refund left them.
-      if raws then
-        raws[i] = value
-      else
-        single = value
-      end
+      write(check[1], check[10], { value, f })
+      after[i] = value
+    else
+      after[i] = raw
     end
   end
+  flush()
 end
 
 -- Consume (and peek, which decides nothing) ----------------------------------------------------
@@ -203,20 +292,13 @@ end
 local admitted = 0
 if mode == 1 then
   admitted = 1
-  -- values[i], fresh[i]: what the call writes for check i if it is admitted, and when that
-  -- goes fresh; nil where the check does not allow (a shadow check that denies writes nothing).
-  -- A single check is written at once: it alone decides.
-  local values, fresh
-  if n > 1 then
-    values, fresh = {}, {}
-  end
+  -- new[i]: what the call writes for check i if it is admitted; nil where the check does not
+  -- allow (a shadow check that denies writes nothing).
+  local new = {}
   for i = 1, n do
-    local alg, shadow, cost, limit, a, b, c, d = alg1, shadow1, cost1, limit1, a1, b1, c1, d1
-    local raw = single
-    if raws then
-      alg, shadow, cost, limit, a, b, c, d = unpack_bin(CHECK, args, 19 + 50 * (i - 1))
-      raw = raws[i]
-    end
+    local check, raw = checks[i], before[i]
+    local alg, shadow, cost, limit, a, b, c, d =
+      check[2], check[3], check[4], check[5], check[6], check[7], check[8], check[9]
     -- Each algorithm reads the tag with its state, once the size says it may be its own.
     local size = raw and #raw
     local value, f
@@ -232,9 +314,9 @@ if mode == 1 then
             tat = stored
           end
         end
-        local after = tat + cost * a
-        if after - now <= b then
-          value, f = pack_bin('<BI8', 1, after), after
+        local after_cost = tat + cost * a
+        if after_cost - now <= b then
+          value, f = pack_bin('<BI8', 1, after_cost), after_cost
         end
       elseif alg == 2 then
         -- sliding_window: a = period, b = weight unit, c = weight steps. The previous window
@@ -277,7 +359,7 @@ if mode == 1 then
         -- sliding_log: a = period. Entries are 8-byte words from byte 2, ascending; the live
         -- ones are those still inside the window.
         local total, first = 0, 1
-        if size and size % 8 == 1 and string.byte(raw, 1) == 3 then
+        if size and size % 8 == 1 and byte(raw, 1) == 3 then
           total = (size - 1) / 8
           local lo, hi = 1, total + 1
           while lo < hi do
@@ -323,7 +405,7 @@ if mode == 1 then
           else
             return redis.error_reply(string.format(
               'LIMITER_CLOCK_SKEW server time %.0f is outside the local days [%.0f, %.0f) the client sent for %s',
-              now, a, d, KEYS[i]))
+              now, a, d, KEYS[check[1]]))
           end
         end
         if used + cost <= limit then
@@ -332,43 +414,31 @@ if mode == 1 then
       end
     end
     if value then
-      if n == 1 then
-        store(KEYS[1], value, f)
-      else
-        values[i], fresh[i] = value, f
-      end
+      new[i] = { value, f }
     elseif shadow == 0 then
       -- An enforced limit denies: nothing is written, and the rest need not be decided.
       admitted = 0
       break
     end
   end
-  if admitted == 1 and n > 1 then
+  if admitted == 1 then
     for i = 1, n do
-      local value = values[i]
-      if value then
-        store(KEYS[i], value, fresh[i])
+      if new[i] then
+        write(checks[i][1], checks[i][10], new[i])
       end
     end
+    flush()
   end
 end
 
--- The reply: the verdict, the time, and each value as it was before the call (after a refund).
-if n == 1 then
-  if single then
-    return pack_bin('<BI8I4', admitted, now, #single) .. single
-  end
-  return pack_bin('<BI8', admitted, now) .. ABSENT
-end
+-- The reply: the verdict, the time, and each state as it was before the call (after a refund).
 local out = { pack_bin('<BI8', admitted, now) }
 for i = 1, n do
-  local raw = raws[i]
+  local raw = after[i]
   if raw then
-    out[2 * i] = pack_bin('<I4', #raw)
-    out[2 * i + 1] = raw
+    out[i + 1] = pack_bin('<I4', #raw) .. raw
   else
-    out[2 * i] = ABSENT
-    out[2 * i + 1] = ''
+    out[i + 1] = '\0\0\0\0'
   end
 end
 return table.concat(out)

@@ -1,0 +1,87 @@
+//! Where a limit's state lives in Redis: one key per subject, one field per limit.
+//!
+//! A [`Key`] is `namespace:policy:{kind=subject}` ([`Key::new`]). The store keeps all the
+//! limits of one subject in one value, under `namespace:{kind=subject}`, each in a field named
+//! by its (escaped) policy: a decision over a tenant's sustained, burst and daily limits reads
+//! and writes one Redis key, not three. The hash tag is the key's own, so the subject's key
+//! sits in the slot its limit keys would.
+
+use limiter_core::Key;
+
+/// The field of a key that is not of [`Key::new`]'s form ([`Key::from_raw`]): stored under the
+/// whole key. No escaped policy holds a NUL (control characters are escaped), so it never
+/// meets a policy's field in the same value.
+const RAW_FIELD: &str = "\0";
+
+/// The Redis key of `key`'s subject, and the field of `key`'s limit in its value.
+pub(crate) fn place(key: &Key) -> (String, &str) {
+    let s = key.as_str();
+    split(s).map_or_else(
+        || (s.to_owned(), RAW_FIELD),
+        |(namespace, policy, tag)| {
+            let mut subject = String::with_capacity(namespace.len() + tag.len() + 1);
+            subject.push_str(namespace);
+            subject.push(':');
+            subject.push_str(tag);
+            (subject, policy)
+        },
+    )
+}
+
+/// `namespace`, `policy` and `{tag}` of a key of [`Key::new`]'s form: escaped parts without
+/// `:`, `{` or `}`, then a braced tag without them either.
+fn split(s: &str) -> Option<(&str, &str, &str)> {
+    let (namespace, rest) = s.split_once(':')?;
+    let (policy, tag) = rest.split_once(':')?;
+    let inner = tag.strip_prefix('{')?.strip_suffix('}')?;
+    let plain = |part: &str| !part.contains(['{', '}', ':']);
+    (plain(namespace) && plain(policy) && plain(inner) && !inner.is_empty())
+        .then_some((namespace, policy, tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use limiter_core::SubjectKind;
+
+    #[test]
+    fn the_limits_of_one_subject_share_a_key_and_keep_its_hash_tag() {
+        let burst = Key::new("api", "plan_burst", SubjectKind::Tenant, "acme");
+        let daily = Key::new("api", "plan_daily", SubjectKind::Tenant, "acme");
+        assert_eq!(place(&burst), ("api:{t=acme}".to_owned(), "plan_burst"));
+        assert_eq!(place(&daily), ("api:{t=acme}".to_owned(), "plan_daily"));
+        let user = Key::new("api", "plan_burst", SubjectKind::User, "acme");
+        assert_eq!(place(&user).0, "api:{u=acme}");
+        // Escaped parts stay escaped; a hashed subject keeps its tag.
+        let hostile = Key::new("a:b", "p{1}", SubjectKind::User, "evil}:{x");
+        assert_eq!(
+            place(&hostile),
+            ("a%3Ab:{u=evil%7D%3A%7Bx}".to_owned(), "p%7B1%7D")
+        );
+        let long = Key::new("api", "p", SubjectKind::User, &"x".repeat(100));
+        assert_eq!(place(&long).0, format!("api:{{{}}}", long.hash_tag()));
+    }
+
+    #[test]
+    fn a_key_of_another_form_is_stored_whole_in_a_field_no_policy_has() {
+        for raw in [
+            "plain",
+            "a:{t}",
+            "a:b:c:{t}",
+            "a:b:{}",
+            "a:b:{t}x",
+            "a:b{:{t}",
+        ] {
+            assert_eq!(
+                place(&Key::from_raw(raw)),
+                (raw.to_owned(), RAW_FIELD),
+                "{raw}"
+            );
+        }
+        // `a:{t}` of the raw form and `a::{t}` of the policy "" share a value, not a field.
+        let empty_policy = Key::new("a", "", SubjectKind::Tenant, "x");
+        let raw = Key::from_raw("a:{t=x}");
+        assert_eq!(place(&empty_policy).0, place(&raw).0);
+        assert_ne!(place(&empty_policy).1, place(&raw).1);
+    }
+}
