@@ -2,6 +2,7 @@
 
 mod config;
 mod entry;
+mod denials;
 mod error;
 mod fingerprint;
 mod key_cache;
@@ -13,4 +14,5 @@ mod table;
 pub use config::{AtCapacity, MemoryConfig};
 pub use key_cache::{CachedKeyStore, KeyCacheConfig};
 pub use keys::MemoryKeyStore;
+pub use denials::{DEFAULT_MAX_ENTRIES, DEFAULT_MAX_HOLD, LocalDenials};
 pub use store::{MemoryStats, MemoryStore};
