@@ -1,13 +1,14 @@
 //! Redis Cluster fan-out: a batch whose keys fall in several hash slots cannot run as one
-//! script (a script's keys must share a slot), so it runs as one script call per slot, and so
-//! is not atomic as a whole. [`SlotGroups`] keeps such a decision from ever over-admitting.
+//! script (a script's keys must share a slot), so it runs as one script call per slot, all at
+//! once, and so is not atomic as a whole. [`SlotGroups`] keeps such a decision from ever
+//! over-admitting: a slot that denies gets the charges of the others given back.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
 use fred::util::redis_keyslot;
-use limiter_core::{BatchOutcome, Check, Error, EvalOptions, LimitStatus, Micros};
+use limiter_core::{BatchOutcome, Check, Error, EvalOptions, LimitStatus, Micros, State};
 
 use crate::script::{Reply, ScriptMode};
 
@@ -22,14 +23,23 @@ pub(crate) trait Decide: Sync {
         options: &'a EvalOptions,
     ) -> impl Future<Output = Result<Reply, Error>> + Send + 'a;
 
-    /// Gives back what a consume round took: for each slot, the checks it charged and the time
-    /// it charged them at. The refunds must go on if the returned future is dropped (the
-    /// caller cancelled), and their failures be recorded; the future ends when they are done.
+    /// Gives back what a consume round took: for each slot, the time it charged at, and the
+    /// checks it charged with the state each read. The refunds must go on if the returned
+    /// future is dropped (the caller cancelled), and their failures be recorded; the future
+    /// ends when they are done.
     fn give_back(
         &self,
-        taken: Vec<(Micros, Vec<Check>)>,
+        taken: Vec<Taken>,
         options: &EvalOptions,
     ) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// What one slot's charge took: the time it charged at, and each check it charged with the
+/// state that check read.
+#[derive(Debug, Clone)]
+pub(crate) struct Taken {
+    pub(crate) at: Micros,
+    pub(crate) charged: Vec<(Check, State)>,
 }
 
 /// The checks of a batch grouped by cluster slot, in order of first appearance; evaluates them
@@ -95,20 +105,19 @@ impl<'b> SlotGroups<'b> {
 
     /// Charges the batch if every slot admits.
     ///
-    /// Every slot is first peeked: a decision that some slot denies charges nothing anywhere,
-    /// exactly as one script would. If every slot admits, each is charged; when a concurrent
-    /// decision took the room in between and a slot now denies, what the other slots took is
-    /// given back. So a cross-slot decision may briefly under-admit, never over-admit. Slots
-    /// are called concurrently: two round trips of latency whatever their number.
+    /// Every slot is charged at once, each by one script call that charges only if all its
+    /// limits allow: an admitted decision costs one round trip and one call per slot. When a
+    /// slot denies, what the other slots took is given back before the answer: each refund
+    /// names the charge's own time and the state it read, and puts that state back exactly
+    /// where no other request has charged since (elsewhere it refunds the charge alone, never
+    /// another request's). So a cross-slot decision never over-admits; while a denied one's
+    /// give-back is in flight, its charge can deny a concurrent request (under-admission, for
+    /// about a round trip).
     async fn consume(
         &self,
         store: &impl Decide,
         options: &EvalOptions,
     ) -> Result<BatchOutcome, Error> {
-        let peek = self.scatter(store, ScriptMode::Peek, options).await?;
-        if !peek.allowed {
-            return Ok(peek);
-        }
         let consumed = join_all(
             self.groups
                 .iter()
@@ -124,35 +133,38 @@ impl<'b> SlotGroups<'b> {
             // limits charged until they refill: fewer requests admitted for a while, never
             // more. Either way the decision is the denial: an error instead would let a
             // fail-open limiter admit the request.
-            let taken = self
-                .taken(&consumed)
-                .into_iter()
-                .map(|(at, checks)| (at, checks.into_iter().cloned().collect()))
-                .collect();
-            store.give_back(taken, options).await;
+            let taken = self.taken(&consumed);
+            if !taken.is_empty() {
+                store.give_back(taken, options).await;
+            }
         }
         let replies = consumed.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok(self.gather(replies))
     }
 
-    /// What each slot that admitted charged in a consume round: the checks it charged, and the
-    /// time its script charged them at. Each slot's refund names its own time, since a refund
-    /// gives back only a charge made at the instant it names (never another request's), and
-    /// on the server's clock every node's script reads a time of its own.
-    fn taken(&self, consumed: &[Result<Reply, Error>]) -> Vec<(Micros, Vec<&'b Check>)> {
+    /// What each slot that admitted charged in a consume round: the checks it charged with the
+    /// state each read, and the time its script charged them at. Each slot's refund names its
+    /// own time, since a refund gives back only a charge made at the instant it names (never
+    /// another request's), and on the server's clock every node's script reads a time of its
+    /// own.
+    fn taken(&self, consumed: &[Result<Reply, Error>]) -> Vec<Taken> {
         self.groups
             .iter()
             .zip(consumed)
             .filter_map(|(group, reply)| {
                 let reply = reply.as_ref().ok().filter(|reply| reply.admitted)?;
-                let charged: Vec<&Check> = group
+                let charged: Vec<(Check, State)> = group
                     .checks
                     .iter()
                     .zip(&reply.statuses)
-                    .filter(|(_, status)| status.is_allowed())
-                    .map(|(&check, _)| check)
+                    .zip(&reply.states)
+                    .filter(|((_, status), _)| status.is_allowed())
+                    .map(|((&check, _), state)| (check.clone(), state.clone()))
                     .collect();
-                (!charged.is_empty()).then_some((reply.at, charged))
+                (!charged.is_empty()).then_some(Taken {
+                    at: reply.at,
+                    charged,
+                })
             })
             .collect()
     }
@@ -269,11 +281,11 @@ mod tests {
 
         fn give_back(
             &self,
-            taken: Vec<(Micros, Vec<Check>)>,
+            taken: Vec<Taken>,
             options: &EvalOptions,
         ) -> impl Future<Output = ()> + Send + 'static {
-            for (at, checks) in &taken {
-                let checks: Vec<&Check> = checks.iter().collect();
+            for Taken { at, charged } in &taken {
+                let checks: Vec<&Check> = charged.iter().map(|(check, _)| check).collect();
                 // Answered at once: recording the call is all there is to it.
                 drop(self.decide_slot(ScriptMode::Refund(*at), &checks, options));
             }
@@ -361,8 +373,6 @@ mod tests {
         assert_eq!(
             store.calls(),
             [
-                (ScriptMode::Peek, vec![1, 3]),
-                (ScriptMode::Peek, vec![2]),
                 (ScriptMode::Consume, vec![1, 3]),
                 (ScriptMode::Consume, vec![2]),
                 // Slot `a` charged at 10: its refund names 10; `b` charged nothing.
@@ -372,20 +382,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_slot_denying_the_peek_charges_no_slot() {
-        fn b_denies(mode: ScriptMode, checks: &[&Check]) -> Reply {
-            let mut reply = admit(mode, checks);
-            reply.admitted = !on_b(checks);
-            reply
-        }
+    async fn an_admitted_decision_is_one_call_per_slot() {
         let checks = checks();
-        let store = Scripted::new(b_denies);
+        let store = Scripted::new(admit);
         let outcome = SlotGroups::of(&checks)
             .evaluate(&store, ScriptMode::Consume, &EvalOptions::at(0))
             .await
             .expect("consume");
-        assert!(!outcome.allowed);
-        let modes: Vec<ScriptMode> = store.calls().into_iter().map(|(mode, _)| mode).collect();
-        assert_eq!(modes, [ScriptMode::Peek, ScriptMode::Peek]);
+        assert!(outcome.allowed);
+        assert_eq!(
+            store.calls(),
+            [
+                (ScriptMode::Consume, vec![1, 3]),
+                (ScriptMode::Consume, vec![2])
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_denied_decision_reports_what_stands_on_the_slots_that_admitted() {
+        let checks = checks();
+        let store = Scripted::new(b_denies_the_charge);
+        let outcome = SlotGroups::of(&checks)
+            .evaluate(&store, ScriptMode::Consume, &EvalOptions::at(0))
+            .await
+            .expect("consume");
+        // Slot `a` read fresh states: what stands is the whole budget, not the charge.
+        let standing = checks[0].limit.standing(&State::Fresh, 10);
+        assert_eq!(outcome.statuses[0], standing);
+        assert_eq!(
+            outcome.statuses[2],
+            checks[2].limit.standing(&State::Fresh, 10)
+        );
+        assert!(!outcome.statuses[1].is_allowed());
     }
 }

@@ -93,14 +93,52 @@ impl DayBounds {
     }
 }
 
+/// What a give-back puts back for one check it refunds: the state the check's charge read
+/// (and when that goes fresh), if the record still holds the state the charge wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Restore {
+    /// The state the charge wrote, encoded.
+    written: Vec<u8>,
+    /// The state before the charge, encoded; empty for none.
+    previous: Vec<u8>,
+    /// When `previous` goes fresh.
+    previous_fresh: Micros,
+}
+
+impl Restore {
+    /// The restore of `check`, charged at `at` over the state `previous`: the state the
+    /// script wrote is the core's [`apply`](limiter_core::Limit::apply) of it (the script is
+    /// its twin).
+    pub(crate) fn of(check: &Check, previous: &State, at: Micros) -> Restore {
+        let mut written_state = previous.clone();
+        check.limit.apply(&mut written_state, at, check.cost);
+        let mut written = Vec::new();
+        written_state.encode(&mut written);
+        let mut encoded = Vec::new();
+        if *previous != State::Fresh {
+            previous.encode(&mut encoded);
+        }
+        Restore {
+            written,
+            previous: encoded,
+            previous_fresh: check.limit.fresh_at(previous),
+        }
+    }
+}
+
+/// The mode code of a give-back: a refund with a [`Restore`] per check.
+const GIVE_BACK: u8 = 5;
+
 /// The keys and the argument of one script call over `checks`: the key of each subject (in
 /// order of first appearance), and every number in one binary string. With the server's clock,
 /// calendar days are placed around `server_now`, the client's estimate of the server's time,
-/// read only when a calendar check needs it.
+/// read only when a calendar check needs it. A refund with `restores` (one per check) is a
+/// give-back of a charge the script made.
 pub(crate) fn arguments<C: Borrow<Check>>(
     mode: ScriptMode,
     time: ScriptTime,
     checks: &[C],
+    restores: &[Restore],
     days: &DayBounds,
     server_now: &dyn Fn() -> Micros,
 ) -> Result<(Vec<FredKey>, Value), Error> {
@@ -116,8 +154,12 @@ pub(crate) fn arguments<C: Borrow<Check>>(
         }
         .min(MAX_TIMESTAMP)
     };
-    let mut call = Call::new(mode.code(), clock, now, grace, checks.len())?;
-    for check in checks {
+    let mode_code = match mode {
+        ScriptMode::Refund(_) if !restores.is_empty() => GIVE_BACK,
+        _ => mode.code(),
+    };
+    let mut call = Call::new(mode_code, clock, now, grace, checks.len())?;
+    for (i, check) in checks.iter().enumerate() {
         let check = check.borrow();
         let rate = check.limit.rate();
         let (limit, period) = (rate.limit(), rate.period().micros());
@@ -151,6 +193,11 @@ pub(crate) fn arguments<C: Borrow<Check>>(
         };
         let numbers = [check.cost.min(MAX_SENT_COST), limit];
         call.check(&check.key, [code, u8::from(check.shadow)], numbers, derived)?;
+        if mode_code == GIVE_BACK
+            && let Some(restore) = restores.get(i)
+        {
+            call.restore(restore);
+        }
     }
     Ok(call.finish())
 }
@@ -222,6 +269,18 @@ impl Call {
         self.arg.extend_from_slice(&field_len.to_le_bytes());
         self.arg.extend_from_slice(field.as_bytes());
         Ok(())
+    }
+
+    /// Appends a give-back's restore to the check before it.
+    fn restore(&mut self, restore: &Restore) {
+        self.arg
+            .extend_from_slice(&restore.previous_fresh.to_le_bytes());
+        for state in [&restore.written, &restore.previous] {
+            // A state's size is bounded by the sliding log's largest limit.
+            let len = u32::try_from(state.len()).unwrap_or(u32::MAX);
+            self.arg.extend_from_slice(&len.to_le_bytes());
+            self.arg.extend_from_slice(state);
+        }
     }
 
     fn finish(self) -> (Vec<FredKey>, Value) {
@@ -369,6 +428,7 @@ mod tests {
             ScriptMode::Consume,
             ScriptTime::Injected(NOW),
             &checks,
+            &[],
             &days,
             &|| unreachable!("injected time"),
         )

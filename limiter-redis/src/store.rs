@@ -18,11 +18,12 @@ use limiter_core::{
     Batch, BatchOutcome, Check, Clock, Error, ErrorKind, EvalOptions, Key, Micros, Mode, Store,
 };
 
-use crate::cluster::{Decide, SlotGroups, join_all};
+use crate::cluster::{Decide, SlotGroups, Taken, join_all};
 use crate::config::{RedisConfig, TimeSource, redact};
 use crate::error::{RedisError, into_core_error};
 use crate::script::{
-    DECIDE_LUA, DayBounds, Reply, ScriptMode, ScriptTime, arguments, parse_reply, reset_arguments,
+    DECIDE_LUA, DayBounds, Reply, Restore, ScriptMode, ScriptTime, arguments, parse_reply,
+    reset_arguments,
 };
 use crate::subject;
 
@@ -401,6 +402,17 @@ impl RedisStore {
         checks: &[C],
         options: &EvalOptions,
     ) -> Result<Reply, Error> {
+        self.decide_with(mode, checks, &[], options).await
+    }
+
+    /// [`decide`](Self::decide), for a refund with a [`Restore`] per check: a give-back.
+    async fn decide_with<C: Borrow<Check> + Sync>(
+        &self,
+        mode: ScriptMode,
+        checks: &[C],
+        restores: &[Restore],
+        options: &EvalOptions,
+    ) -> Result<Reply, Error> {
         #[cfg(test)]
         {
             let (charge, refund) = *self.inner.delays.lock().expect("delays");
@@ -414,7 +426,7 @@ impl RedisStore {
         self.connected().await?;
         // One deadline for the whole call, a NOSCRIPT reload and retry included: fred's
         // timeouts are per command, and its `LuaInterface` honours only the pool's.
-        let call = self.decide_once(mode, checks, options, timeout);
+        let call = self.decide_once(mode, checks, restores, options, timeout);
         match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout {
@@ -429,13 +441,14 @@ impl RedisStore {
         &self,
         mode: ScriptMode,
         checks: &[C],
+        restores: &[Restore],
         options: &EvalOptions,
         timeout: Duration,
     ) -> Result<Reply, Error> {
         let time = self.time(options);
         let server_now = || self.server_now();
         let days = &self.inner.days;
-        let build = || arguments(mode, time, checks, days, &server_now);
+        let build = || arguments(mode, time, checks, restores, days, &server_now);
         let reply = match (self.call_script(&build, timeout).await?, time) {
             // The server's day is not among those sent: this host's clock is off by a day or
             // more. The script stopped before it wrote anything, and its error names the
@@ -516,13 +529,25 @@ impl Decide for RedisStore {
 
     fn give_back(
         &self,
-        taken: Vec<(Micros, Vec<Check>)>,
+        taken: Vec<Taken>,
         options: &EvalOptions,
     ) -> impl Future<Output = ()> + Send + 'static {
         let (store, options) = (self.clone(), options.clone());
         let refunds = tokio::spawn(async move {
-            let refunds = taken.iter().map(|(at, checks)| {
-                store.decide(ScriptMode::Refund(*at), checks.as_slice(), &options)
+            let calls: Vec<(Micros, Vec<Check>, Vec<Restore>)> = taken
+                .into_iter()
+                .map(|Taken { at, charged }| {
+                    let restores = charged
+                        .iter()
+                        .map(|(check, state)| Restore::of(check, state, at))
+                        .collect();
+                    let checks = charged.into_iter().map(|(check, _)| check).collect();
+                    (at, checks, restores)
+                })
+                .collect();
+            let refunds = calls.iter().map(|(at, checks, restores)| {
+                let mode = ScriptMode::Refund(*at);
+                store.decide_with(mode, checks.as_slice(), restores, &options)
             });
             let failed = join_all(refunds)
                 .await
@@ -665,9 +690,9 @@ mod tests {
 
     /// Runs a cross-slot decision over `roomy` and `tight` on `store`, whose charges wait 300 ms
     /// and refunds `refund_delay`, under `options`; meanwhile `other` takes `tight`'s one unit,
-    /// between the decision's peek (which admits) and its charge (which then denies). So the
+    /// before the decision's charge, which then denies on `tight`'s slot. So the
     /// decision gives back `roomy`'s charge. The caller stops waiting after `patience`.
-    async fn deny_after_the_peek(
+    async fn deny_before_the_charge(
         store: &RedisStore,
         other: &RedisStore,
         (roomy, tight): (&Check, &Check),
@@ -685,7 +710,7 @@ mod tests {
                     .ok()
             })
         };
-        // Orchestration only: the decision's peek has run, its charges wait.
+        // Orchestration only: the decision's charges wait.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let spend = Batch::new(vec![tight.clone()]).expect("batch");
         assert!(
@@ -719,7 +744,7 @@ mod tests {
         let (roomy, tight) = roomy_and_tight(&ns);
         // The caller gives up at 450 ms: after the charges (300 ms), before the refund is sent
         // (600 ms).
-        let answer = deny_after_the_peek(
+        let answer = deny_before_the_charge(
             &store,
             &other,
             (&roomy, &tight),
@@ -765,7 +790,7 @@ mod tests {
                 })
             })
             .collect();
-        let answer = deny_after_the_peek(
+        let answer = deny_before_the_charge(
             &store,
             &other,
             (&roomy, &tight),

@@ -231,7 +231,7 @@ async fn script_calls_per_decision() {
         );
     }
     assert_eq!(evalsha_calls() - before, 10);
-    // Two subjects in two slots: a peek and a charge per slot.
+    // Two subjects in two slots: one charge per slot, at once (no peek first).
     let other = (0..)
         .map(|i| {
             check(
@@ -256,5 +256,33 @@ async fn script_calls_per_decision() {
                 .allowed
         );
     }
-    assert_eq!(evalsha_calls() - before, 40);
+    assert_eq!(evalsha_calls() - before, 20);
+
+    // The default decision (plan sustained, burst and daily on the tenant, the role on the
+    // user, the IP burst on the network): one call per slot it touches, when admitted.
+    let mut config = limiter_core::policy::Config::default();
+    config.namespace = ns.clone();
+    let policies = limiter_core::PolicySet::from_config(&config).expect("valid");
+    let limiter = limiter_core::Limiter::builder(policies, store.clone())
+        .clock(limiter_core::ManualClock::new(NOW))
+        .build();
+    let request = limiter_core::Request::new()
+        .tenant("acme")
+        .plan("enterprise")
+        .user("owner-1")
+        .role("owner")
+        .ip([192, 0, 2, 7].into());
+    let before = evalsha_calls();
+    for _ in 0..10 {
+        let decision = limiter.check(&request).await.expect("check");
+        assert!(decision.is_allowed(), "{decision:?}");
+        assert_eq!(decision.statuses().len(), 5, "{decision:?}");
+    }
+    // Three subjects, so at most three slots: at most one call each (it was a peek and a
+    // charge each, six calls in two steps).
+    let calls = evalsha_calls() - before;
+    assert!(
+        (10..=30).contains(&calls),
+        "{calls} EVALSHA for 10 admitted default decisions"
+    );
 }

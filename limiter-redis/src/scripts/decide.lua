@@ -23,7 +23,8 @@
 --
 -- KEYS[k]  the key of subject k.
 -- ARGV[1]  every number of the call, packed in one string (one argument converts cheaper than
---          many): a header '<BBI8I8I2': mode (1 consume, 2 peek, 3 refund, 4 reset), clock (1
+--          many): a header '<BBI8I8I2': mode (1 consume, 2 peek, 3 refund, 4 reset, 5 give
+--          back), clock (1
 --          the server's TIME, 0 the given time), the given time in microseconds, milliseconds
 --          added to every expiry (0 with the server's clock; with a given time, which may move
 --          slower than the server's, a margin so that no key goes early), the number of checks;
@@ -37,7 +38,11 @@
 --          the script writes nothing and answers LIMITER_CLOCK_SKEW with the time: the client
 --          then places the days around it and calls again. A refund's are the period (GCRA:
 --          the interval; calendar: the end of the charged day) and the time of the charge. A
---          reset removes each check's record.
+--          reset removes each check's record. A give back is a refund of a charge this script
+--          made, each check followed by '<I8I4c0I4c0': the fresh_at of the state before the
+--          charge, the state the charge wrote, and the state before it (empty: none); where the
+--          record still holds what the charge wrote (no one charged since), the state before
+--          is put back as it was; elsewhere the charge is refunded.
 --
 -- Reply: one binary string, '<BI8' admitted (1 or 0; always 0 for a peek or a refund, which
 -- decide nothing) and the time used, then for each check '<I4' the length of its state before
@@ -54,7 +59,7 @@ local RECORD = '<I2c0I8I4c0'
 local args = ARGV[1]
 local nkeys = #KEYS
 local ok, mode, clock, now, grace, n = pcall(unpack_bin, '<BBI8I8I2', args)
-if #ARGV ~= 1 or not ok or mode < 1 or mode > 4 then
+if #ARGV ~= 1 or not ok or mode < 1 or mode > 5 then
   return redis.error_reply('LIMITER_BAD_ARGUMENTS expected one argument holding a header')
 end
 -- checks[i]: { subject, algorithm, shadow, cost, limit, a, b, c, d, field, next position }
@@ -62,6 +67,9 @@ local checks, pos = {}, 21
 for i = 1, n do
   local check = { unpack_bin(CHECK, args, pos) }
   pos = check[11]
+  if mode == 5 then
+    check[12], check[13], check[14], pos = unpack_bin('<I8I4c0I4c0', args, pos)
+  end
   if check[1] < 1 or check[1] > nkeys then
     return redis.error_reply('LIMITER_BAD_ARGUMENTS check ' .. i .. ' names subject '
       .. check[1] .. ' of ' .. nkeys)
@@ -205,7 +213,7 @@ end
 -- Refund ----------------------------------------------------------------------------------------
 
 local after = before
-if mode == 3 then
+if mode == 3 or mode == 5 then
   after = {}
   for i = 1, n do
     -- a: GCRA's interval, the window's or the log's period, or the end of the charged local
@@ -214,7 +222,13 @@ if mode == 3 then
     local alg, amount, a, b = check[2], check[4], check[6], check[7]
     local tag, size = raw and byte(raw, 1), raw and #raw
     local value, f
-    if alg == 1 and tag == 1 and size == 9 then
+    if mode == 5 and raw == check[13] then
+      -- Untouched since the charge: exactly as it was before it.
+      value, f = check[14], check[12]
+      if value == '' then
+        value = false
+      end
+    elseif alg == 1 and tag == 1 and size == 9 then
       -- gcra::refund: back by what is certainly still queued of the charge.
       local _, tat = unpack_bin('<BI8', raw)
       local charged = amount * a
@@ -280,6 +294,9 @@ if mode == 3 then
     if value then
       write(check[1], check[10], { value, f })
       after[i] = value
+    elseif value == false then
+      write(check[1], check[10], false)
+      after[i] = nil
     else
       after[i] = raw
     end
