@@ -1,8 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
-mod entry;
 mod denials;
+mod entry;
 mod error;
 mod fingerprint;
 mod key_cache;
@@ -12,7 +12,7 @@ mod store;
 mod table;
 
 pub use config::{AtCapacity, MemoryConfig};
+pub use denials::{DEFAULT_MAX_ENTRIES, DEFAULT_MAX_HOLD, LocalDenials};
 pub use key_cache::{CachedKeyStore, KeyCacheConfig};
 pub use keys::MemoryKeyStore;
-pub use denials::{DEFAULT_MAX_ENTRIES, DEFAULT_MAX_HOLD, LocalDenials};
 pub use store::{MemoryStats, MemoryStore};

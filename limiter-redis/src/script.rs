@@ -134,14 +134,14 @@ const GIVE_BACK: u8 = 5;
 /// calendar days are placed around `server_now`, the client's estimate of the server's time,
 /// read only when a calendar check needs it. A refund with `restores` (one per check) is a
 /// give-back of a charge the script made.
-pub(crate) fn arguments<C: Borrow<Check>>(
+pub(crate) fn arguments<'c, C: Borrow<Check>>(
     mode: ScriptMode,
     time: ScriptTime,
-    checks: &[C],
+    checks: &'c [C],
     restores: &[Restore],
     days: &DayBounds,
     server_now: &dyn Fn() -> Micros,
-) -> Result<(Vec<FredKey>, Value), Error> {
+) -> Result<Call<'c>, Error> {
     let (clock, now, grace) = match time {
         ScriptTime::Server => (1, 0, 0),
         ScriptTime::Injected(now) => (0, now, INJECTED_TTL_GRACE_MS),
@@ -199,25 +199,27 @@ pub(crate) fn arguments<C: Borrow<Check>>(
             call.restore(restore);
         }
     }
-    Ok(call.finish())
+    Ok(call)
 }
 
 /// The keys and the argument of a script call that removes `key`'s state from its subject's
 /// value (and the value, once it holds no other).
-pub(crate) fn reset_arguments(key: &Key) -> Result<(Vec<FredKey>, Value), Error> {
+pub(crate) fn reset_arguments(key: &Key) -> Result<Call<'_>, Error> {
     let mut call = Call::new(ScriptMode::RESET, 0, 0, 0, 1)?;
     call.check(key, [0, 0], [0, 0], [0; 4])?;
-    Ok(call.finish())
+    Ok(call)
 }
 
-/// A script call being built: the subjects' keys and the packed argument.
-struct Call {
+/// A script call: the subjects' keys, the packed argument, and where each check's state is
+/// in the reply (its subject, and its field in that subject's value).
+pub(crate) struct Call<'c> {
     subjects: Vec<String>,
     arg: Vec<u8>,
+    places: Vec<(usize, &'c str)>,
 }
 
-impl Call {
-    fn new(mode: u8, clock: u8, now: Micros, grace: i64, checks: usize) -> Result<Call, Error> {
+impl<'c> Call<'c> {
+    fn new(mode: u8, clock: u8, now: Micros, grace: i64, checks: usize) -> Result<Call<'c>, Error> {
         let count = u16::try_from(checks).map_err(|_| {
             Error::InvalidRequest(format!(
                 "a batch of {checks} checks; the Redis store takes at most {} per call",
@@ -232,6 +234,7 @@ impl Call {
         Ok(Call {
             subjects: Vec::with_capacity(checks),
             arg,
+            places: Vec::with_capacity(checks),
         })
     }
 
@@ -239,7 +242,7 @@ impl Call {
     /// flag bytes, cost and limit, the derived numbers, and its field.
     fn check(
         &mut self,
-        key: &Key,
+        key: &'c Key,
         flags: [u8; 2],
         numbers: [u64; 2],
         derived: [u64; 4],
@@ -261,6 +264,7 @@ impl Call {
                 u16::MAX
             ))
         })?;
+        self.places.push((usize::from(index) - 1, field));
         self.arg.extend_from_slice(&index.to_le_bytes());
         self.arg.extend_from_slice(&flags);
         for word in numbers.into_iter().chain(derived) {
@@ -283,9 +287,10 @@ impl Call {
         }
     }
 
-    fn finish(self) -> (Vec<FredKey>, Value) {
+    /// The keys and the argument to send, and where each check's state is in the reply.
+    pub(crate) fn finish(self) -> (Vec<FredKey>, Value, Vec<(usize, &'c str)>) {
         let keys = self.subjects.into_iter().map(FredKey::from).collect();
-        (keys, Value::Bytes(Bytes::from(self.arg)))
+        (keys, Value::Bytes(Bytes::from(self.arg)), self.places)
     }
 }
 
@@ -325,8 +330,9 @@ pub(crate) struct Reply {
     pub(crate) states: Vec<State>,
 }
 
-/// Reads a reply (`'<BI8'` admitted and the time used, then each key's value before the call,
-/// or after it for a refund, length-prefixed).
+/// Reads a reply (`'<BI8'` admitted and the time used, then each subject's value before the
+/// call, or after it for a refund, length-prefixed), finding each check's state at its
+/// `places` (subject, field).
 ///
 /// The statuses come from [`batch::evaluate`] over the states the script read, at the time it
 /// used: the numbers the core itself computes for them. The verdict of a consume is the
@@ -335,6 +341,7 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
     reply: Value,
     mode: ScriptMode,
     checks: &[C],
+    places: &[(usize, &str)],
 ) -> Result<Reply, RedisError> {
     let bytes = match &reply {
         Value::Bytes(bytes) => &bytes[..],
@@ -348,8 +355,9 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
     let mut rest = bytes;
     let script_admitted = take(&mut rest, 1, "the verdict")?[0] == 1;
     let now = le_u64(take(&mut rest, 8, "the time")?);
-    let mut states = Vec::with_capacity(checks.len());
-    for _ in checks {
+    let subjects = places.iter().map(|&(s, _)| s + 1).max().unwrap_or(0);
+    let mut values = Vec::with_capacity(subjects);
+    for _ in 0..subjects {
         let len = take(&mut rest, 4, "a value's length")?;
         let len = u32::from_le_bytes(len.try_into().unwrap_or([0; 4]));
         let value = take(
@@ -357,17 +365,26 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
             usize::try_from(len).unwrap_or(usize::MAX),
             "a value",
         )?;
-        // Anything that is not a state of the core's encoding (an absent key included) reads
-        // as fresh, as the script reads it.
-        states.push(State::decode(value).unwrap_or_default());
+        values.push(records(value)?);
     }
     if !rest.is_empty() {
         return Err(RedisError::Reply(format!(
-            "{} bytes left over after the values of {} checks",
+            "{} bytes left over after the values of {subjects} subjects",
             rest.len(),
-            checks.len()
         )));
     }
+    let mut states: Vec<State> = places
+        .iter()
+        .map(|&(subject, field)| {
+            let state = values[subject]
+                .iter()
+                .find(|(f, _)| *f == field.as_bytes())
+                .map_or(&[][..], |&(_, state)| state);
+            // Anything that is not a state of the core's encoding (an absent one included)
+            // reads as fresh, as the script reads it.
+            State::decode(state).unwrap_or_default()
+        })
+        .collect();
     let mut refs: Vec<&mut State> = states.iter_mut().collect();
     let mut statuses = Vec::with_capacity(checks.len());
     let core_admitted = batch::evaluate(checks, &mut refs, now, Mode::Peek, &mut statuses);
@@ -381,6 +398,32 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
         at: now,
         states,
     })
+}
+
+/// One limit's record in a subject's value: its field and its state.
+type Record<'v> = (&'v [u8], &'v [u8]);
+
+/// The records of a subject's value (`'<I2c0I8I4c0'`: field, fresh instant, state).
+fn records(mut value: &[u8]) -> Result<Vec<Record<'_>>, RedisError> {
+    let mut records = Vec::new();
+    while !value.is_empty() {
+        let len = take(&mut value, 2, "a field's length")?;
+        let field = take(
+            &mut value,
+            usize::from(u16::from_le_bytes([len[0], len[1]])),
+            "a field",
+        )?;
+        take(&mut value, 8, "a record's fresh instant")?;
+        let len = take(&mut value, 4, "a state's length")?;
+        let len = u32::from_le_bytes(len.try_into().unwrap_or([0; 4]));
+        let state = take(
+            &mut value,
+            usize::try_from(len).unwrap_or(usize::MAX),
+            "a state",
+        )?;
+        records.push((field, state));
+    }
+    Ok(records)
 }
 
 #[cfg(test)]
@@ -402,7 +445,24 @@ mod tests {
         Limit::gcra(rate.parse().expect("rate"))
     }
 
-    /// A reply as the script writes it.
+    /// A subject's record of `state` under `field`, as the script writes it (fresh at 0: the
+    /// client reads no further than the state).
+    fn record(field: &str, state: &[u8]) -> Vec<u8> {
+        let mut out = u16::try_from(field.len())
+            .expect("short")
+            .to_le_bytes()
+            .to_vec();
+        out.extend_from_slice(field.as_bytes());
+        out.extend_from_slice(&0_u64.to_le_bytes());
+        out.extend_from_slice(&u32::try_from(state.len()).expect("short").to_le_bytes());
+        out.extend_from_slice(state);
+        out
+    }
+
+    /// The place of `checks` in a reply: subject 0, field `p`.
+    const P: &[(usize, &str)] = &[(0, "p")];
+
+    /// A reply as the script writes it: the verdict, the time, each subject's value.
     fn reply(admitted: u8, now: Micros, values: &[&[u8]]) -> Value {
         let mut out = vec![admitted];
         out.extend_from_slice(&now.to_le_bytes());
@@ -424,7 +484,7 @@ mod tests {
             Check::new("p2", key("p2"), gcra("7/minute"), 1),
         ];
         let days = DayBounds::default();
-        let (keys, arg) = arguments(
+        let (keys, arg, places) = arguments(
             ScriptMode::Consume,
             ScriptTime::Injected(NOW),
             &checks,
@@ -432,7 +492,9 @@ mod tests {
             &days,
             &|| unreachable!("injected time"),
         )
-        .expect("arguments");
+        .expect("arguments")
+        .finish();
+        assert_eq!(places, [(0, "p"), (1, "q"), (0, "p2")]);
         assert_eq!(
             keys,
             [FredKey::from("t:{u=u}"), FredKey::from("t:{t=acme}")]
@@ -477,9 +539,10 @@ mod tests {
             at,
             ..
         } = parse_reply(
-            reply(1, NOW, &[encoded.as_slice()]),
+            reply(1, NOW, &[&record("p", &encoded)]),
             ScriptMode::Consume,
             &checks,
+            P,
         )
         .expect("reply");
         assert!(admitted);
@@ -487,9 +550,13 @@ mod tests {
         let expected = limit.check(&state, NOW, 1);
         assert_eq!(statuses, vec![expected]);
         assert_eq!(statuses[0].remaining, 5);
-        // An absent key, or bytes that are no state, read as fresh.
-        for value in [&b""[..], b"G1732650000000000"] {
-            let statuses = parse_reply(reply(1, NOW, &[value]), ScriptMode::Consume, &checks)
+        // An absent subject, a subject without the check's field, or bytes that are no
+        // state, read as fresh.
+        let absent = Vec::new();
+        let other_field = record("q", &encoded);
+        let no_state = record("p", b"G1732650000000000");
+        for value in [&absent, &other_field, &no_state] {
+            let statuses = parse_reply(reply(1, NOW, &[value]), ScriptMode::Consume, &checks, P)
                 .expect("reply")
                 .statuses;
             assert_eq!(statuses[0].remaining, 9, "{value:?}");
@@ -503,9 +570,10 @@ mod tests {
         let Reply {
             admitted, statuses, ..
         } = parse_reply(
-            reply(0, NOW, &[encoded.as_slice()]),
+            reply(0, NOW, &[&record("q", b""), &record("p", &encoded)]),
             ScriptMode::Peek,
             &checks,
+            &[(1, "p")],
         )
         .expect("reply");
         assert!(!admitted);
@@ -535,10 +603,15 @@ mod tests {
                 },
                 "a value needs 9",
             ),
-            (reply(1, NOW, &[&[1; 9], &[]]), "4 bytes left over"),
+            (reply(1, NOW, &[&[], &[]]), "4 bytes left over"),
+            (reply(1, NOW, &[&[1; 9]]), "a field needs 257"),
+            (
+                reply(1, NOW, &[&record("p", &[1; 9])[..20]]),
+                "a state needs 9",
+            ),
         ];
         for (value, expected) in cases {
-            let e = parse_reply(value, ScriptMode::Consume, &checks).expect_err("malformed");
+            let e = parse_reply(value, ScriptMode::Consume, &checks, P).expect_err("malformed");
             let RedisError::Reply(message) = e else {
                 panic!("expected a reply error, got {e:?}")
             };

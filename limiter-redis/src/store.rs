@@ -22,7 +22,7 @@ use crate::cluster::{Decide, SlotGroups, Taken, join_all};
 use crate::config::{RedisConfig, TimeSource, redact};
 use crate::error::{RedisError, into_core_error};
 use crate::script::{
-    DECIDE_LUA, DayBounds, Reply, Restore, ScriptMode, ScriptTime, arguments, parse_reply,
+    Call, DECIDE_LUA, DayBounds, Reply, Restore, ScriptMode, ScriptTime, arguments, parse_reply,
     reset_arguments,
 };
 use crate::subject;
@@ -34,6 +34,12 @@ fn decide_sha() -> &'static str {
     static SHA: OnceLock<String> = OnceLock::new();
     SHA.get_or_init(|| fred::util::sha1_hash(DECIDE_LUA))
 }
+
+/// Where each check's state is in a reply: its subject, and its field in the subject's value.
+type Places<'c> = Vec<(usize, &'c str)>;
+
+/// A script call's keys and argument, and its [`Places`].
+type Built<'c> = (Vec<FredKey>, Value, Places<'c>);
 
 /// The URL schemes fred understands.
 const SCHEMES: &[&str] = &[
@@ -448,41 +454,45 @@ impl RedisStore {
         let time = self.time(options);
         let server_now = || self.server_now();
         let days = &self.inner.days;
-        let build = || arguments(mode, time, checks, restores, days, &server_now);
-        let reply = match (self.call_script(&build, timeout).await?, time) {
+        let build = || arguments(mode, time, checks, restores, days, &server_now).map(Call::finish);
+        let (reply, places) = self.call_script(&build, timeout).await?;
+        let reply = match (reply, time) {
             // The server's day is not among those sent: this host's clock is off by a day or
             // more. The script stopped before it wrote anything, and its error names the
             // server's time: place the days around it (and keep the correction for the next
             // calls), then try once more.
             (Err(e), ScriptTime::Server) if self.learn_server_time(&e) => {
-                let (keys, args) = build()?;
+                let (keys, args, _) = build()?;
                 self.evalsha(keys, args).await
             }
             (reply, _) => reply,
         };
         let reply = reply.map_err(|e| into_core_error(self, e.into(), timeout))?;
-        parse_reply(reply, mode, checks).map_err(|e| into_core_error(self, e, Duration::ZERO))
+        parse_reply(reply, mode, checks, &places)
+            .map_err(|e| into_core_error(self, e, Duration::ZERO))
     }
 
-    /// `EVALSHA` of the script over the arguments `build` makes; when the server lost its
-    /// scripts (restarted, flushed, a new node), loads it and tries once more: the script did
-    /// not run, so this cannot charge twice. The outer error is one of loading or building.
-    async fn call_script(
+    /// `EVALSHA` of the script over the arguments `build` makes, and where each check's state
+    /// is in its reply; when the server lost its scripts (restarted, flushed, a new node),
+    /// loads it and tries once more: the script did not run, so this cannot charge twice. The
+    /// outer error is one of loading or building.
+    async fn call_script<'c>(
         &self,
-        build: &(dyn Fn() -> Result<(Vec<FredKey>, Value), Error> + Sync),
+        build: &(dyn Fn() -> Result<Built<'c>, Error> + Sync),
         timeout: Duration,
-    ) -> Result<Result<Value, fred::error::Error>, Error> {
-        let (keys, args) = build()?;
-        Ok(match self.evalsha(keys, args).await {
+    ) -> Result<(Result<Value, fred::error::Error>, Places<'c>), Error> {
+        let (keys, args, places) = build()?;
+        let reply = match self.evalsha(keys, args).await {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
                 self.load_script(timeout)
                     .await
                     .map_err(|e| into_core_error(self, e, timeout))?;
-                let (keys, args) = build()?;
+                let (keys, args, _) = build()?;
                 self.evalsha(keys, args).await
             }
             result => result,
-        })
+        };
+        Ok((reply, places))
     }
 
     /// Fails at once while no connection is up ([`expect_connected`](Self::expect_connected)),
@@ -597,9 +607,9 @@ impl Store for RedisStore {
         // the value once it holds no other.
         let timeout = self.inner.command_timeout;
         self.connected().await?;
-        let build = || reset_arguments(key);
+        let build = || reset_arguments(key).map(Call::finish);
         let call = async {
-            let reply = self.call_script(&build, timeout).await?;
+            let (reply, _) = self.call_script(&build, timeout).await?;
             reply
                 .map(drop)
                 .map_err(|e| into_core_error(self, e.into(), timeout))

@@ -72,10 +72,18 @@ async fn one_command_per_decision_whatever_the_number_of_limits() {
     );
     // Nothing else went over the wire: every other command ran inside the script, which
     // reads the subject's one key, holding all four limits, and writes it once.
-    for other in ["eval", "script|load", "get", "mget", "set", "time"] {
+    for other in [
+        "eval",
+        "script|load",
+        "get",
+        "mget",
+        "set",
+        "psetex",
+        "time",
+    ] {
         let calls = command_calls(&after, other) - command_calls(&before, other);
         let inside = match other {
-            "get" | "set" => decisions,
+            "get" | "psetex" => decisions,
             _ => 0,
         };
         assert_eq!(calls, inside, "{other} calls");

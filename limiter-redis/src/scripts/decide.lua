@@ -45,9 +45,10 @@
 --          is put back as it was; elsewhere the charge is refunded.
 --
 -- Reply: one binary string, '<BI8' admitted (1 or 0; always 0 for a peek or a refund, which
--- decide nothing) and the time used, then for each check '<I4' the length of its state before
--- the call (after it, for a refund) (0 when absent) and the state. A string, not a table:
--- Redis converts a table reply field by field, at several times the cost.
+-- decide nothing) and the time used, then for each subject '<I4' the length of its value
+-- before the call (after it, for a refund) (0 when absent) and the value: the client finds
+-- each check's state in it. A string, not a table: Redis converts a table reply field by
+-- field, at several times the cost.
 
 local unpack_bin, pack_bin = struct.unpack, struct.pack
 local floor, byte = math.floor, string.byte
@@ -109,29 +110,33 @@ end
 -- when its states would have been fresh); a state of another algorithm is not corrupt: it
 -- reads as fresh, as a change of algorithm does.
 local states, fresh, order = {}, {}, {}
-local function parse(raw, s, f, o)
-  local at, size = 1, #raw
-  while at <= size do
-    local field, fresh_at, state, after = unpack_bin(RECORD, raw, at)
-    local tag, len = byte(state, 1), #state
-    if not ((tag == 1 and len == 9) or (tag == 2 and len == 25)
-        or (tag == 3 and len % 8 == 1) or (tag == 4 and len == 17)) then
-      error('no state')
+-- The subject being parsed, to name it when its value is corrupt.
+local parsing = 0
+local function parse()
+  for k = 1, nkeys do
+    parsing = k
+    local s, f, o = {}, {}, {}
+    local raw = raws[k]
+    if raw then
+      local at, size = 1, #raw
+      while at <= size do
+        local field, fresh_at, state, after = unpack_bin(RECORD, raw, at)
+        local tag, len = byte(state, 1), #state
+        if not ((tag == 1 and len == 9) or (tag == 2 and len == 25)
+            or (tag == 3 and len % 8 == 1) or (tag == 4 and len == 17)) then
+          error('no state')
+        end
+        s[field], f[field], o[#o + 1] = state, fresh_at, field
+        at = after
+      end
     end
-    s[field], f[field], o[#o + 1] = state, fresh_at, field
-    at = after
+    states[k], fresh[k], order[k] = s, f, o
   end
 end
-for k = 1, nkeys do
-  local s, f, o = {}, {}, {}
-  local raw = raws[k]
-  if raw then
-    if not pcall(parse, raw, s, f, o) then
-      return redis.error_reply('LIMITER_CORRUPT_STATE ' .. KEYS[k] .. ' expires in '
-        .. redis.call('PTTL', KEYS[k]) .. ' ms')
-    end
-  end
-  states[k], fresh[k], order[k] = s, f, o
+-- One protected call for all subjects: a failed unpack (a value cut short) raises an error.
+if not pcall(parse) then
+  return redis.error_reply('LIMITER_CORRUPT_STATE ' .. KEYS[parsing] .. ' expires in '
+    .. redis.call('PTTL', KEYS[parsing]) .. ' ms')
 end
 
 -- What the call writes: written[k][field] = { state, fresh_at }, or false to remove.
@@ -146,13 +151,32 @@ local function write(k, field, value)
 end
 
 -- Writes each changed subject once: its kept records and the new ones, to expire when the
--- latest goes fresh (rounded up to whole milliseconds, at least 1), plus the margin.
+-- latest goes fresh (rounded up to whole milliseconds, at least 1), plus the margin. The
+-- values written, by subject (false: deleted), for the reply of a refund.
+local final = {}
 local function flush()
   for k, w in pairs(written) do
     local out, latest, count = {}, 0, 0
     local s, f = states[k], fresh[k]
-    local function put(field, state, fresh_at)
-      if fresh_at > keep_after then
+    local o = order[k]
+    -- The subject's records in their order, then the new ones.
+    local nold = #o
+    for field, new in pairs(w) do
+      if s[field] == nil then
+        nold = nold + 1
+        o[nold] = field
+      end
+    end
+    for j = 1, nold do
+      local field = o[j]
+      local state, fresh_at
+      local new = w[field]
+      if new then
+        state, fresh_at = new[1], new[2]
+      elseif new == nil then
+        state, fresh_at = s[field], f[field]
+      end
+      if state and fresh_at > keep_after then
         count = count + 1
         out[count] = pack_bin(RECORD, #field, field, fresh_at, #state, state)
         if fresh_at > latest then
@@ -160,35 +184,26 @@ local function flush()
         end
       end
     end
-    for _, field in ipairs(order[k]) do
-      local new = w[field]
-      if new then
-        put(field, new[1], new[2])
-        w[field] = nil
-      elseif new == nil then
-        put(field, s[field], f[field])
-      end
-    end
-    for field, new in pairs(w) do
-      if new then
-        put(field, new[1], new[2])
-      end
-    end
     if count == 0 then
       redis.call('DEL', KEYS[k])
-    elseif mode == 4 then
-      -- What is left goes fresh no later than the whole did.
-      redis.call('SET', KEYS[k], table.concat(out), 'KEEPTTL')
+      final[k] = false
     else
-      local ttl = 1
-      if latest > now then
-        local wait = latest - now
-        ttl = floor(wait / 1000)
-        if ttl * 1000 < wait then
-          ttl = ttl + 1
+      local value = table.concat(out)
+      final[k] = value
+      if mode == 4 then
+        -- What is left goes fresh no later than the whole did.
+        redis.call('SET', KEYS[k], value, 'KEEPTTL')
+      else
+        local ttl = 1
+        if latest > now then
+          local wait = latest - now
+          ttl = floor(wait / 1000)
+          if ttl * 1000 < wait then
+            ttl = ttl + 1
+          end
         end
+        redis.call('PSETEX', KEYS[k], ttl + grace, value)
       end
-      redis.call('SET', KEYS[k], table.concat(out), 'PX', ttl + grace)
     end
   end
 end
@@ -203,22 +218,15 @@ if mode == 4 then
   return 1
 end
 
--- The state of each check before the call.
-local before = {}
-for i = 1, n do
-  local check = checks[i]
-  before[i] = states[check[1]][check[10]]
-end
 
 -- Refund ----------------------------------------------------------------------------------------
 
-local after = before
 if mode == 3 or mode == 5 then
-  after = {}
   for i = 1, n do
     -- a: GCRA's interval, the window's or the log's period, or the end of the charged local
     -- day; b: the time of the charge. Each branch is its core twin's `refund`.
-    local check, raw = checks[i], before[i]
+    local check = checks[i]
+    local raw = states[check[1]][check[10]]
     local alg, amount, a, b = check[2], check[4], check[6], check[7]
     local tag, size = raw and byte(raw, 1), raw and #raw
     local value, f
@@ -293,12 +301,8 @@ if mode == 3 or mode == 5 then
     end
     if value then
       write(check[1], check[10], { value, f })
-      after[i] = value
     elseif value == false then
       write(check[1], check[10], false)
-      after[i] = nil
-    else
-      after[i] = raw
     end
   end
   flush()
@@ -313,7 +317,8 @@ if mode == 1 then
   -- allow (a shadow check that denies writes nothing).
   local new = {}
   for i = 1, n do
-    local check, raw = checks[i], before[i]
+    local check = checks[i]
+    local raw = states[check[1]][check[10]]
     local alg, shadow, cost, limit, a, b, c, d =
       check[2], check[3], check[4], check[5], check[6], check[7], check[8], check[9]
     -- Each algorithm reads the tag with its state, once the size says it may be its own.
@@ -448,14 +453,18 @@ if mode == 1 then
   end
 end
 
--- The reply: the verdict, the time, and each state as it was before the call (after a refund).
+-- The reply: the verdict, the time, and each subject's value as it was before the call (after
+-- a refund).
 local out = { pack_bin('<BI8', admitted, now) }
-for i = 1, n do
-  local raw = after[i]
+for k = 1, nkeys do
+  local raw = raws[k]
+  if mode ~= 1 and final[k] ~= nil then
+    raw = final[k]
+  end
   if raw then
-    out[i + 1] = pack_bin('<I4', #raw) .. raw
+    out[k + 1] = pack_bin('<I4', #raw) .. raw
   else
-    out[i + 1] = '\0\0\0\0'
+    out[k + 1] = '\0\0\0\0'
   end
 end
 return table.concat(out)
