@@ -63,23 +63,18 @@ local ok, mode, clock, now, grace, n = pcall(unpack_bin, '<BBI8I8I2', args)
 if #ARGV ~= 1 or not ok or mode < 1 or mode > 5 then
   return redis.error_reply('LIMITER_BAD_ARGUMENTS expected one argument holding a header')
 end
--- checks[i]: { subject, algorithm, shadow, cost, limit, a, b, c, d, field, next position }
-local checks, pos = {}, 21
-for i = 1, n do
-  local check = { unpack_bin(CHECK, args, pos) }
-  pos = check[11]
-  if mode == 5 then
-    check[12], check[13], check[14], pos = unpack_bin('<I8I4c0I4c0', args, pos)
+-- The checks are read as they are decided, from `pos`: no table per check.
+local pos = 21
+-- Fails unless the checks took the whole argument: before anything is written.
+local function bad_arguments()
+  if pos ~= #args + 1 then
+    return redis.error_reply('LIMITER_BAD_ARGUMENTS ' .. (#args + 1 - pos)
+      .. ' bytes left over after ' .. n .. ' checks')
   end
-  if check[1] < 1 or check[1] > nkeys then
-    return redis.error_reply('LIMITER_BAD_ARGUMENTS check ' .. i .. ' names subject '
-      .. check[1] .. ' of ' .. nkeys)
-  end
-  checks[i] = check
 end
-if pos ~= #args + 1 then
-  return redis.error_reply('LIMITER_BAD_ARGUMENTS ' .. (#args + 1 - pos)
-    .. ' bytes left over after ' .. n .. ' checks')
+local function bad_subject(k)
+  return redis.error_reply('LIMITER_BAD_ARGUMENTS a check names subject ' .. k .. ' of '
+    .. nkeys)
 end
 if clock == 1 then
   local t = redis.call('TIME')
@@ -211,8 +206,17 @@ end
 -- Reset -----------------------------------------------------------------------------------------
 
 if mode == 4 then
-  for i = 1, n do
-    write(checks[i][1], checks[i][10], false)
+  for _ = 1, n do
+    local k, _, _, _, _, _, _, _, _, field, after = unpack_bin(CHECK, args, pos)
+    pos = after
+    if not states[k] then
+      return bad_subject(k)
+    end
+    write(k, field, false)
+  end
+  local bad = bad_arguments()
+  if bad then
+    return bad
   end
   flush()
   return 1
@@ -222,17 +226,25 @@ end
 -- Refund ----------------------------------------------------------------------------------------
 
 if mode == 3 or mode == 5 then
-  for i = 1, n do
+  for _ = 1, n do
     -- a: GCRA's interval, the window's or the log's period, or the end of the charged local
     -- day; b: the time of the charge. Each branch is its core twin's `refund`.
-    local check = checks[i]
-    local raw = states[check[1]][check[10]]
-    local alg, amount, a, b = check[2], check[4], check[6], check[7]
+    local k, alg, _, amount, _, a, b, _, _, field, after = unpack_bin(CHECK, args, pos)
+    pos = after
+    local previous_fresh, charged, previous
+    if mode == 5 then
+      previous_fresh, charged, previous, pos = unpack_bin('<I8I4c0I4c0', args, pos)
+    end
+    local st = states[k]
+    if not st then
+      return bad_subject(k)
+    end
+    local raw = st[field]
     local tag, size = raw and byte(raw, 1), raw and #raw
     local value, f
-    if mode == 5 and raw == check[13] then
+    if mode == 5 and raw == charged then
       -- Untouched since the charge: exactly as it was before it.
-      value, f = check[14], check[12]
+      value, f = previous, previous_fresh
       if value == '' then
         value = false
       end
@@ -300,10 +312,14 @@ if mode == 3 or mode == 5 then
       end
     end
     if value then
-      write(check[1], check[10], { value, f })
+      write(k, field, { value, f })
     elseif value == false then
-      write(check[1], check[10], false)
+      write(k, field, false)
     end
+  end
+  local bad = bad_arguments()
+  if bad then
+    return bad
   end
   flush()
 end
@@ -313,14 +329,17 @@ end
 local admitted = 0
 if mode == 1 then
   admitted = 1
-  -- new[i]: what the call writes for check i if it is admitted; nil where the check does not
-  -- allow (a shadow check that denies writes nothing).
-  local new = {}
-  for i = 1, n do
-    local check = checks[i]
-    local raw = states[check[1]][check[10]]
-    local alg, shadow, cost, limit, a, b, c, d =
-      check[2], check[3], check[4], check[5], check[6], check[7], check[8], check[9]
+  -- What the call writes if it is admitted, four entries per check that allows: subject,
+  -- field, state, fresh instant (a shadow check that denies writes nothing).
+  local new, count = {}, 0
+  for _ = 1, n do
+    local k, alg, shadow, cost, limit, a, b, c, d, field, after = unpack_bin(CHECK, args, pos)
+    pos = after
+    local st = states[k]
+    if not st then
+      return bad_subject(k)
+    end
+    local raw = st[field]
     -- Each algorithm reads the tag with its state, once the size says it may be its own.
     local size = raw and #raw
     local value, f
@@ -427,7 +446,7 @@ if mode == 1 then
           else
             return redis.error_reply(string.format(
               'LIMITER_CLOCK_SKEW server time %.0f is outside the local days [%.0f, %.0f) the client sent for %s',
-              now, a, d, KEYS[check[1]]))
+              now, a, d, KEYS[k]))
           end
         end
         if used + cost <= limit then
@@ -436,7 +455,8 @@ if mode == 1 then
       end
     end
     if value then
-      new[i] = { value, f }
+      new[count + 1], new[count + 2], new[count + 3], new[count + 4] = k, field, value, f
+      count = count + 4
     elseif shadow == 0 then
       -- An enforced limit denies: nothing is written, and the rest need not be decided.
       admitted = 0
@@ -444,10 +464,12 @@ if mode == 1 then
     end
   end
   if admitted == 1 then
-    for i = 1, n do
-      if new[i] then
-        write(checks[i][1], checks[i][10], new[i])
-      end
+    local bad = bad_arguments()
+    if bad then
+      return bad
+    end
+    for j = 1, count, 4 do
+      write(new[j], new[j + 1], { new[j + 2], new[j + 3] })
     end
     flush()
   end
