@@ -12,10 +12,17 @@
 //!   history list, trim it, SET it back (non-atomic read-modify-write from the client).
 //! - `ours_default_decision`: `Limiter::check` under the default policies (five limits: plan
 //!   sustained, burst, daily, role, IP burst) of an enterprise tenant's owner, 4096 tenants.
-//! - `floor_five_keys`: `EVALSHA` of a script that does only what any one-round-trip decision
-//!   over five keys must: `TIME`, one `MGET` of the five keys, and a `SET ... PX` of each,
-//!   deciding nothing. No five-limit decision can be faster on the same server; its ratio to
-//!   `trivial_evalsha` bounds what the default decision can reach.
+//! - `floor_five_keys`: `EVALSHA` of a script that does only what a one-round-trip decision
+//!   over five keys of one key per limit had to: `TIME`, one `MGET` of the five keys, and a
+//!   `SET ... PX` of each, deciding nothing.
+//! - `floor_three_keys`: the same over three keys, what a decision over three subjects (the
+//!   default decision, one key per subject) must do at least.
+//! - `ours_denied_flood`: `RedisStore::evaluate` of one limit of a subject that is already
+//!   denied (1/hour, spent), every request denied.
+//! - `local_denied_flood`: the same through `LocalDenials` (limiter-memory) in front of the
+//!   store: denials answered in process.
+//! - `cluster_default_decision`: the default decision on the harness's three-node cluster
+//!   (its three subjects in up to three slots); its commands are counted on every node.
 //!
 //! Under `cargo bench`, a report comes first: per variant, decisions per second, median and
 //! p99 latency at 1 and 64 tasks, the share of admitted decisions, the server's and this
@@ -43,14 +50,18 @@ use limiter_core::{
     Batch, Calendar, Check, Clock, EvalOptions, Key, Limit, Limiter, PolicySet, Rate, Request,
     Store, SubjectKind, SystemClock,
 };
+use limiter_memory::LocalDenials;
 use limiter_redis::{RedisConfig, RedisStore};
-use limiter_testkit::redis::RedisServer;
+use limiter_testkit::redis::{RedisCluster, RedisServer};
 
 const POOL: usize = 8;
 const SUBJECTS: usize = 4096;
 const CONCURRENCY: [usize; 2] = [1, 64];
 
 const TRIVIAL_LUA: &str = "return redis.call('INCR', KEYS[1])";
+
+/// A decision over one limit of a subject that is already denied: the whole hour's budget.
+const DENIED_RATE: &str = "1/hour";
 
 /// The work any one-round-trip decision over its keys must do: read the time and every key,
 /// write every key with an expiry.
@@ -91,6 +102,9 @@ struct Fixture {
     store: RedisStore,
     pool: Pool,
     limiter: Limiter,
+    denials: LocalDenials<RedisStore>,
+    denied: Batch,
+    cluster_limiter: Option<Limiter>,
     trivial_sha: String,
     gcra_sha: String,
     floor_sha: String,
@@ -99,6 +113,13 @@ struct Fixture {
     drf_keys: Vec<[String; 4]>,
     floor_keys: Vec<[String; 5]>,
     requests: Vec<Request>,
+}
+
+/// The servers of the run: the standalone server every variant but the cluster's runs on, and
+/// the cluster (if it started).
+struct Servers {
+    standalone: RedisServer,
+    cluster: Option<RedisCluster>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -110,9 +131,13 @@ enum Variant {
     DrfFourLimits,
     OursDefaultDecision,
     FloorFiveKeys,
+    FloorThreeKeys,
+    OursDeniedFlood,
+    LocalDeniedFlood,
+    ClusterDefaultDecision,
 }
 
-const VARIANTS: [Variant; 7] = [
+const VARIANTS: [Variant; 11] = [
     Variant::TrivialEvalsha,
     Variant::GcraScript,
     Variant::OursSingleLimit,
@@ -120,6 +145,10 @@ const VARIANTS: [Variant; 7] = [
     Variant::DrfFourLimits,
     Variant::OursDefaultDecision,
     Variant::FloorFiveKeys,
+    Variant::FloorThreeKeys,
+    Variant::OursDeniedFlood,
+    Variant::LocalDeniedFlood,
+    Variant::ClusterDefaultDecision,
 ];
 
 impl Variant {
@@ -132,6 +161,19 @@ impl Variant {
             Variant::DrfFourLimits => "drf_four_limits",
             Variant::OursDefaultDecision => "ours_default_decision",
             Variant::FloorFiveKeys => "floor_five_keys",
+            Variant::FloorThreeKeys => "floor_three_keys",
+            Variant::OursDeniedFlood => "ours_denied_flood",
+            Variant::LocalDeniedFlood => "local_denied_flood",
+            Variant::ClusterDefaultDecision => "cluster_default_decision",
+        }
+    }
+
+    /// The servers whose counters the variant moves.
+    fn servers(self, servers: &Servers) -> Vec<&RedisServer> {
+        match (self, &servers.cluster) {
+            (Variant::ClusterDefaultDecision, Some(cluster)) => cluster.nodes().iter().collect(),
+            (Variant::ClusterDefaultDecision, None) => Vec::new(),
+            _ => vec![&servers.standalone],
         }
     }
 
@@ -180,15 +222,46 @@ impl Variant {
                 .await
                 .unwrap_or_else(|e| panic!("{name}: check: {e}"))
                 .is_allowed(),
-            Variant::FloorFiveKeys => {
+            Variant::FloorFiveKeys | Variant::FloorThreeKeys => {
                 let keys = &f.floor_keys[i % f.floor_keys.len()];
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let count = if matches!(self, Variant::FloorFiveKeys) {
+                    5
+                } else {
+                    3
+                };
+                let keys: Vec<&str> = keys[..count].iter().map(String::as_str).collect();
                 let n: i64 = f
                     .pool
                     .evalsha(f.floor_sha.as_str(), keys, ())
                     .await
                     .unwrap_or_else(|e| panic!("{name}: EVALSHA: {e}"));
                 n == 1
+            }
+            Variant::OursDeniedFlood => {
+                let at = EvalOptions::at(SystemClock.now());
+                f.store
+                    .evaluate(&f.denied, &at)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: evaluate: {e}"))
+                    .allowed
+            }
+            Variant::LocalDeniedFlood => {
+                let at = EvalOptions::at(SystemClock.now());
+                f.denials
+                    .evaluate(&f.denied, &at)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: evaluate: {e}"))
+                    .allowed
+            }
+            Variant::ClusterDefaultDecision => {
+                let Some(limiter) = &f.cluster_limiter else {
+                    return false;
+                };
+                limiter
+                    .check(&f.requests[i % f.requests.len()])
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: check: {e}"))
+                    .is_allowed()
             }
         }
     }
@@ -231,7 +304,7 @@ async fn drf(f: &Fixture, keys: &[String; 4]) -> bool {
     true
 }
 
-async fn fixture(url: &str) -> Fixture {
+async fn fixture(url: &str, cluster_url: Option<String>) -> Fixture {
     let store = RedisStore::connect(RedisConfig::new(url).with_pool_size(POOL))
         .await
         .expect("connect to the bench server");
@@ -290,10 +363,39 @@ async fn fixture(url: &str) -> Fixture {
     let limiter = Limiter::builder(PolicySet::default(), store.clone())
         .clock(SystemClock)
         .build();
+    let denied = Batch::new(vec![Check::new(
+        "denied",
+        Key::new("bench", "denied", SubjectKind::User, "flooder"),
+        Limit::gcra(rate(DENIED_RATE)),
+        1,
+    )])
+    .expect("batch");
+    // Spend the hour's budget: every decision of the floods is a denial.
+    store
+        .evaluate(&denied, &EvalOptions::at(SystemClock.now()))
+        .await
+        .expect("spend the denied subject's budget");
+    let denials = LocalDenials::new(store.clone());
+    let cluster_limiter = match cluster_url {
+        Some(url) => {
+            let cluster = RedisStore::connect(RedisConfig::new(url).with_pool_size(POOL))
+                .await
+                .expect("connect to the bench cluster");
+            Some(
+                Limiter::builder(PolicySet::default(), cluster)
+                    .clock(SystemClock)
+                    .build(),
+            )
+        }
+        None => None,
+    };
     Fixture {
         store,
         pool,
         limiter,
+        denials,
+        denied,
+        cluster_limiter,
         trivial_sha,
         gcra_sha,
         floor_sha,
@@ -360,15 +462,19 @@ impl Run {
     }
 }
 
-/// The server's CPU time so far (user + system), from `INFO cpu`.
-fn server_cpu(server: &RedisServer) -> Duration {
-    let info = server.command(&["INFO", "cpu"]).expect("INFO cpu");
-    let seconds: f64 = info
-        .lines()
-        .filter_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            matches!(name, "used_cpu_sys" | "used_cpu_user")
-                .then(|| value.trim().parse::<f64>().ok())?
+/// The servers' CPU time so far (user + system), from `INFO cpu`.
+fn server_cpu(servers: &[&RedisServer]) -> Duration {
+    let seconds: f64 = servers
+        .iter()
+        .map(|server| {
+            let info = server.command(&["INFO", "cpu"]).expect("INFO cpu");
+            info.lines()
+                .filter_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    matches!(name, "used_cpu_sys" | "used_cpu_user")
+                        .then(|| value.trim().parse::<f64>().ok())?
+                })
+                .sum::<f64>()
         })
         .sum();
     Duration::from_secs_f64(seconds)
@@ -390,18 +496,36 @@ fn client_cpu() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// Per-command call counts from `INFO commandstats`, without `info` itself.
-fn command_stats(server: &RedisServer) -> BTreeMap<String, u64> {
-    let info = server
-        .command(&["INFO", "commandstats"])
-        .expect("INFO commandstats");
-    info.lines()
-        .filter_map(|line| {
-            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(":calls=")?;
-            let calls = rest.split(',').next()?.parse().ok()?;
-            (name != "info").then(|| (name.to_owned(), calls))
-        })
-        .collect()
+/// Per-command call counts and microseconds from `INFO commandstats`, summed over the
+/// servers, without `info` itself.
+fn command_stats(servers: &[&RedisServer]) -> BTreeMap<String, (u64, u64)> {
+    let mut stats: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for server in servers {
+        let info = server
+            .command(&["INFO", "commandstats"])
+            .expect("INFO commandstats");
+        for line in info.lines() {
+            let Some((name, rest)) = line
+                .strip_prefix("cmdstat_")
+                .and_then(|l| l.split_once(":calls="))
+            else {
+                continue;
+            };
+            let mut fields = rest.split(',');
+            let calls: u64 = fields.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let usec: u64 = fields
+                .next()
+                .and_then(|f| f.strip_prefix("usec="))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            if name != "info" {
+                let entry = stats.entry(name.to_owned()).or_default();
+                entry.0 += calls;
+                entry.1 += usec;
+            }
+        }
+    }
+    stats
 }
 
 /// What the report gathers of one variant at one concurrency, over every round.
@@ -412,9 +536,12 @@ struct Row {
     admitted: usize,
     server: Duration,
     client: Duration,
-    commands: BTreeMap<String, u64>,
+    /// Per command: calls, and microseconds the server spent in them.
+    commands: BTreeMap<String, (u64, u64)>,
     /// Decisions per second, one per round.
     per_round: Vec<f64>,
+    /// The median latency, once reported.
+    p50: Duration,
 }
 
 /// The latency below which `permille` of the decisions completed.
@@ -432,7 +559,7 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) {
+fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, servers: &Servers) {
     // The machine's speed drifts (other tenants, frequency): every variant runs once per round,
     // interleaved, and throughputs and ratios are medians over the rounds. Enough decisions per
     // row that CPU times (counted in 10 ms ticks) mean something.
@@ -441,13 +568,22 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) 
     eprintln!(
         "\nRedis store report: {ROUNDS} interleaved rounds of {} decisions per variant at 1 task, \
          {} at 64; pool of {POOL} connections. decisions/s: median over the rounds; server and \
-         client: CPU time per decision",
+         client: CPU time per decision (server: INFO cpu, all nodes for the cluster); script: \
+         the server's time inside EVALSHA per decision (INFO commandstats)",
         decisions(1),
         decisions(64)
     );
     eprintln!(
-        "{:<24} {:>5} {:>12} {:>10} {:>10} {:>9} {:>9} {:>9}  commands per decision",
-        "variant", "tasks", "decisions/s", "median", "p99", "admitted", "server", "client"
+        "{:<26} {:>5} {:>12} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}  commands per decision",
+        "variant",
+        "tasks",
+        "decisions/s",
+        "median",
+        "p99",
+        "admitted",
+        "server",
+        "script",
+        "client"
     );
     let only = std::env::var("LIMITER_BENCH_REPORT").unwrap_or_default();
     let mut rows: BTreeMap<(usize, &str), Row> = BTreeMap::new();
@@ -455,6 +591,7 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) 
         let variants: Vec<Variant> = VARIANTS
             .into_iter()
             .filter(|v| format!("{}/{tasks}", v.name()).contains(only.as_str()))
+            .filter(|v| !v.servers(servers).is_empty())
             .collect();
         for &variant in &variants {
             // Warm up: connections, script caches, keys.
@@ -466,15 +603,18 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) 
             // that helps or hinders the next).
             let start = round % variants.len().max(1);
             for &variant in variants[start..].iter().chain(&variants[..start]) {
-                let before = command_stats(server);
-                let (server_before, client_before) = (server_cpu(server), client_cpu());
+                let nodes = variant.servers(servers);
+                let before = command_stats(&nodes);
+                let (server_before, client_before) = (server_cpu(&nodes), client_cpu());
                 let run = rt.block_on(run_tasks(f, variant, tasks, decisions(tasks), true));
                 let row = rows.entry((tasks, variant.name())).or_default();
-                row.server += server_cpu(server).saturating_sub(server_before);
+                row.server += server_cpu(&nodes).saturating_sub(server_before);
                 row.client += client_cpu().saturating_sub(client_before);
-                for (name, calls) in command_stats(server) {
-                    let delta = calls - before.get(&name).copied().unwrap_or(0);
-                    *row.commands.entry(name).or_default() += delta;
+                for (name, (calls, usec)) in command_stats(&nodes) {
+                    let (calls_before, usec_before) = before.get(&name).copied().unwrap_or((0, 0));
+                    let entry = row.commands.entry(name).or_default();
+                    entry.0 += calls - calls_before;
+                    entry.1 += usec - usec_before;
                 }
                 row.per_round.push(run.per_second());
                 row.decisions += run.decisions;
@@ -490,15 +630,17 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) 
             let commands: Vec<String> = row
                 .commands
                 .iter()
-                .filter(|(_, calls)| **calls > 0)
-                .map(|(name, &calls)| format!("{name} {:.2}", calls as f64 / n))
+                .filter(|(_, (calls, _))| *calls > 0)
+                .map(|(name, &(calls, _))| format!("{name} {:.2}", calls as f64 / n))
                 .collect();
+            let script = row.commands.get("evalsha").map_or(0, |&(_, usec)| usec);
             let (p50, p99) = (
                 percentile(&mut row.latencies, 500),
                 percentile(&mut row.latencies, 990),
             );
+            row.p50 = p50;
             eprintln!(
-                "{:<24} {:>5} {:>12.0} {:>8.0}µs {:>8.0}µs {:>8.1}% {:>7.1}µs {:>7.1}µs  {}",
+                "{:<26} {:>5} {:>12.0} {:>8.0}µs {:>8.0}µs {:>8.1}% {:>7.1}µs {:>7.1}µs {:>7.1}µs  {}",
                 variant.name(),
                 tasks,
                 median(&mut row.per_round.clone()),
@@ -506,12 +648,44 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) 
                 p99.as_secs_f64() * 1e6,
                 100.0 * row.admitted as f64 / n,
                 row.server.as_secs_f64() * 1e6 / n,
+                script as f64 / n,
                 row.client.as_secs_f64() * 1e6 / n,
                 commands.join(", ")
             );
         }
     }
-    if rows.len() < VARIANTS.len() * CONCURRENCY.len() {
+    // Where the server's time goes in a decision: microseconds per call of each command, and
+    // per decision.
+    for name in [
+        "ours_default_decision",
+        "floor_three_keys",
+        "trivial_evalsha",
+    ] {
+        let Some(row) = rows.get(&(64, name)) else {
+            continue;
+        };
+        let n = row.decisions as f64;
+        let parts: Vec<String> = row
+            .commands
+            .iter()
+            .filter(|(_, (calls, _))| *calls > 0)
+            .map(|(command, &(calls, usec))| {
+                format!(
+                    "{command} {:.2} µs/call, {:.2} µs/decision",
+                    usec as f64 / calls as f64,
+                    usec as f64 / n
+                )
+            })
+            .collect();
+        eprintln!("server time of {name}/64: {}", parts.join("; "));
+    }
+    let complete = VARIANTS.iter().all(|v| {
+        v.servers(servers).is_empty()
+            || CONCURRENCY
+                .iter()
+                .all(|&t| rows.contains_key(&(t, v.name())))
+    });
+    if !complete {
         return;
     }
     // The median over rounds of the ratio within each round.
@@ -519,20 +693,60 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, server: &RedisServer) 
         let (a, b) = (&rows[&(tasks, a)].per_round, &rows[&(tasks, b)].per_round);
         median(&mut a.iter().zip(b).map(|(a, b)| a / b).collect::<Vec<_>>())
     };
+    let per_decision = |name: &str, tasks: usize, command: &str| {
+        let row = &rows[&(tasks, name)];
+        let calls: u64 = row
+            .commands
+            .iter()
+            .filter(|(c, _)| command == "*" || c.as_str() == command)
+            .map(|(_, &(calls, _))| calls)
+            .sum();
+        calls as f64 / row.decisions as f64
+    };
+    let server_us = |name: &str, tasks: usize| {
+        let row = &rows[&(tasks, name)];
+        row.server.as_secs_f64() * 1e6 / row.decisions as f64
+    };
     eprintln!(
-        "targets: default decision / trivial EVALSHA at 64 tasks = {:.2} (target >= 0.8); \
+        "targets: default decision / trivial EVALSHA at 64 tasks = {:.2} (target >= 0.40); \
+         server CPU per default decision = {:.1} µs at 64 tasks (target <= 25); \
          single limit / GCRA script = {:.2} at 1 task, {:.2} at 64 (target >= 1.0); \
+         denied flood with local denials / trivial EVALSHA = {:.1}x at 64 tasks, {:.1}x at 1 \
+         (target >= 10x), {:.4} commands per denied decision (without: {:.2}); \
          four limits ours / DRF-style = {:.2} at 1 task, {:.2} at 64; \
-         floor of five keys / trivial EVALSHA at 64 tasks = {:.2} (the most any five-limit \
-         decision can reach); default decision / that floor = {:.2}\n",
+         floor of three keys / trivial EVALSHA at 64 tasks = {:.2}, default decision / that \
+         floor = {:.2}; floor of five keys / trivial EVALSHA = {:.2}",
         ratio("ours_default_decision", "trivial_evalsha", 64),
+        server_us("ours_default_decision", 64),
         ratio("ours_single_limit", "gcra_script", 1),
         ratio("ours_single_limit", "gcra_script", 64),
+        ratio("local_denied_flood", "trivial_evalsha", 64),
+        ratio("local_denied_flood", "trivial_evalsha", 1),
+        per_decision("local_denied_flood", 64, "*"),
+        per_decision("ours_denied_flood", 64, "*"),
         ratio("ours_four_limits", "drf_four_limits", 1),
         ratio("ours_four_limits", "drf_four_limits", 64),
+        ratio("floor_three_keys", "trivial_evalsha", 64),
+        ratio("ours_default_decision", "floor_three_keys", 64),
         ratio("floor_five_keys", "trivial_evalsha", 64),
-        ratio("ours_default_decision", "floor_five_keys", 64),
     );
+    if servers.cluster.is_some() {
+        let cluster = "cluster_default_decision";
+        eprintln!(
+            "cluster (3 nodes on this machine): {:.2} EVALSHA and {:.2} commands per default \
+             decision (standalone: {:.2} and {:.2}); median latency at 1 task {:.0} µs against \
+             {:.0} µs standalone ({:.2}x); {:.2}x the standalone rate at 64 tasks\n",
+            per_decision(cluster, 1, "evalsha"),
+            per_decision(cluster, 1, "*"),
+            per_decision("ours_default_decision", 1, "evalsha"),
+            per_decision("ours_default_decision", 1, "*"),
+            rows[&(1, cluster)].p50.as_secs_f64() * 1e6,
+            rows[&(1, "ours_default_decision")].p50.as_secs_f64() * 1e6,
+            rows[&(1, cluster)].p50.as_secs_f64()
+                / rows[&(1, "ours_default_decision")].p50.as_secs_f64(),
+            ratio(cluster, "ours_default_decision", 64),
+        );
+    }
 }
 
 fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, f: &Arc<Fixture>) {
@@ -569,10 +783,19 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let f = Arc::new(rt.block_on(fixture(&server.url())));
+    // The harness's cluster, for the cluster's variant (skipped without one).
+    let cluster = RedisCluster::start()
+        .map_err(|e| eprintln!("\n==== the cluster variant is skipped: {e} ====\n"))
+        .ok();
+    let cluster_url = cluster.as_ref().map(RedisCluster::url);
+    let f = Arc::new(rt.block_on(fixture(&server.url(), cluster_url)));
+    let servers = Servers {
+        standalone: server,
+        cluster,
+    };
     // `cargo test --benches` runs without `--bench`: skip the long report there.
     if std::env::args().any(|a| a == "--bench") {
-        report(&rt, &f, &server);
+        report(&rt, &f, &servers);
     }
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c, &rt, &f);
