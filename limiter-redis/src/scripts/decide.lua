@@ -90,9 +90,184 @@ if mode == 4 then
   keep_after = -1
 end
 
--- One read for every subject.
+-- When a state written at `now` goes fresh: in whole milliseconds, rounded up (at least 1).
+local function ttl(latest)
+  local t = 1
+  if latest > now then
+    local wait = latest - now
+    t = floor(wait / 1000)
+    if t * 1000 < wait then
+      t = t + 1
+    end
+  end
+  return t + grace
+end
+
+-- Charges `cost` to `raw` (a state, or nil), the core's `check` and `apply`: the state left
+-- and when it goes fresh, or nothing if the cost does not fit; (nil, nil, true) if the time is
+-- in none of a calendar's local days.
+local function charge(alg, cost, limit, a, b, c, d, raw)
+  -- Each algorithm reads the tag with its state, once the size says it may be its own.
+  local size = raw and #raw
+  local value, f
+  -- A cost above the limit never fits (Outcome::Impossible).
+  if cost <= limit then
+    if alg == 1 then
+      -- gcra: a = emission interval, b = capacity. Allowed while the backlog after the cost
+      -- stays within the capacity; the TAT moves on by cost x interval.
+      local tat = now
+      if size == 9 then
+        local tag, stored = unpack_bin('<BI8', raw)
+        if tag == 1 and stored > now then
+          tat = stored
+        end
+      end
+      local after_cost = tat + cost * a
+      if after_cost - now <= b then
+        value, f = pack_bin('<BI8', 1, after_cost), after_cost
+      end
+    elseif alg == 2 then
+      -- sliding_window: a = period, b = weight unit, c = weight steps. The previous window
+      -- counts in proportion (in whole steps, rounded up) to how much of it the sliding
+      -- window still covers. The current window starts at the multiple of a below now.
+      local start = now - now % a
+      local s, previous, current = start, 0, 0
+      if size == 25 then
+        local tag, ss, pp, cc = unpack_bin('<BI8I8I8', raw)
+        if tag ~= 2 then
+          -- Another algorithm's state: fresh.
+        elseif ss >= start then
+          s, previous, current = ss, pp, cc
+        elseif ss + a == start then
+          previous = cc
+        end
+      end
+      local used = current
+      if previous > 0 then
+        local elapsed = now - s
+        if elapsed < 0 then
+          elapsed = 0
+        end
+        local rest = a - elapsed
+        local weight = floor(rest / b)
+        if weight * b < rest then
+          weight = weight + 1
+        end
+        local x = previous * weight
+        local share = floor(x / c)
+        if share * c < x then
+          share = share + 1
+        end
+        used = used + share
+      end
+      if used + cost <= limit then
+        value, f = pack_bin('<BI8I8I8', 2, s, previous, current + cost), s + 2 * a
+      end
+    elseif alg == 3 then
+      -- sliding_log: a = period. Entries are 8-byte words from byte 2, ascending; the live
+      -- ones are those still inside the window.
+      local total, first = 0, 1
+      if size and size % 8 == 1 and byte(raw, 1) == 3 then
+        total = (size - 1) / 8
+        local lo, hi = 1, total + 1
+        while lo < hi do
+          local mid = floor((lo + hi) / 2)
+          if unpack_bin('<I8', raw, 2 + 8 * (mid - 1)) + a <= now then
+            lo = mid + 1
+          else
+            hi = mid
+          end
+        end
+        first = lo
+      end
+      local count = total - first + 1
+      if count + cost <= limit then
+        -- New entries go at the end, at the last live entry if the clock went back.
+        local at, kept = now, ''
+        if count > 0 then
+          kept = string.sub(raw, 2 + 8 * (first - 1))
+          local last = unpack_bin('<I8', raw, size - 7)
+          if last > now then
+            at = last
+          end
+        end
+        value, f = '\3' .. kept .. string.rep(pack_bin('<I8', at), cost), at + a
+      end
+    else
+      -- calendar: a, b, c, d = the client's local-day bounds. The stored day holds while now
+      -- is before its end; otherwise the day holding now starts from zero.
+      local used, e = 0, nil
+      if size == 17 then
+        local tag, stored_end, stored_used = unpack_bin('<BI8I8', raw)
+        if tag == 4 and now < stored_end then
+          used, e = stored_used, stored_end
+        end
+      end
+      if not e then
+        if now >= a and now < b then
+          e = b
+        elseif now >= b and now < c then
+          e = c
+        elseif now >= c and now < d then
+          e = d
+        else
+          return nil, nil, true
+        end
+      end
+      if used + cost <= limit then
+        value, f = pack_bin('<BI8I8', 4, e, used + cost), e
+      end
+    end
+  end
+  return value, f
+end
+
+-- The error of a calendar check whose local days [a, d) do not hold the time.
+local function skew(a, d, k)
+  return redis.error_reply(string.format(
+    'LIMITER_CLOCK_SKEW server time %.0f is outside the local days [%.0f, %.0f) the client sent for %s',
+    now, a, d, KEYS[k]))
+end
+
+-- One limit of one subject whose value holds that limit alone (or nothing): charged without
+-- the tables of the general path below, which any other case takes.
 local raws
-if nkeys == 1 then
+if mode == 1 and n == 1 and nkeys == 1 then
+  local k, alg, shadow, cost, limit, a, b, c, d, field, after = unpack_bin(CHECK, args, pos)
+  local raw = redis.call('GET', KEYS[1])
+  local alone, state = k == 1 and after == #args + 1, nil
+  if alone and raw then
+    local ok_record, f0, _, st0, next0 = pcall(unpack_bin, RECORD, raw, 1)
+    local tag, len = ok_record and byte(st0, 1), ok_record and #st0
+    -- Anything else (another record, a corrupt value) takes the general path.
+    alone = ok_record and f0 == field and next0 == #raw + 1
+      and ((tag == 1 and len == 9) or (tag == 2 and len == 25)
+        or (tag == 3 and len % 8 == 1) or (tag == 4 and len == 17))
+    state = st0
+  end
+  if alone then
+    local value, f, skewed = charge(alg, cost, limit, a, b, c, d, state)
+    if skewed then
+      return skew(a, d, 1)
+    end
+    local admitted = 1
+    if value then
+      redis.call('PSETEX', KEYS[1], ttl(f), pack_bin(RECORD, #field, field, f, #value, value))
+    elseif shadow == 0 then
+      admitted = 0
+    end
+    if raw then
+      return pack_bin('<BI8I4', admitted, now, #raw) .. raw
+    end
+    return pack_bin('<BI8', admitted, now) .. '\0\0\0\0'
+  end
+  raws = { raw }
+end
+
+-- One read for every subject.
+if raws then
+  -- Read above.
+elseif nkeys == 1 then
   raws = { redis.call('GET', KEYS[1]) }
 else
   raws = redis.call('MGET', unpack(KEYS))
@@ -189,15 +364,7 @@ local function flush()
         -- What is left goes fresh no later than the whole did.
         redis.call('SET', KEYS[k], value, 'KEEPTTL')
       else
-        local ttl = 1
-        if latest > now then
-          local wait = latest - now
-          ttl = floor(wait / 1000)
-          if ttl * 1000 < wait then
-            ttl = ttl + 1
-          end
-        end
-        redis.call('PSETEX', KEYS[k], ttl + grace, value)
+        redis.call('PSETEX', KEYS[k], ttl(latest), value)
       end
     end
   end
@@ -339,120 +506,9 @@ if mode == 1 then
     if not st then
       return bad_subject(k)
     end
-    local raw = st[field]
-    -- Each algorithm reads the tag with its state, once the size says it may be its own.
-    local size = raw and #raw
-    local value, f
-    -- A cost above the limit never fits (Outcome::Impossible).
-    if cost <= limit then
-      if alg == 1 then
-        -- gcra: a = emission interval, b = capacity. Allowed while the backlog after the cost
-        -- stays within the capacity; the TAT moves on by cost x interval.
-        local tat = now
-        if size == 9 then
-          local tag, stored = unpack_bin('<BI8', raw)
-          if tag == 1 and stored > now then
-            tat = stored
-          end
-        end
-        local after_cost = tat + cost * a
-        if after_cost - now <= b then
-          value, f = pack_bin('<BI8', 1, after_cost), after_cost
-        end
-      elseif alg == 2 then
-        -- sliding_window: a = period, b = weight unit, c = weight steps. The previous window
-        -- counts in proportion (in whole steps, rounded up) to how much of it the sliding
-        -- window still covers. The current window starts at the multiple of a below now.
-        local start = now - now % a
-        local s, previous, current = start, 0, 0
-        if size == 25 then
-          local tag, ss, pp, cc = unpack_bin('<BI8I8I8', raw)
-          if tag ~= 2 then
-            -- Another algorithm's state: fresh.
-          elseif ss >= start then
-            s, previous, current = ss, pp, cc
-          elseif ss + a == start then
-            previous = cc
-          end
-        end
-        local used = current
-        if previous > 0 then
-          local elapsed = now - s
-          if elapsed < 0 then
-            elapsed = 0
-          end
-          local rest = a - elapsed
-          local weight = floor(rest / b)
-          if weight * b < rest then
-            weight = weight + 1
-          end
-          local x = previous * weight
-          local share = floor(x / c)
-          if share * c < x then
-            share = share + 1
-          end
-          used = used + share
-        end
-        if used + cost <= limit then
-          value, f = pack_bin('<BI8I8I8', 2, s, previous, current + cost), s + 2 * a
-        end
-      elseif alg == 3 then
-        -- sliding_log: a = period. Entries are 8-byte words from byte 2, ascending; the live
-        -- ones are those still inside the window.
-        local total, first = 0, 1
-        if size and size % 8 == 1 and byte(raw, 1) == 3 then
-          total = (size - 1) / 8
-          local lo, hi = 1, total + 1
-          while lo < hi do
-            local mid = floor((lo + hi) / 2)
-            if unpack_bin('<I8', raw, 2 + 8 * (mid - 1)) + a <= now then
-              lo = mid + 1
-            else
-              hi = mid
-            end
-          end
-          first = lo
-        end
-        local count = total - first + 1
-        if count + cost <= limit then
-          -- New entries go at the end, at the last live entry if the clock went back.
-          local at, kept = now, ''
-          if count > 0 then
-            kept = string.sub(raw, 2 + 8 * (first - 1))
-            local last = unpack_bin('<I8', raw, size - 7)
-            if last > now then
-              at = last
-            end
-          end
-          value, f = '\3' .. kept .. string.rep(pack_bin('<I8', at), cost), at + a
-        end
-      else
-        -- calendar: a, b, c, d = the client's local-day bounds. The stored day holds while now
-        -- is before its end; otherwise the day holding now starts from zero.
-        local used, e = 0, nil
-        if size == 17 then
-          local tag, stored_end, stored_used = unpack_bin('<BI8I8', raw)
-          if tag == 4 and now < stored_end then
-            used, e = stored_used, stored_end
-          end
-        end
-        if not e then
-          if now >= a and now < b then
-            e = b
-          elseif now >= b and now < c then
-            e = c
-          elseif now >= c and now < d then
-            e = d
-          else
-            return redis.error_reply(string.format(
-              'LIMITER_CLOCK_SKEW server time %.0f is outside the local days [%.0f, %.0f) the client sent for %s',
-              now, a, d, KEYS[k]))
-          end
-        end
-        if used + cost <= limit then
-          value, f = pack_bin('<BI8I8', 4, e, used + cost), e
-        end
-      end
+    local value, f, skewed = charge(alg, cost, limit, a, b, c, d, st[field])
+    if skewed then
+      return skew(a, d, k)
     end
     if value then
       new[count + 1], new[count + 2], new[count + 3], new[count + 4] = k, field, value, f
