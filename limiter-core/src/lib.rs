@@ -7,6 +7,7 @@ pub mod batch;
 pub mod decision;
 mod engine;
 mod error;
+pub mod event;
 mod inline;
 mod key;
 pub mod policy;

@@ -3,6 +3,7 @@
 pub mod conformance;
 mod counting;
 mod counting_keys;
+mod event_log;
 pub mod fixtures;
 mod key_model;
 mod model;
@@ -13,4 +14,5 @@ pub mod strategies;
 pub use counting::CountingStore;
 pub use counting_keys::CountingKeyStore;
 pub use key_model::ModelKeyStore;
+pub use event_log::ReferenceEventLog;
 pub use model::ModelStore;

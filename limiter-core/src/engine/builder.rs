@@ -7,6 +7,7 @@ use super::limiter::Inner;
 use super::verify::Keys;
 use super::{FailMode, Hook, HookPanics, Limiter};
 use crate::api_key::{KeyFormat, KeyStore};
+use crate::event::EventRecorder;
 use crate::{Clock, PolicySet, Store, SystemClock};
 
 /// Builds a [`Limiter`]. Defaults: the system clock, [`FailMode::Open`], no timeout beyond the
@@ -23,6 +24,8 @@ pub struct LimiterBuilder {
     hooks: Vec<Arc<dyn Hook>>,
     approaching_percent: u8,
     keys: Option<Keys>,
+    recorder: Option<EventRecorder>,
+    metrics: bool,
 }
 
 // The constructors live beside the builder they return, so that the engine, which the builder
@@ -51,6 +54,8 @@ impl LimiterBuilder {
             hooks: Vec::new(),
             approaching_percent: 80,
             keys: None,
+            recorder: None,
+            metrics: false,
         }
     }
 
@@ -103,6 +108,25 @@ impl LimiterBuilder {
         self
     }
 
+    /// Records the events of every decision (denials, bypasses, threshold crossings, ...) into
+    /// `recorder`'s buffer, whose [`EventDrain`](crate::event::EventDrain) appends them to an
+    /// [`EventLog`](crate::event::EventLog). Without it no event is derived.
+    pub fn events(mut self, recorder: EventRecorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Emits metrics through the `metrics` facade (off by default, so that a limiter without
+    /// them allocates nothing): `limiter_decisions_total{policy, outcome}`,
+    /// `limiter_bypasses_total{reason}`, `limiter_store_duration_seconds{backend}` (timed by
+    /// the limiter's clock) and `limiter_store_errors_total{backend, kind}`. Labels are bounded:
+    /// never a tenant, user, IP or path. The recorder reports
+    /// `limiter_events_dropped_total{class}` whatever this says.
+    pub fn metrics(mut self, enabled: bool) -> Self {
+        self.metrics = enabled;
+        self
+    }
+
     /// The limiter.
     pub fn build(self) -> Limiter {
         Limiter {
@@ -117,6 +141,8 @@ impl LimiterBuilder {
                 approaching_percent: self.approaching_percent,
                 hook_panics: HookPanics::default(),
                 keys: self.keys,
+                recorder: self.recorder,
+                metrics: self.metrics,
             }),
         }
     }

@@ -3,9 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Event, FailMode, Hook, HookPanics, Threshold};
+use tracing::Instrument;
+
+use super::{Event, FailMode, Hook, HookPanics, Threshold, telemetry};
 use crate::batch::{Batch, Checks, InlineVec, Mode, Statuses};
 use crate::decision::{Charge, Decision, FailModeUsed, PolicyStatus, StoreFailure};
+use crate::event::{EventRecorder, RecorderStats, crossing};
 use crate::{
     Clock, Error, ErrorKind, EvalOptions, Key, Micros, PolicySet, Request, Resolution, Store,
 };
@@ -50,6 +53,8 @@ pub(super) struct Inner {
     pub(super) approaching_percent: u8,
     pub(super) hook_panics: HookPanics,
     pub(super) keys: Option<super::verify::Keys>,
+    pub(super) recorder: Option<EventRecorder>,
+    pub(super) metrics: bool,
 }
 
 impl Limiter {
@@ -59,7 +64,9 @@ impl Limiter {
     /// of 0, an unknown plan) or when the fail mode is [`FailMode::Fallback`] and the fallback
     /// store fails too.
     pub async fn check(&self, request: &Request) -> Result<Decision, Error> {
-        self.decide(request, Mode::Consume).await
+        self.decide(request, Mode::Consume)
+            .instrument(telemetry::span(request))
+            .await
     }
 
     /// What [`check`](Self::check) would decide, without charging anything or emitting events.
@@ -131,6 +138,12 @@ impl Limiter {
         &self.inner.hook_panics
     }
 
+    /// What the event recorder has done (events recorded, dropped, written), if the limiter
+    /// records events.
+    pub fn event_stats(&self) -> Option<RecorderStats> {
+        self.inner.recorder.as_ref().map(EventRecorder::stats)
+    }
+
     /// The compiled policies.
     pub fn policies(&self) -> &PolicySet {
         &self.inner.policies
@@ -152,6 +165,7 @@ impl Limiter {
                         request,
                         decision: &decision,
                     });
+                    telemetry::decided(inner, request, &decision, None).await;
                 }
                 return Ok(decision);
             }
@@ -162,7 +176,9 @@ impl Limiter {
         let batch = Batch::new(checks)?;
         let options = self.options(mode);
         let cost = u64::from(request.cost);
+        let started = telemetry::store_started(inner);
         let answer = ask(&*inner.store, &batch, &options).await;
+        telemetry::store_finished(inner, started, answer.as_ref().err());
         let mut decision = match answer {
             Ok(outcome) => to_decision(batch, outcome, cost, None, mode),
             Err(error) => {
@@ -182,6 +198,7 @@ impl Limiter {
         decision.bypass = bypass;
         if mode == Mode::Consume {
             self.emit_decision(request, &decision, cost);
+            telemetry::decided(inner, request, &decision, Some(options.now)).await;
         }
         Ok(decision)
     }
@@ -257,13 +274,9 @@ impl Limiter {
             }
             return;
         }
-        let percent = u64::from(self.inner.approaching_percent);
         for status in decision.statuses().iter().filter(|s| s.status.is_allowed()) {
-            let limit = status.status.limit;
-            let used_after = limit.saturating_sub(status.status.remaining);
-            let used_before = used_after.saturating_sub(cost);
-            // Limits are at most 1e9, so these products stay far below u64::MAX.
-            if used_before * 100 < percent * limit && used_after * 100 >= percent * limit {
+            let crossed = crossing(&status.status, cost, self.inner.approaching_percent);
+            if crossed.approaching {
                 self.emit(&Event::ThresholdCrossed {
                     request,
                     status,
@@ -272,7 +285,7 @@ impl Limiter {
                     },
                 });
             }
-            if status.status.remaining == 0 && used_before < limit {
+            if crossed.exhausted {
                 self.emit(&Event::ThresholdCrossed {
                     request,
                     status,

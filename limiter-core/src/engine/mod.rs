@@ -5,6 +5,7 @@ mod fail_mode;
 mod hook;
 mod limiter;
 mod verify;
+mod telemetry;
 
 pub use builder::LimiterBuilder;
 pub use fail_mode::FailMode;

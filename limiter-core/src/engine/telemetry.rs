@@ -1,0 +1,92 @@
+//! What the engine tells the outside about each decision: metrics (bounded labels only, never
+//! a tenant, user, IP or path), a `tracing` span, and the events handed to the recorder.
+//!
+//! Metrics and events cost nothing unless configured ([`LimiterBuilder::metrics`],
+//! [`LimiterBuilder::events`]): a warm decision without them allocates nothing. The span is
+//! disabled, and free, unless a `tracing` subscriber wants it.
+//!
+//! [`LimiterBuilder::metrics`]: super::LimiterBuilder::metrics
+//! [`LimiterBuilder::events`]: super::LimiterBuilder::events
+
+use crate::decision::{Decision, FailModeUsed};
+use crate::event::{bypass_label, derive_events};
+use crate::time::Micros;
+use crate::{Error, ErrorKind, Request};
+
+use super::limiter::Inner;
+
+/// The span of one decision, with the tenant as a field.
+pub(super) fn span(request: &Request) -> tracing::Span {
+    tracing::debug_span!("limiter.check", tenant = request.tenant.as_deref())
+}
+
+/// The clock's reading before a store call, if metrics want its latency.
+pub(super) fn store_started(inner: &Inner) -> Option<Micros> {
+    inner.metrics.then(|| inner.clock.now())
+}
+
+/// Records a store call's latency (by the limiter's clock) and its error, if any.
+pub(super) fn store_finished(inner: &Inner, started: Option<Micros>, error: Option<&Error>) {
+    let Some(started) = started else { return };
+    let backend = inner.store.to_string();
+    let seconds = Micros::saturating_sub(inner.clock.now(), started) as f64 / 1e6;
+    metrics::histogram!("limiter_store_duration_seconds", "backend" => backend.clone())
+        .record(seconds);
+    if let Some(error) = error {
+        let kind = match error {
+            Error::Timeout { .. } => "timeout",
+            Error::Store { kind, .. } => match kind {
+                ErrorKind::Temporary => "temporary",
+                ErrorKind::Permanent => "permanent",
+                ErrorKind::Indeterminate => "indeterminate",
+            },
+            _ => "other",
+        };
+        metrics::counter!("limiter_store_errors_total", "backend" => backend, "kind" => kind)
+            .increment(1);
+    }
+}
+
+/// Reports a consumed decision: metrics, then its events to the recorder. `now` is the time
+/// it was decided at, if the caller read the clock.
+pub(super) async fn decided(
+    inner: &Inner,
+    request: &Request,
+    decision: &Decision,
+    now: Option<Micros>,
+) {
+    if inner.metrics {
+        count(decision);
+    }
+    let Some(recorder) = &inner.recorder else {
+        return;
+    };
+    let now = now.unwrap_or_else(|| inner.clock.now());
+    let mut events = Vec::new();
+    derive_events(request, decision, now, inner.approaching_percent, |e| {
+        events.push(e);
+    });
+    for event in events {
+        recorder.record(event).await;
+    }
+}
+
+/// `limiter_decisions_total{policy, outcome}` and `limiter_bypasses_total{reason}`.
+fn count(decision: &Decision) {
+    let outcome = match decision.failure().map(|f| f.mode) {
+        Some(FailModeUsed::Open) => "fail_open",
+        Some(FailModeUsed::Closed) => "fail_closed",
+        _ if decision.bypass().is_some() && decision.statuses().is_empty() => "bypassed",
+        _ if !decision.is_allowed() => "denied",
+        _ if decision.shadow_denials().next().is_some() => "shadow_denied",
+        _ => "allowed",
+    };
+    let policy = decision
+        .binding()
+        .map_or_else(|| "none".to_owned(), |b| b.policy.to_string());
+    metrics::counter!("limiter_decisions_total", "policy" => policy, "outcome" => outcome)
+        .increment(1);
+    if let Some(reason) = decision.bypass() {
+        metrics::counter!("limiter_bypasses_total", "reason" => bypass_label(reason)).increment(1);
+    }
+}

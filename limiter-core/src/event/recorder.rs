@@ -1,0 +1,362 @@
+//! [`EventRecorder`]: the bounded buffer between the request path and an [`EventLog`], and
+//! [`EventDrain`], the future that empties it in batches.
+//!
+//! The core has no runtime: the buffer is a mutex-guarded queue, and the drain and waiting
+//! producers park on wakers, so the drain runs on whatever executor the service spawns it on.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Poll, Waker};
+
+use super::{EventLog, LimitEvent};
+use crate::Error;
+
+/// What the recorder does when its buffer is full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Drop the event and count it ([`RecorderStats::dropped`], the metric
+    /// `limiter_events_dropped_total`): a decision never waits for the log. The default.
+    #[default]
+    Drop,
+    /// Make the decision wait for room: nothing is lost, but a slow log slows requests.
+    Wait,
+}
+
+/// How the recorder buffers and batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecorderConfig {
+    /// Events the buffer holds (default 16384). Threshold events (approaching, exhausted,
+    /// restored) may use as many again beyond it before any is dropped.
+    pub capacity: usize,
+    /// Events per [`EventLog::append`] at most (default 512).
+    pub batch: usize,
+    /// What to do when the buffer is full.
+    pub overflow: Overflow,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        RecorderConfig {
+            capacity: 16_384,
+            batch: 512,
+            overflow: Overflow::Drop,
+        }
+    }
+}
+
+impl RecorderConfig {
+    /// Sets the capacity (at least 1).
+    #[must_use]
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Sets the batch size (at least 1).
+    #[must_use]
+    pub fn batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// Sets what happens when the buffer is full.
+    #[must_use]
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+}
+
+/// What a recorder has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecorderStats {
+    /// Events accepted into the buffer.
+    pub recorded: u64,
+    /// Events dropped because the buffer was full (threshold events included).
+    pub dropped: u64,
+    /// Of [`dropped`](Self::dropped), the threshold events: each one is also logged as an
+    /// error, since notifications depend on them.
+    pub dropped_thresholds: u64,
+    /// Events the log accepted.
+    pub written: u64,
+    /// Events lost because the log failed to append their batch.
+    pub failed: u64,
+}
+
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<LimitEvent>,
+    /// The drain, parked while the queue is empty.
+    drain: Option<Waker>,
+    /// Producers parked while the queue is full ([`Overflow::Wait`]).
+    waiting: Vec<Waker>,
+    /// No recorder handle is left: the drain finishes once the queue is empty.
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    recorded: AtomicU64,
+    dropped: AtomicU64,
+    dropped_thresholds: AtomicU64,
+    written: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct Shared {
+    config: RecorderConfig,
+    queue: Mutex<Queue>,
+    counters: Counters,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // The queue is consistent between statements: a panic elsewhere leaves it usable.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stats(&self) -> RecorderStats {
+        let c = &self.counters;
+        RecorderStats {
+            recorded: c.recorded.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            dropped_thresholds: c.dropped_thresholds.load(Ordering::Relaxed),
+            written: c.written.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Closes the queue when the last recorder handle goes.
+struct Closer(Arc<Shared>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        let mut queue = self.0.lock();
+        queue.closed = true;
+        if let Some(waker) = queue.drain.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// The request-path end of the event buffer: give it to
+/// [`LimiterBuilder::events`](crate::LimiterBuilder::events). Clones share one buffer.
+///
+/// ```
+/// use limiter_core::event::{EventRecorder, RecorderConfig};
+/// use limiter_core::{Limiter, ManualClock, PolicySet, Request};
+/// use limiter_testkit::{ModelStore, ReferenceEventLog};
+/// use std::sync::Arc;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let log = Arc::new(ReferenceEventLog::new());
+/// let (recorder, drain) = EventRecorder::new(log.clone(), RecorderConfig::default());
+/// let drain = tokio::spawn(drain.run());
+/// let limiter = Limiter::builder(PolicySet::default(), ModelStore::new())
+///     .clock(ManualClock::new(1_790_000_000_000_000))
+///     .events(recorder)
+///     .build();
+/// let req = Request::new().tenant("acme").plan("free").user("ann");
+/// for _ in 0..11 {
+///     limiter.check(&req).await?;
+/// }
+/// drop(limiter); // the last recorder handle: the drain writes what is left, then ends
+/// drain.await.unwrap();
+/// assert_eq!(log.events().iter().filter(|e| e.kind.name() == "denied").count(), 1);
+/// # Ok::<(), limiter_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct EventRecorder {
+    closer: Arc<Closer>,
+}
+
+impl fmt::Debug for EventRecorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventRecorder")
+            .field("config", &self.shared().config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl EventRecorder {
+    /// A recorder and the drain that appends what it records to `log`. Spawn
+    /// [`EventDrain::run`] on the service's runtime (or call [`EventDrain::flush`] now and
+    /// then).
+    pub fn new(log: Arc<dyn EventLog>, config: RecorderConfig) -> (EventRecorder, EventDrain) {
+        let config = config.capacity(config.capacity).batch(config.batch);
+        let shared = Arc::new(Shared {
+            config,
+            queue: Mutex::new(Queue::default()),
+            counters: Counters::default(),
+        });
+        let recorder = EventRecorder {
+            closer: Arc::new(Closer(Arc::clone(&shared))),
+        };
+        (recorder, EventDrain { shared, log })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.closer.0
+    }
+
+    /// What the recorder has done so far.
+    pub fn stats(&self) -> RecorderStats {
+        self.shared().stats()
+    }
+
+    /// Events waiting in the buffer.
+    pub fn pending(&self) -> usize {
+        self.shared().lock().events.len()
+    }
+
+    /// Hands `event` to the buffer. With [`Overflow::Drop`] this never waits; with
+    /// [`Overflow::Wait`] it waits for room.
+    pub async fn record(&self, event: LimitEvent) {
+        let shared = self.shared();
+        let mut event = Some(event);
+        poll_fn(|cx| {
+            let mut queue = shared.lock();
+            let len = queue.events.len();
+            let Some(kind) = event.as_ref().map(|e| e.kind) else {
+                return Poll::Ready(());
+            };
+            let room = match shared.config.overflow {
+                Overflow::Drop if kind.is_threshold() => len < shared.config.capacity * 2,
+                _ => len < shared.config.capacity,
+            };
+            if room {
+                queue.events.extend(event.take());
+                shared.counters.recorded.fetch_add(1, Ordering::Relaxed);
+                if let Some(waker) = queue.drain.take() {
+                    waker.wake();
+                }
+                return Poll::Ready(());
+            }
+            if shared.config.overflow == Overflow::Wait {
+                queue.waiting.push(cx.waker().clone());
+                return Poll::Pending;
+            }
+            drop(queue);
+            dropped(shared, kind.is_threshold());
+            event = None;
+            Poll::Ready(())
+        })
+        .await;
+    }
+}
+
+/// Counts a dropped event and reports it: a metric always, a log line on the first drop and
+/// at every power of two (the core reads no clock to rate-limit its logs by time).
+fn dropped(shared: &Shared, threshold: bool) {
+    let n = shared.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+    let class = if threshold { "threshold" } else { "other" };
+    metrics::counter!("limiter_events_dropped_total", "class" => class).increment(1);
+    if threshold {
+        let t = shared
+            .counters
+            .dropped_thresholds
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        tracing::error!(
+            dropped_thresholds = t,
+            "event buffer full: a threshold event was dropped"
+        );
+    } else if n.is_power_of_two() {
+        tracing::warn!(dropped = n, "event buffer full: events dropped");
+    }
+}
+
+/// The log end of the event buffer: appends what the recorder buffered, in batches.
+pub struct EventDrain {
+    shared: Arc<Shared>,
+    log: Arc<dyn EventLog>,
+}
+
+impl fmt::Debug for EventDrain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventDrain")
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventDrain {
+    /// Appends batches as events arrive, until every recorder handle is dropped and the buffer
+    /// is empty. A batch the log refuses is counted in [`RecorderStats::failed`] and logged;
+    /// the drain goes on with the next.
+    pub async fn run(self) {
+        loop {
+            let batch = poll_fn(|cx| {
+                let mut queue = self.shared.lock();
+                if !queue.events.is_empty() {
+                    return Poll::Ready(Some(self.take(&mut queue)));
+                }
+                if queue.closed {
+                    return Poll::Ready(None);
+                }
+                queue.drain = Some(cx.waker().clone());
+                Poll::Pending
+            })
+            .await;
+            let Some(batch) = batch else { return };
+            // The error is counted and logged inside.
+            let _ = self.write(&batch).await;
+        }
+    }
+
+    /// Appends everything buffered now, in batches; returns how many events the log accepted,
+    /// or the first error (the failed batch is counted as lost).
+    pub async fn flush(&self) -> Result<usize, Error> {
+        let mut written = 0;
+        loop {
+            let batch = {
+                let mut queue = self.shared.lock();
+                if queue.events.is_empty() {
+                    return Ok(written);
+                }
+                self.take(&mut queue)
+            };
+            self.write(&batch).await?;
+            written += batch.len();
+        }
+    }
+
+    /// What the recorder has done so far.
+    pub fn stats(&self) -> RecorderStats {
+        self.shared.stats()
+    }
+
+    /// Takes one batch off the queue and wakes the producers waiting for room.
+    fn take(&self, queue: &mut Queue) -> Vec<LimitEvent> {
+        let n = queue.events.len().min(self.shared.config.batch);
+        let batch: Vec<LimitEvent> = queue.events.drain(..n).collect();
+        for waker in queue.waiting.drain(..) {
+            waker.wake();
+        }
+        batch
+    }
+
+    async fn write(&self, batch: &[LimitEvent]) -> Result<(), Error> {
+        let n = u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        match self.log.append(batch).await {
+            Ok(()) => {
+                self.shared.counters.written.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(error) => {
+                self.shared.counters.failed.fetch_add(n, Ordering::Relaxed);
+                metrics::counter!("limiter_events_failed_total").increment(n);
+                tracing::error!(%error, events = n, "the event log refused a batch");
+                Err(error)
+            }
+        }
+    }
+}
