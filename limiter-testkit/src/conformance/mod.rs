@@ -34,6 +34,7 @@ mod batch;
 mod concurrency;
 mod differential;
 pub mod keys;
+pub mod events;
 mod lifecycle;
 mod numbers;
 mod retry_after;
