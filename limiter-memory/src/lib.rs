@@ -8,6 +8,7 @@ mod fingerprint;
 mod key_cache;
 mod keys;
 mod shard;
+mod events;
 mod store;
 mod table;
 
@@ -15,4 +16,5 @@ pub use config::{AtCapacity, MemoryConfig};
 pub use denials::{DEFAULT_MAX_ENTRIES, DEFAULT_MAX_HOLD, LocalDenials};
 pub use key_cache::{CachedKeyStore, KeyCacheConfig};
 pub use keys::MemoryKeyStore;
+pub use events::MemoryEventLog;
 pub use store::{MemoryStats, MemoryStore};
