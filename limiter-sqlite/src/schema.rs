@@ -19,6 +19,7 @@ use crate::error::SqliteError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_limiter_state.sql"),
     include_str!("migrations/0002_api_keys.sql"),
+    include_str!("migrations/0003_events.sql"),
 ];
 
 /// The schema version this build writes.
@@ -95,6 +96,23 @@ mod tests {
             )
             .expect("the fresh_at index exists");
         assert_eq!(index, "limiter_state_fresh_at");
+        let events: Vec<String> = {
+            let mut statement = conn
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' \
+                     AND tbl_name = 'limit_events' ORDER BY name",
+                )
+                .expect("prepare");
+            statement
+                .query_map([], |r| r.get(0))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("names")
+        };
+        assert_eq!(
+            events,
+            ["limit_events_kind_window", "limit_events_tenant_at"]
+        );
         // Running again changes nothing.
         migrate(&mut conn).expect("migrate again");
         assert_eq!(user_version(&conn), i64::try_from(LATEST).expect("small"));

@@ -176,7 +176,10 @@ async fn a_version_1_file_gains_the_keys_table_and_keeps_its_limits() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 2);
+    assert_eq!(
+        version,
+        i64::try_from(limiter_sqlite::SCHEMA_VERSION).expect("small")
+    );
     let rows: i64 = conn
         .query_row("SELECT count(*) FROM limiter_state", [], |r| r.get(0))
         .expect("count");

@@ -534,3 +534,102 @@ macro_rules! __event_log_tests {
         )*
     };
 }
+
+/// Requests each limiter of [`fleet_records_one_crossing_per_window`] sends per tenant per day.
+pub const FLEET_REQUESTS: u32 = 10;
+
+/// Tenants of [`fleet_records_one_crossing_per_window`].
+pub const FLEET_TENANTS: [&str; 5] = ["ant", "bee", "cat", "dog", "elk"];
+
+/// Four limiters, one per `(store, log)` (the stores sharing one state, such as one SQLite file
+/// or one Redis), each recording through its own recorder into its log, send concurrent
+/// requests for two days: [`FLEET_REQUESTS`] per tenant each, twice the daily quota of
+/// [`trace_policies`] in all. `query` (a log that sees every append) must then hold exactly one
+/// approaching and one exhausted event of `plan_daily` per tenant per day, and one restore on
+/// the second day.
+pub async fn fleet_records_one_crossing_per_window(
+    members: Vec<(Arc<dyn limiter_core::Store>, Arc<dyn EventLog>)>,
+    query: &dyn EventLog,
+) {
+    let clock = ManualClock::new(BASE_NOW);
+    let mut limiters = Vec::new();
+    let mut drains = Vec::new();
+    for (store, log) in members {
+        let (recorder, drain) = EventRecorder::new(log, RecorderConfig::default().batch(16));
+        drains.push(tokio::spawn(drain.run()));
+        limiters.push(
+            Limiter::builder(trace_policies(), store)
+                .clock(clock.clone())
+                .events(recorder)
+                .build(),
+        );
+    }
+    for day in 0..2 {
+        clock.set(BASE_NOW + day * DAY + HOUR);
+        let mut tasks = Vec::new();
+        for limiter in &limiters {
+            for tenant in FLEET_TENANTS {
+                let limiter = limiter.clone();
+                tasks.push(tokio::spawn(async move {
+                    let request = Request::new().tenant(tenant).plan("tiny").user("u");
+                    let mut admitted = 0;
+                    for _ in 0..FLEET_REQUESTS {
+                        let decision = limiter.check(&request).await.expect("decided");
+                        admitted += u64::from(decision.is_allowed());
+                    }
+                    admitted
+                }));
+            }
+        }
+        let mut admitted = 0;
+        for task in tasks {
+            admitted += task.await.expect("a task");
+        }
+        let tenants = u64::try_from(FLEET_TENANTS.len()).expect("small");
+        assert_eq!(
+            admitted,
+            tenants * TRACE_QUOTA,
+            "the fleet admits exactly the quota"
+        );
+    }
+    let dropped: u64 = limiters
+        .iter()
+        .map(|l| l.event_stats().expect("a recorder").dropped)
+        .sum();
+    assert_eq!(dropped, 0, "the buffers are large enough for this load");
+    drop(limiters);
+    for drain in drains {
+        drain.await.expect("the drain ends");
+    }
+    for tenant in FLEET_TENANTS {
+        for day in 0..2 {
+            let window = BASE_NOW + day * DAY;
+            for kind in [EventKind::Approaching, EventKind::Exhausted] {
+                let q = EventQuery::tenant(tenant)
+                    .kind(kind)
+                    .policy("plan_daily")
+                    .between(window, window + DAY);
+                let found = all_pages(query, q).await;
+                assert_eq!(
+                    found.len(),
+                    1,
+                    "{query:?}: {kind} events of {tenant} on day {day}"
+                );
+                assert_eq!(found[0].window_start, window);
+            }
+        }
+        let restored = all_pages(query, EventQuery::tenant(tenant).kind(EventKind::Restored)).await;
+        let days: Vec<Micros> = restored
+            .iter()
+            .map(|e| (e.window_start - BASE_NOW) / DAY)
+            .collect();
+        assert_eq!(days, [1], "{query:?}: restores of {tenant}");
+        let denied = all_pages(query, EventQuery::tenant(tenant).kind(EventKind::Denied)).await;
+        let sent = 4 * u64::from(FLEET_REQUESTS);
+        assert_eq!(
+            u64::try_from(denied.len()).expect("small"),
+            2 * (sent - TRACE_QUOTA),
+            "{query:?}: denials of {tenant}"
+        );
+    }
+}
