@@ -3,19 +3,28 @@
 //! Tenants on every plan, a staff user, an API key flagged to bypass, and anonymous clients
 //! send requests each second of a `ManualClock`; the limiter decides each one. The table shows
 //! who was admitted and who was denied by which policy, then the headers and message of a
-//! denied response.
+//! denied response. Every decision's events go to an in-memory event log, from which the
+//! quickstart ends by answering the dashboard's three questions: which tenants hit limits, the
+//! top hit tenants, and the tenants at 80% or more of their daily quota (one of them, `ember`,
+//! has been busy since midnight).
 //!
 //! Run: `cargo run --release --example quickstart`
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use limiter_core::{Decision, HeaderStyle, Limiter, ManualClock, PolicySet, Request};
-use limiter_memory::MemoryStore;
+use limiter_core::event::{EventLog, EventRecorder, RecorderConfig};
+use limiter_core::{
+    Calendar, Clock, Decision, HeaderStyle, Limiter, ManualClock, PolicySet, Request,
+};
+use limiter_memory::{MemoryEventLog, MemoryStore};
 
 /// 2026-11-26T09:00:00Z.
 const START: u64 = 1_795_683_600_000_000;
+/// Midnight before it.
+const MIDNIGHT: u64 = START - 9 * 3_600_000_000;
 const SECONDS: u32 = 180;
 
 /// Someone sending traffic: a request to send, and how many per second.
@@ -100,10 +109,24 @@ fn clients() -> Vec<Client> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), limiter_core::Error> {
-    let clock = ManualClock::new(START);
+    let clock = ManualClock::new(MIDNIGHT);
+    let log = Arc::new(MemoryEventLog::new(Calendar::utc()));
+    // The drain is flushed by hand each simulated second; a service spawns `drain.run()`.
+    let (recorder, drain) = EventRecorder::new(log.clone(), RecorderConfig::default());
     let limiter = Limiter::builder(PolicySet::default(), MemoryStore::default())
         .clock(clock.clone())
+        .events(recorder)
         .build();
+
+    // Since midnight, ember (free plan, 500/day) has sent one request every 72 seconds: 450
+    // by 09:00, 90% of its daily quota, never fast enough to meet its hourly or burst limits.
+    let ember = tenant("ember", "free", "eve", "owner", 14);
+    for _ in 0..450 {
+        limiter.check(&ember).await?;
+        clock.advance(Duration::from_secs(72));
+    }
+    clock.set(START);
+
     let clients = clients();
     let mut tallies: Vec<Tally> = clients.iter().map(|_| Tally::default()).collect();
 
@@ -129,6 +152,7 @@ async fn main() -> Result<(), limiter_core::Error> {
             }
         }
         clock.advance(Duration::from_secs(1));
+        drain.flush().await?;
     }
 
     println!(
@@ -169,6 +193,51 @@ async fn main() -> Result<(), limiter_core::Error> {
         if let Some(message) = decision.message() {
             println!("  body: {message}");
         }
+    }
+    report(&*log, clock.now(), &limiter).await
+}
+
+/// The dashboard's three questions, answered from the recorded events.
+async fn report(
+    log: &dyn EventLog,
+    now: u64,
+    limiter: &Limiter,
+) -> Result<(), limiter_core::Error> {
+    let stats = limiter.event_stats().unwrap_or_default();
+    println!(
+        "\nEvents: {} recorded, {} written, {} dropped",
+        stats.recorded, stats.written, stats.dropped
+    );
+    println!("\nTenants that hit limits today:");
+    for hits in log.hits(MIDNIGHT, now).await? {
+        let by: Vec<String> = hits
+            .by_policy
+            .iter()
+            .map(|(policy, n)| format!("{policy} x{n}"))
+            .collect();
+        println!(
+            "  {:<8} {:>5} denials ({})",
+            hits.tenant,
+            hits.total,
+            by.join(", ")
+        );
+    }
+    println!("\nTop hit tenants today:");
+    for (rank, top) in log.top_hit_tenants(now, 3).await?.iter().enumerate() {
+        println!("  {}. {:<8} {:>5}", rank + 1, top.tenant, top.count);
+    }
+    // Usage is what the day's events recorded: the approaching event at the crossing, so "at
+    // least" until the tenant is denied.
+    println!("\nTenants at 80%+ of their daily quota:");
+    for quota in log.near_quota(now, 80).await? {
+        println!(
+            "  {:<8} {}: at least {} of {} ({}%)",
+            quota.tenant,
+            quota.policy,
+            quota.used,
+            quota.limit,
+            quota.used * 100 / quota.limit.max(1)
+        );
     }
     Ok(())
 }
