@@ -262,3 +262,101 @@ async fn a_failing_log_never_fails_a_decision_and_its_losses_are_counted() {
     let stats = limiter.event_stats().expect("a recorder");
     assert!(stats.failed > 0 && stats.written == 0, "{stats:?}");
 }
+
+/// A metrics recorder that keeps the name and labels of every counter and histogram touched.
+#[derive(Debug, Default)]
+struct Keys(std::sync::Mutex<Vec<String>>);
+
+impl Keys {
+    fn push(&self, key: &metrics::Key) {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        let line = format!("{}{{{}}}", key.name(), labels.join(","));
+        self.0.lock().expect("not poisoned").push(line);
+    }
+}
+
+impl metrics::Recorder for Keys {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        self.push(key);
+        metrics::Counter::noop()
+    }
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        self.push(key);
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        self.push(key);
+        metrics::Histogram::noop()
+    }
+}
+
+#[test]
+fn metrics_carry_bounded_labels_only() {
+    let keys = Keys::default();
+    metrics::with_local_recorder(&keys, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let log = Arc::new(ReferenceEventLog::new());
+            let (recorder, _drain) = EventRecorder::new(log, RecorderConfig::default().capacity(1));
+            let limiter = Limiter::builder(PolicySet::default(), ModelStore::new())
+                .clock(ManualClock::new(NOW))
+                .metrics(true)
+                .events(recorder)
+                .build();
+            for _ in 0..12 {
+                limiter.check(&free_user()).await.expect("check");
+            }
+            let staff = Request::new().user("sam").staff(true);
+            limiter.check(&staff).await.expect("check");
+        });
+    });
+    let keys = keys.0.into_inner().expect("not poisoned");
+    for expected in [
+        "limiter_decisions_total{policy=plan_burst,outcome=allowed}",
+        "limiter_decisions_total{policy=plan_burst,outcome=denied}",
+        "limiter_decisions_total{policy=none,outcome=bypassed}",
+        "limiter_bypasses_total{reason=staff}",
+        "limiter_store_duration_seconds{backend=ModelStore}",
+        "limiter_events_dropped_total{class=other}",
+    ] {
+        assert!(
+            keys.iter().any(|k| k == expected),
+            "{expected} not in {keys:#?}"
+        );
+    }
+    for key in &keys {
+        for private in ["acme", "ann", "sam", "203.0.113", "/v1/orders", "key_123"] {
+            assert!(!key.contains(private), "{key} names {private}");
+        }
+    }
+}

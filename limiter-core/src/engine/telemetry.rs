@@ -28,7 +28,9 @@ pub(super) fn store_started(inner: &Inner) -> Option<Micros> {
 /// Records a store call's latency (by the limiter's clock) and its error, if any.
 pub(super) fn store_finished(inner: &Inner, started: Option<Micros>, error: Option<&Error>) {
     let Some(started) = started else { return };
-    let backend = inner.store.to_string();
+    // The store's name without its details (a path, a capacity): one value per backend.
+    let shown = inner.store.to_string();
+    let backend = shown.split('(').next().unwrap_or_default().to_owned();
     let seconds = Micros::saturating_sub(inner.clock.now(), started) as f64 / 1e6;
     metrics::histogram!("limiter_store_duration_seconds", "backend" => backend.clone())
         .record(seconds);
