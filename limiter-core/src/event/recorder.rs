@@ -290,9 +290,9 @@ impl fmt::Debug for EventDrain {
 
 impl EventDrain {
     /// Appends batches as events arrive, until every recorder handle is dropped and the buffer
-    /// is empty. A batch the log refuses is counted in [`RecorderStats::failed`] and logged;
-    /// the drain goes on with the next.
-    pub async fn run(self) {
+    /// is empty; returns the recorder's final figures. A batch the log refuses is counted in
+    /// [`RecorderStats::failed`] and logged; the drain goes on with the next.
+    pub async fn run(self) -> RecorderStats {
         loop {
             let batch = poll_fn(|cx| {
                 let mut queue = self.shared.lock();
@@ -306,7 +306,9 @@ impl EventDrain {
                 Poll::Pending
             })
             .await;
-            let Some(batch) = batch else { return };
+            let Some(batch) = batch else {
+                return self.stats();
+            };
             // The error is counted and logged inside.
             let _ = self.write(&batch).await;
         }

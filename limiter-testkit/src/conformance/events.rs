@@ -599,7 +599,11 @@ pub async fn fleet_records_one_crossing_per_window(
     assert_eq!(dropped, 0, "the buffers are large enough for this load");
     drop(limiters);
     for drain in drains {
-        drain.await.expect("the drain ends");
+        let stats = drain.await.expect("the drain ends");
+        assert_eq!(
+            stats.failed, 0,
+            "{query:?}: every batch was appended: {stats:?}"
+        );
     }
     for tenant in FLEET_TENANTS {
         for day in 0..2 {
