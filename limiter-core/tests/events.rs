@@ -360,3 +360,32 @@ fn metrics_carry_bounded_labels_only() {
         }
     }
 }
+
+#[tokio::test]
+async fn run_every_writes_whole_batches_at_once_and_the_rest_on_each_tick() {
+    let log = Arc::new(ReferenceEventLog::new());
+    let (recorder, drain) = EventRecorder::new(log.clone(), RecorderConfig::default().batch(4));
+    let tick = Arc::new(tokio::sync::Notify::new());
+    let ticks = Arc::clone(&tick);
+    let task = tokio::spawn(drain.run_every(move || {
+        let ticks = Arc::clone(&ticks);
+        async move { ticks.notified().await }
+    }));
+    let settle = || async {
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    };
+    for i in 0..6 {
+        recorder.record(denial(i)).await;
+    }
+    settle().await;
+    // One whole batch went; two events wait for the tick.
+    assert_eq!((log.events().len(), recorder.pending()), (4, 2));
+    tick.notify_one();
+    settle().await;
+    assert_eq!((log.events().len(), recorder.pending()), (6, 0));
+    drop(recorder);
+    let stats = task.await.expect("the drain ends");
+    assert_eq!((stats.written, stats.failed), (6, 0));
+}

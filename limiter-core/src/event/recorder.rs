@@ -6,7 +6,8 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
@@ -88,7 +89,6 @@ pub struct RecorderStats {
     pub failed: u64,
 }
 
-#[derive(Default)]
 struct Queue {
     events: VecDeque<LimitEvent>,
     /// The drain, parked while the queue is empty.
@@ -97,6 +97,10 @@ struct Queue {
     waiting: Vec<Waker>,
     /// No recorder handle is left: the drain finishes once the queue is empty.
     closed: bool,
+    /// The queue length at which a producer wakes the parked drain: 1 for
+    /// [`EventDrain::run`], a whole batch for [`EventDrain::run_every`], whose tick writes
+    /// what is left.
+    wake_at: usize,
 }
 
 #[derive(Default)]
@@ -194,7 +198,13 @@ impl EventRecorder {
         let config = config.capacity(config.capacity).batch(config.batch);
         let shared = Arc::new(Shared {
             config,
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(Queue {
+                events: VecDeque::new(),
+                drain: None,
+                waiting: Vec::new(),
+                closed: false,
+                wake_at: 1,
+            }),
             counters: Counters::default(),
         });
         let recorder = EventRecorder {
@@ -235,7 +245,9 @@ impl EventRecorder {
             if room {
                 queue.events.extend(event.take());
                 shared.counters.recorded.fetch_add(1, Ordering::Relaxed);
-                if let Some(waker) = queue.drain.take() {
+                if queue.events.len() >= queue.wake_at
+                    && let Some(waker) = queue.drain.take()
+                {
                     waker.wake();
                 }
                 return Poll::Ready(());
@@ -311,6 +323,54 @@ impl EventDrain {
             };
             // The error is counted and logged inside.
             let _ = self.write(&batch).await;
+        }
+    }
+
+    /// Like [`run`](Self::run), but wakes for whole batches only, and for what is left each
+    /// time `tick()` completes: a flood then costs one wake-up per batch instead of one per
+    /// event, and an event waits at most one tick. `tick` comes from the service's runtime,
+    /// such as `|| tokio::time::sleep(Duration::from_millis(200))`.
+    pub async fn run_every<T, F>(self, mut tick: T) -> RecorderStats
+    where
+        T: FnMut() -> F,
+        F: Future<Output = ()>,
+    {
+        let batch = self.shared.config.batch;
+        self.shared.lock().wake_at = batch;
+        loop {
+            let mut sleep = pin!(tick());
+            let mut ticked = false;
+            let taken = poll_fn(|cx| {
+                let mut queue = self.shared.lock();
+                if queue.events.len() >= batch
+                    || (ticked || queue.closed) && !queue.events.is_empty()
+                {
+                    return Poll::Ready(Some(self.take(&mut queue)));
+                }
+                if queue.closed {
+                    return Poll::Ready(None);
+                }
+                if ticked {
+                    // Nothing to write this tick: start the next one.
+                    return Poll::Ready(Some(Vec::new()));
+                }
+                queue.drain = Some(cx.waker().clone());
+                drop(queue);
+                if sleep.as_mut().poll(cx).is_ready() {
+                    ticked = true;
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            })
+            .await;
+            match taken {
+                None => return self.stats(),
+                Some(batch) if batch.is_empty() => {}
+                // The error is counted and logged inside.
+                Some(batch) => {
+                    let _ = self.write(&batch).await;
+                }
+            }
         }
     }
 
