@@ -64,11 +64,12 @@ pub(super) async fn decided(
         return;
     };
     let now = now.unwrap_or_else(|| inner.clock.now());
-    let mut events = Vec::new();
+    // Pushed at once; only events that must wait for room (Overflow::Wait) are kept to await.
+    let mut waiting = Vec::new();
     derive_events(request, decision, now, inner.approaching_percent, |e| {
-        events.push(e);
+        waiting.extend(recorder.push_now(e));
     });
-    for event in events {
+    for event in waiting {
         recorder.record(event).await;
     }
 }

@@ -230,38 +230,56 @@ impl EventRecorder {
     /// Hands `event` to the buffer. With [`Overflow::Drop`] this never waits; with
     /// [`Overflow::Wait`] it waits for room.
     pub async fn record(&self, event: LimitEvent) {
-        let shared = self.shared();
         let mut event = Some(event);
-        poll_fn(|cx| {
-            let mut queue = shared.lock();
-            let len = queue.events.len();
-            let Some(kind) = event.as_ref().map(|e| e.kind) else {
-                return Poll::Ready(());
-            };
-            let room = match shared.config.overflow {
-                Overflow::Drop if kind.is_threshold() => len < shared.config.capacity * 2,
-                _ => len < shared.config.capacity,
-            };
-            if room {
-                queue.events.extend(event.take());
-                shared.counters.recorded.fetch_add(1, Ordering::Relaxed);
-                if queue.events.len() >= queue.wake_at
-                    && let Some(waker) = queue.drain.take()
-                {
-                    waker.wake();
-                }
-                return Poll::Ready(());
-            }
-            if shared.config.overflow == Overflow::Wait {
-                queue.waiting.push(cx.waker().clone());
-                return Poll::Pending;
-            }
-            drop(queue);
-            dropped(shared, kind.is_threshold());
-            event = None;
-            Poll::Ready(())
+        poll_fn(|cx| match self.push(&mut event, Some(cx.waker())) {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
         })
         .await;
+    }
+
+    /// Pushes `event` without waiting: `None` once it is buffered or dropped, or the event
+    /// back if the buffer is full and [`Overflow::Wait`] says to wait for room.
+    pub(crate) fn push_now(&self, event: LimitEvent) -> Option<LimitEvent> {
+        let mut event = Some(event);
+        self.push(&mut event, None);
+        event
+    }
+
+    /// Buffers or drops the event in `slot` (taking it), or, when the buffer is full under
+    /// [`Overflow::Wait`], leaves it there and parks `waker` (if any) until there is room.
+    /// Returns whether the slot was taken.
+    fn push(&self, slot: &mut Option<LimitEvent>, waker: Option<&Waker>) -> bool {
+        let shared = self.shared();
+        let Some(kind) = slot.as_ref().map(|e| e.kind) else {
+            return true;
+        };
+        let mut queue = shared.lock();
+        let len = queue.events.len();
+        let room = match shared.config.overflow {
+            Overflow::Drop if kind.is_threshold() => len < shared.config.capacity * 2,
+            _ => len < shared.config.capacity,
+        };
+        if room {
+            queue.events.extend(slot.take());
+            shared.counters.recorded.fetch_add(1, Ordering::Relaxed);
+            if queue.events.len() >= queue.wake_at
+                && let Some(waker) = queue.drain.take()
+            {
+                waker.wake();
+            }
+            return true;
+        }
+        if shared.config.overflow == Overflow::Wait {
+            if let Some(waker) = waker {
+                queue.waiting.push(waker.clone());
+            }
+            return false;
+        }
+        drop(queue);
+        dropped(shared, kind.is_threshold());
+        *slot = None;
+        true
     }
 }
 
