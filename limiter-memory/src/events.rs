@@ -39,9 +39,13 @@ type Subject = (Option<String>, Option<String>);
 struct State {
     events: BTreeMap<u64, LimitEvent>,
     by_tenant: HashMap<String, BTreeSet<u64>>,
-    days: BTreeMap<(Micros, String, String), DayTotals>,
+    /// Day -> tenant -> policy ('' for none): nested, so that a lookup borrows its names.
+    days: BTreeMap<Micros, BTreeMap<String, BTreeMap<String, DayTotals>>>,
     thresholds: HashMap<Subject, Thresholds>,
     next: u64,
+    /// The bounds of the last local day looked up: events come in time order, so most fall
+    /// in it and skip the time zone arithmetic.
+    last_day: (Micros, Micros),
 }
 
 impl State {
@@ -140,17 +144,17 @@ impl EventLog for MemoryEventLog {
     async fn append(&self, events: &[LimitEvent]) -> Result<(), Error> {
         let mut state = self.lock();
         for event in events {
-            let subject = (event.tenant.clone(), event.policy.clone());
+            let subject = || (event.tenant.clone(), event.policy.clone());
             match event.kind {
                 EventKind::Restored => {
-                    let thresholds = state.thresholds.entry(subject).or_default();
+                    let thresholds = state.thresholds.entry(subject()).or_default();
                     if !restores(thresholds, event.window_start) {
                         continue;
                     }
                     thresholds.restored = thresholds.restored.max(Some(event.window_start));
                 }
                 EventKind::Exhausted => {
-                    let thresholds = state.thresholds.entry(subject).or_default();
+                    let thresholds = state.thresholds.entry(subject()).or_default();
                     thresholds.exhausted.insert(event.window_start);
                 }
                 _ => {}
@@ -158,14 +162,38 @@ impl EventLog for MemoryEventLog {
             let seq = state.next;
             state.next += 1;
             if let Some(tenant) = &event.tenant {
-                state
-                    .by_tenant
-                    .entry(tenant.clone())
-                    .or_default()
-                    .insert(seq);
-                let day = self.calendar.day_bounds(event.at).0;
-                let policy = event.policy.clone().unwrap_or_default();
-                let totals = state.days.entry((day, tenant.clone(), policy)).or_default();
+                // Looked up by reference first: a name is copied only the first time it is seen.
+                match state.by_tenant.get_mut(tenant) {
+                    Some(seqs) => {
+                        seqs.insert(seq);
+                    }
+                    None => {
+                        state
+                            .by_tenant
+                            .insert(tenant.clone(), BTreeSet::from([seq]));
+                    }
+                }
+                let (start, end) = state.last_day;
+                let day = if (start..end).contains(&event.at) {
+                    start
+                } else {
+                    state.last_day = self.calendar.day_bounds(event.at);
+                    state.last_day.0
+                };
+                let tenants = state.days.entry(day).or_default();
+                if !tenants.contains_key(tenant) {
+                    tenants.insert(tenant.clone(), BTreeMap::new());
+                }
+                let policy = event.policy.as_deref().unwrap_or_default();
+                let Some(policies) = tenants.get_mut(tenant) else {
+                    continue;
+                };
+                if !policies.contains_key(policy) {
+                    policies.insert(policy.to_owned(), DayTotals::default());
+                }
+                let Some(totals) = policies.get_mut(policy) else {
+                    continue;
+                };
                 if event.kind == EventKind::Denied {
                     totals.denied += 1;
                 }
@@ -219,22 +247,16 @@ impl EventLog for MemoryEventLog {
     async fn top_hit_tenants(&self, day: Micros, n: usize) -> Result<Vec<TenantCount>, Error> {
         let day = self.calendar.day_bounds(day).0;
         let state = self.lock();
-        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-        let range = (day, String::new(), String::new())..;
-        for ((d, tenant, _), totals) in state.days.range(range) {
-            if *d != day {
-                break;
-            }
-            if totals.denied > 0 {
-                *counts.entry(tenant).or_default() += totals.denied;
-            }
-        }
-        let mut top: Vec<TenantCount> = counts
+        let mut top: Vec<TenantCount> = state
+            .days
+            .get(&day)
             .into_iter()
-            .map(|(tenant, count)| TenantCount {
-                tenant: tenant.to_owned(),
-                count,
+            .flatten()
+            .map(|(tenant, policies)| TenantCount {
+                tenant: tenant.clone(),
+                count: policies.values().map(|t| t.denied).sum(),
             })
+            .filter(|t| t.count > 0)
             .collect();
         top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.tenant.cmp(&b.tenant)));
         top.truncate(n);
@@ -245,11 +267,10 @@ impl EventLog for MemoryEventLog {
         let day = self.calendar.day_bounds(now).0;
         let state = self.lock();
         let mut near = Vec::new();
-        for ((d, tenant, policy), totals) in state.days.range((day, String::new(), String::new())..)
+        let today = state.days.get(&day).into_iter().flatten();
+        for (tenant, policy, totals) in
+            today.flat_map(|(t, ps)| ps.iter().map(move |(p, x)| (t, p, x)))
         {
-            if *d != day {
-                break;
-            }
             if let Some((used, limit)) = totals.peak
                 && used * 100 >= u64::from(percent) * limit
             {
@@ -305,14 +326,8 @@ impl EventLog for MemoryEventLog {
             .map(|(seq, _)| *seq)
             .collect();
         let events = old.into_iter().filter(|seq| state.remove(*seq)).count();
-        let mut days = BTreeSet::new();
-        state.days.retain(|(day, _, _), _| {
-            let keep = *day >= retention.aggregates_before;
-            if !keep {
-                days.insert(*day);
-            }
-            keep
-        });
+        let kept = state.days.split_off(&retention.aggregates_before);
+        let days = std::mem::replace(&mut state.days, kept);
         Ok(Pruned {
             events: count(events),
             aggregates: count(days.len()),
