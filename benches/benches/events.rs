@@ -12,6 +12,9 @@
 //!   decision is a denial with one event (plan_burst). With the default `Overflow::Drop`, what
 //!   the drain cannot keep up with is dropped and counted; the drop count is printed after the
 //!   group. Target: recorded >= 0.7x plain.
+//! - In the interleaved run, the flood also records into a log that keeps nothing: what
+//!   recording costs the request path itself, apart from the sink's work (which, on a machine
+//!   with few cores, competes with the requests for CPU).
 //! - `sink/sqlite`: `SqliteEventLog::append` of batches of 512 events, in events per second
 //!   (one transaction per batch, WAL, `synchronous=NORMAL`, a file in a temporary directory).
 //! - `sink/redis`: `RedisEventLog::append` of batches of 512 events on a private redis-server,
@@ -31,12 +34,15 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use limiter_core::event::{EventLog, EventRecorder, LimitEvent, RecorderConfig, RecorderStats};
-use limiter_core::{Calendar, Clock, Limiter, ManualClock, Micros, PolicySet, Request};
+use limiter_core::event::{
+    EventLog, EventPage, EventQuery, EventRecorder, LimitEvent, Pruned, QuotaUsage, RecorderConfig,
+    RecorderStats, Retention, TenantCount, TenantHits,
+};
+use limiter_core::{Calendar, Clock, Error, Limiter, ManualClock, Micros, PolicySet, Request};
 use limiter_memory::{MemoryConfig, MemoryEventLog, MemoryStore};
 use limiter_redis::{RedisConfig, RedisEventLog, RedisStore};
 use limiter_sqlite::SqliteEventLog;
@@ -46,15 +52,24 @@ use limiter_testkit::redis::RedisServer;
 struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+/// Whether allocations are counted: only while the allocation report runs, so that the timed
+/// runs do not share one contended counter between the request path and the drain's thread.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+fn count_allocation() {
+    if COUNTING.load(Ordering::Relaxed) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_allocation();
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_allocation();
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc_zeroed(layout) }
     }
@@ -63,7 +78,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_allocation();
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -117,11 +132,21 @@ fn limiter(
     clock: impl Clock + 'static,
     recorded: bool,
 ) -> (Limiter, Option<EventRecorder>) {
+    let log: Option<Arc<dyn EventLog>> =
+        recorded.then(|| Arc::new(MemoryEventLog::new(Calendar::utc())) as Arc<dyn EventLog>);
+    limiter_into(rt, clock, log)
+}
+
+/// A limiter, recording into `log` (drained by a task on `rt`) if there is one.
+fn limiter_into(
+    rt: &tokio::runtime::Runtime,
+    clock: impl Clock + 'static,
+    log: Option<Arc<dyn EventLog>>,
+) -> (Limiter, Option<EventRecorder>) {
     let builder = Limiter::builder(PolicySet::default(), store()).clock(clock);
-    if !recorded {
+    let Some(log) = log else {
         return (builder.build(), None);
-    }
-    let log = Arc::new(MemoryEventLog::new(Calendar::utc()));
+    };
     let (recorder, drain) = EventRecorder::new(log, RecorderConfig::default());
     // Whole batches as they fill, the rest every 100 ms: one wake-up per batch in a flood.
     rt.spawn(drain.run_every(|| tokio::time::sleep(Duration::from_millis(100))));
@@ -224,11 +249,13 @@ fn report_allocations(rt: &tokio::runtime::Runtime) {
     local.block_on(async {
         // Warm: the keys exist.
         limiter.check(&request).await.expect("decided");
+        COUNTING.store(true, Ordering::Relaxed);
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         for _ in 0..CALLS {
             black_box(limiter.check(&request).await.expect("decided"));
         }
         let after = ALLOCATIONS.load(Ordering::Relaxed);
+        COUNTING.store(false, Ordering::Relaxed);
         println!(
             "\nheap allocations per warm Limiter::check (memory store, no recorder, metrics off): {:.3}\n",
             (after - before) as f64 / f64::from(CALLS)
@@ -302,14 +329,26 @@ fn report_ratios(rt: &tokio::runtime::Runtime) {
         &admitted,
     );
     let flood = Request::new().tenant("flood").plan("free").user("mallory");
-    let pair = [
-        limiter(rt, ManualClock::new(START), false),
-        limiter(rt, ManualClock::new(START), true),
+    let sinks: [(&str, Arc<dyn EventLog>); 2] = [
+        (
+            "all denied, memory log",
+            Arc::new(MemoryEventLog::new(Calendar::utc())),
+        ),
+        // What the request path alone costs: the drain's work on a sink that keeps nothing.
+        ("all denied, discarding log", Arc::new(Discard)),
     ];
-    for (limiter, _) in &pair {
-        rt.block_on(async { while limiter.check(&flood).await.expect("decided").is_allowed() {} });
+    for (name, sink) in sinks {
+        let pair = [
+            limiter_into(rt, ManualClock::new(START), None),
+            limiter_into(rt, ManualClock::new(START), Some(sink)),
+        ];
+        for (limiter, _) in &pair {
+            rt.block_on(async {
+                while limiter.check(&flood).await.expect("decided").is_allowed() {}
+            });
+        }
+        report_ratio(rt, name, pair, &|_| flood.clone());
     }
-    report_ratio(rt, "all denied", pair, &|_| flood.clone());
     println!();
 }
 
@@ -349,4 +388,33 @@ fn main() {
         Err(e) => eprintln!("\n==== SKIPPED sink/redis: cannot start redis-server: {e} ====\n"),
     }
     c.final_summary();
+}
+
+/// An event log that keeps nothing: isolates what recording costs the request path.
+#[derive(Debug)]
+struct Discard;
+
+#[async_trait::async_trait]
+impl EventLog for Discard {
+    async fn append(&self, _: &[LimitEvent]) -> Result<(), Error> {
+        Ok(())
+    }
+    async fn hits(&self, _: Micros, _: Micros) -> Result<Vec<TenantHits>, Error> {
+        Ok(Vec::new())
+    }
+    async fn top_hit_tenants(&self, _: Micros, _: usize) -> Result<Vec<TenantCount>, Error> {
+        Ok(Vec::new())
+    }
+    async fn near_quota(&self, _: Micros, _: u8) -> Result<Vec<QuotaUsage>, Error> {
+        Ok(Vec::new())
+    }
+    async fn events(&self, _: &EventQuery) -> Result<EventPage, Error> {
+        Ok(EventPage {
+            events: Vec::new(),
+            next: None,
+        })
+    }
+    async fn prune(&self, _: &Retention) -> Result<Pruned, Error> {
+        Ok(Pruned::default())
+    }
 }
