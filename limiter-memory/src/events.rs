@@ -1,10 +1,10 @@
 //! [`MemoryEventLog`]: events in process memory, for a single instance, tests and demos.
 //!
-//! Raw events sit in a bounded map in append order, indexed by tenant; per-day aggregates
+//! Raw events sit in a bounded queue in append order, indexed by tenant; per-day aggregates
 //! (denials and peak daily-quota usage per tenant and policy) are kept apart, so they survive
 //! both [`prune`](EventLog::prune) and the eviction of the oldest raw events at capacity.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -37,8 +37,10 @@ type Subject = (Option<String>, Option<String>);
 
 #[derive(Debug, Default)]
 struct State {
-    events: BTreeMap<u64, LimitEvent>,
-    by_tenant: HashMap<String, BTreeSet<u64>>,
+    /// Raw events with their sequence numbers, in append (so increasing) order.
+    events: VecDeque<(u64, LimitEvent)>,
+    /// Each tenant's sequence numbers, increasing.
+    by_tenant: HashMap<String, VecDeque<u64>>,
     /// Day -> tenant -> policy ('' for none): nested, so that a lookup borrows its names.
     days: BTreeMap<Micros, BTreeMap<String, BTreeMap<String, DayTotals>>>,
     thresholds: HashMap<Subject, Thresholds>,
@@ -49,19 +51,40 @@ struct State {
 }
 
 impl State {
-    fn remove(&mut self, seq: u64) -> bool {
-        let Some(event) = self.events.remove(&seq) else {
-            return false;
+    /// The event numbered `seq`, if still held.
+    fn get(&self, seq: u64) -> Option<&LimitEvent> {
+        let i = self.events.binary_search_by_key(&seq, |(s, _)| *s).ok()?;
+        self.events.get(i).map(|(_, e)| e)
+    }
+
+    /// Evicts the oldest event: the oldest of its tenant too.
+    fn evict_oldest(&mut self) {
+        let Some((seq, event)) = self.events.pop_front() else {
+            return;
         };
         if let Some(tenant) = &event.tenant
             && let Some(seqs) = self.by_tenant.get_mut(tenant)
         {
-            seqs.remove(&seq);
+            if seqs.front() == Some(&seq) {
+                seqs.pop_front();
+            }
             if seqs.is_empty() {
                 self.by_tenant.remove(tenant);
             }
         }
-        true
+    }
+
+    /// Rebuilds the tenant index from the events held (after a prune).
+    fn reindex(&mut self) {
+        self.by_tenant.clear();
+        for (seq, event) in &self.events {
+            if let Some(tenant) = &event.tenant {
+                self.by_tenant
+                    .entry(tenant.clone())
+                    .or_default()
+                    .push_back(*seq);
+            }
+        }
     }
 }
 
@@ -164,13 +187,11 @@ impl EventLog for MemoryEventLog {
             if let Some(tenant) = &event.tenant {
                 // Looked up by reference first: a name is copied only the first time it is seen.
                 match state.by_tenant.get_mut(tenant) {
-                    Some(seqs) => {
-                        seqs.insert(seq);
-                    }
+                    Some(seqs) => seqs.push_back(seq),
                     None => {
                         state
                             .by_tenant
-                            .insert(tenant.clone(), BTreeSet::from([seq]));
+                            .insert(tenant.clone(), VecDeque::from([seq]));
                     }
                 }
                 let (start, end) = state.last_day;
@@ -205,12 +226,9 @@ impl EventLog for MemoryEventLog {
                     totals.peak = Some((event.used(), event.limit));
                 }
             }
-            state.events.insert(seq, event.clone());
+            state.events.push_back((seq, event.clone()));
             while state.events.len() > self.capacity {
-                let Some(oldest) = state.events.keys().next().copied() else {
-                    break;
-                };
-                state.remove(oldest);
+                state.evict_oldest();
             }
         }
         Ok(())
@@ -219,7 +237,7 @@ impl EventLog for MemoryEventLog {
     async fn hits(&self, from: Micros, to: Micros) -> Result<Vec<TenantHits>, Error> {
         let state = self.lock();
         let mut by_tenant: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
-        for e in state.events.values() {
+        for (_, e) in &state.events {
             if let (EventKind::Denied, Some(tenant)) = (e.kind, &e.tenant)
                 && (from..to).contains(&e.at)
             {
@@ -302,9 +320,10 @@ impl EventLog for MemoryEventLog {
             });
         };
         let mut matching = seqs
-            .range(..before)
+            .iter()
             .rev()
-            .filter_map(|seq| state.events.get(seq).map(|e| (*seq, e)))
+            .skip_while(|seq| **seq >= before)
+            .filter_map(|seq| state.get(*seq).map(|e| (*seq, e)))
             .filter(|(_, e)| query.matches(e));
         let page: Vec<(u64, &LimitEvent)> = matching.by_ref().take(query.limit.max(1)).collect();
         let next = match (matching.next(), page.last()) {
@@ -319,13 +338,14 @@ impl EventLog for MemoryEventLog {
 
     async fn prune(&self, retention: &Retention) -> Result<Pruned, Error> {
         let mut state = self.lock();
-        let old: Vec<u64> = state
+        let held = state.events.len();
+        state
             .events
-            .iter()
-            .filter(|(_, e)| e.at < retention.events_before)
-            .map(|(seq, _)| *seq)
-            .collect();
-        let events = old.into_iter().filter(|seq| state.remove(*seq)).count();
+            .retain(|(_, e)| e.at >= retention.events_before);
+        let events = held - state.events.len();
+        if events > 0 {
+            state.reindex();
+        }
         let kept = state.days.split_off(&retention.aggregates_before);
         let days = std::mem::replace(&mut state.days, kept);
         Ok(Pruned {

@@ -3,15 +3,15 @@
 mod cluster;
 mod config;
 mod error;
-mod keys;
 mod events;
+mod keys;
 mod script;
 mod store;
 mod subject;
 
 pub use config::{RedisConfig, TimeSource};
-pub use keys::RedisKeyStore;
 pub use events::RedisEventLog;
+pub use keys::RedisKeyStore;
 pub use store::RedisStore;
 
 /// The Redis client this store is built on, for its configuration types

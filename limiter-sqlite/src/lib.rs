@@ -2,15 +2,15 @@
 
 mod config;
 mod error;
-mod keys;
 mod events;
+mod keys;
 mod schema;
 mod store;
 mod worker;
 
 pub use config::SqliteConfig;
-pub use keys::SqliteKeyStore;
 pub use events::SqliteEventLog;
+pub use keys::SqliteKeyStore;
 pub use store::SqliteStore;
 
 /// The schema version this version of the crate writes (`PRAGMA user_version`). Files at a

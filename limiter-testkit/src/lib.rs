@@ -13,6 +13,6 @@ pub mod strategies;
 
 pub use counting::CountingStore;
 pub use counting_keys::CountingKeyStore;
-pub use key_model::ModelKeyStore;
 pub use event_log::ReferenceEventLog;
+pub use key_model::ModelKeyStore;
 pub use model::ModelStore;

@@ -4,8 +4,8 @@ mod builder;
 mod fail_mode;
 mod hook;
 mod limiter;
-mod verify;
 mod telemetry;
+mod verify;
 
 pub use builder::LimiterBuilder;
 pub use fail_mode::FailMode;
