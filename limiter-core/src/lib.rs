@@ -4,6 +4,7 @@
 pub mod algorithm;
 pub mod api_key;
 pub mod batch;
+pub mod client_ip;
 pub mod decision;
 mod engine;
 mod error;
@@ -18,6 +19,7 @@ pub mod time;
 
 pub use algorithm::{Algorithm, Calendar, Limit, LimitStatus, State, Verdict};
 pub use batch::{Batch, BatchOutcome, Check, Mode};
+pub use client_ip::{ForwardedHeader, TrustedProxies};
 pub use decision::{Decision, FailModeUsed, HeaderStyle, PolicyStatus, StoreFailure};
 pub use engine::{
     Event, FailMode, Hook, HookPanics, Limiter, LimiterBuilder, Threshold, Verification,
