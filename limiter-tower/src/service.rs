@@ -19,8 +19,8 @@ use crate::problem;
 /// The body of a response through the layer: the service's own, or the layer's answer.
 pub type ResponseBody<B> = Either<B, Full<Bytes>>;
 
-/// What the layer decided for one request, in the response's extensions, for outer layers
-/// (a request log, metrics) to read.
+/// What the layer decided for one request, in the response's extensions: what the
+/// [`RecorderLayer`](crate::RecorderLayer) writes, and what outer layers may read.
 #[derive(Debug, Clone)]
 pub struct Decided {
     /// The request as the limiter saw it (its client IP, route template, identity).
