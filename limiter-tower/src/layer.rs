@@ -33,6 +33,12 @@ pub(crate) struct Shared {
 ///   mode: `503` with `Retry-After`.
 /// - gRPC calls (`content-type: application/grpc*`) get the same answers as gRPC statuses:
 ///   `RESOURCE_EXHAUSTED`, `UNAUTHENTICATED`, `UNAVAILABLE`.
+/// - Reading the request never fails it: a header that is not text is ignored, and an
+///   anonymous request with no peer address (serve with
+///   `into_make_service_with_connect_info::<SocketAddr>()` to have one) counts as one shared
+///   client, `::`, so that its limits still hold. Only a limiter that cannot decide answers
+///   503 (a store error no fail mode covers) or 500 (a request the configuration cannot
+///   decide: an unknown plan, keys read by a limiter built without a key store).
 ///
 /// ```
 /// use axum::{Router, routing::get};

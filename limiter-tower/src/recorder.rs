@@ -124,6 +124,10 @@ impl std::fmt::Debug for Message {
 impl Recorder {
     /// Starts a writer task on the current tokio runtime that writes lines to `out`, with
     /// room for `capacity` lines in flight (at least 1). Client networks are /32 and /64.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as `tokio::spawn` does.
     pub fn spawn(out: impl AsyncWrite + Send + Unpin + 'static, capacity: usize) -> Recorder {
         let (sender, mut receiver) = mpsc::channel::<Message>(capacity.max(1));
         tokio::spawn(async move {

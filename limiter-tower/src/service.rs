@@ -195,6 +195,10 @@ impl Shared {
     fn request(&self, parts: &http::request::Parts) -> Request {
         let mut request = Request::new().endpoint(parts.method.as_str(), route(parts));
         if let Some(peer) = peer_addr(parts) {
+            if !self.proxies.is_trusted(peer) {
+                // Not a proxy of ours: its headers mean nothing, so they are not even read.
+                return request.ip(peer);
+            }
             let header = self.proxies.forwarded_header().name();
             // A header value that is not text is no address: it is skipped, and a chain
             // left without addresses gives the peer.
