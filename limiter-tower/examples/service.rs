@@ -45,8 +45,12 @@ async fn main() -> Result<(), BoxError> {
             }
         };
     let format = KeyFormat::new("demo_live")?;
+    // Verified keys are cached in process for a second: no key-store call per request, and a
+    // revoked key stops working within that second everywhere.
+    let cached =
+        limiter_memory::CachedKeyStore::new(keys.clone(), limiter_memory::KeyCacheConfig::new());
     let limiter = Limiter::builder(policies, store)
-        .keys(format.clone(), keys.clone())
+        .keys(format.clone(), cached)
         .build();
     let admin = KeyAdmin::new(format, keys);
     let now = limiter_core::SystemClock.now();

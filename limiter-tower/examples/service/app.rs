@@ -61,15 +61,19 @@ pub(crate) fn router(
         .api_keys(KeySource::Bearer)
         .trusted_proxies(proxies)
         .legacy_headers(true);
-    let app = Router::new()
-        .route("/", get(|| async { "ok" }))
-        .route("/v1/items/{id}", get(item))
-        .route("/v1/whoami", get(|| async { Json(json!({"ok": true})) }))
-        .layer(layer);
+    let app = routes().layer(layer);
     match recorder {
         Some(recorder) => app.layer(RecorderLayer::new(recorder)),
         None => app,
     }
+}
+
+/// The routes alone, without the limiter: the baseline of the bench.
+pub(crate) fn routes() -> Router {
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route("/v1/items/{id}", get(item))
+        .route("/v1/whoami", get(|| async { Json(json!({"ok": true})) }))
 }
 
 async fn item(Path(id): Path<u64>) -> Json<Value> {
