@@ -104,26 +104,17 @@ impl Key {
     /// The key of `policy` for the subject `kind=value` in `namespace`.
     pub fn new(namespace: &str, policy: &str, kind: SubjectKind, value: &str) -> Key {
         let mut s = Writer::default();
-        escape_into(&mut s, namespace);
-        s.push_str(":");
-        escape_into(&mut s, policy);
-        s.push_str(":{");
-        s.push_str(kind.tag());
-        if value.len() > MAX_SUBJECT_LEN {
-            s.push_str("#");
-            let digest = Sha256::digest(value.as_bytes());
-            let mut hex = [0u8; 32];
-            for (pair, b) in hex.chunks_exact_mut(2).zip(&digest[..16]) {
-                pair[0] = HEX[usize::from(b >> 4)];
-                pair[1] = HEX[usize::from(b & 0xF)];
-            }
-            // Hex digits are ASCII.
-            s.push_str(std::str::from_utf8(&hex).unwrap_or_default());
-        } else {
-            s.push_str("=");
-            escape_into(&mut s, value);
-        }
-        s.push_str("}");
+        push_prefix(&mut s, namespace, policy);
+        push_subject(&mut s, kind, value);
+        s.finish()
+    }
+
+    /// The key of the policy whose keys start with `prefix`, for the subject `kind=value`:
+    /// [`Key::new`] without escaping the namespace and policy name again on every request.
+    pub(crate) fn with_prefix(prefix: &KeyPrefix, kind: SubjectKind, value: &str) -> Key {
+        let mut s = Writer::default();
+        s.push_str(&prefix.0);
+        push_subject(&mut s, kind, value);
         s.finish()
     }
 
@@ -189,6 +180,47 @@ impl Hash for Key {
     }
 }
 
+/// The escaped `namespace:policy:{` that every key of one policy starts with, built once when
+/// the policy set is compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyPrefix(Box<str>);
+
+impl KeyPrefix {
+    pub(crate) fn new(namespace: &str, policy: &str) -> KeyPrefix {
+        let mut s = Writer::default();
+        push_prefix(&mut s, namespace, policy);
+        KeyPrefix(s.finish().as_str().into())
+    }
+}
+
+/// Appends `namespace:policy:{`, each part escaped.
+fn push_prefix(s: &mut Writer, namespace: &str, policy: &str) {
+    escape_into(s, namespace);
+    s.push_str(":");
+    escape_into(s, policy);
+    s.push_str(":{");
+}
+
+/// Appends `kind=value}`, or `kind#hash}` for a subject too long to carry as it is.
+fn push_subject(s: &mut Writer, kind: SubjectKind, value: &str) {
+    s.push_str(kind.tag());
+    if value.len() > MAX_SUBJECT_LEN {
+        s.push_str("#");
+        let digest = Sha256::digest(value.as_bytes());
+        let mut hex = [0u8; 32];
+        for (pair, b) in hex.chunks_exact_mut(2).zip(&digest[..16]) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0xF)];
+        }
+        // Hex digits are ASCII.
+        s.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+    } else {
+        s.push_str("=");
+        escape_into(s, value);
+    }
+    s.push_str("}");
+}
+
 /// Builds a key's text inline, moving to the heap only if it outgrows [`INLINE_KEY_LEN`].
 enum Writer {
     Inline(ArrayString<INLINE_KEY_LEN>),
@@ -227,6 +259,14 @@ impl Writer {
 /// Appends `part`, percent-escaping what could close the hash tag or merge two parts: runs of
 /// plain text are copied whole.
 fn escape_into(out: &mut Writer, part: &str) {
+    // Most ids are printable ASCII with nothing to escape: one copy.
+    if part
+        .bytes()
+        .all(|b| matches!(b, b' '..=b'~') && !matches!(b, b'%' | b':' | b'{' | b'}'))
+    {
+        out.push_str(part);
+        return;
+    }
     let mut plain = 0;
     for (i, c) in part.char_indices() {
         if matches!(c, '%' | ':' | '{' | '}') || c.is_control() {

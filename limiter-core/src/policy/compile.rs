@@ -12,6 +12,7 @@ use super::ip::IpSet;
 use super::kind::PolicyKind;
 use super::resolve::{Kept, PlanLimits, Policy, PolicySet, ScopeLimit, compare_rates};
 use crate::algorithm::Algorithm;
+use crate::key::KeyPrefix;
 use crate::{Calendar, Error, Limit, Rate};
 
 impl Default for PolicySet {
@@ -98,8 +99,14 @@ impl PolicySet {
         for (name, rate) in &config.scopes {
             check_header_name(name, &format!("scopes.{name}"))?;
             let limit = build(*rate, Scope, &format!("scopes.{name}"))?;
-            let policy = format!("scope.{name}").into();
-            scopes.insert(name.clone(), ScopeLimit { policy, limit });
+            let policy: Arc<str> = format!("scope.{name}").into();
+            let key_prefix = KeyPrefix::new(&config.namespace, &policy);
+            let scope = ScopeLimit {
+                policy,
+                key_prefix,
+                limit,
+            };
+            scopes.insert(name.clone(), scope);
         }
         let anon = match config.scopes.get("anon") {
             Some(rate) => Some(build(*rate, Anon, "scopes.anon")?),
@@ -135,15 +142,22 @@ impl PolicySet {
             ip_burst,
             key_failures,
             require_client_ip: config.client.require_ip,
-            policies: PolicyKind::ALL.map(|kind| Policy::new(kind, &p[kind], &config.client)),
+            policies: PolicyKind::ALL
+                .map(|kind| Policy::new(kind, &p[kind], &config.client, &config.namespace)),
         })
     }
 }
 
 impl Policy {
-    fn new(kind: PolicyKind, config: &PolicyConfig, client: &ClientConfig) -> Policy {
+    fn new(
+        kind: PolicyKind,
+        config: &PolicyConfig,
+        client: &ClientConfig,
+        namespace: &str,
+    ) -> Policy {
         Policy {
             name: kind.name().into(),
+            key_prefix: KeyPrefix::new(namespace, kind.name()),
             key: config.key.clone(),
             shadow: config.shadow,
             in_headers: config.headers,

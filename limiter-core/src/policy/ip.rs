@@ -191,10 +191,39 @@ impl FromStr for IpNet {
 
 impl fmt::Display for IpNet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            // Every keyed request renders its client network: IPv4 without the formatting
+            // machinery, digit by digit.
+            IpAddr::V4(v4) => {
+                let mut text = [0u8; 15];
+                let mut len = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text[len] = b'.';
+                        len += 1;
+                    }
+                    let digits = [octet / 100, octet / 10 % 10, octet % 10];
+                    let skip = if octet >= 100 {
+                        0
+                    } else if octet >= 10 {
+                        1
+                    } else {
+                        2
+                    };
+                    for d in &digits[skip..] {
+                        text[len] = b'0' + d;
+                        len += 1;
+                    }
+                }
+                // Digits and dots are ASCII.
+                f.write_str(std::str::from_utf8(&text[..len]).unwrap_or_default())?;
+            }
+            IpAddr::V6(v6) => write!(f, "{v6}")?,
+        }
         if self.prefix == max_prefix(self.addr) {
-            write!(f, "{}", self.addr)
+            Ok(())
         } else {
-            write!(f, "{}/{}", self.addr, self.prefix)
+            write!(f, "/{}", self.prefix)
         }
     }
 }
@@ -264,6 +293,20 @@ impl IpSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_networks_render_as_std_renders_addresses() {
+        for a in 0..=255u8 {
+            for b in [0u8, 7, 10, 99, 100, 255] {
+                let addr = std::net::Ipv4Addr::new(a, b, b.wrapping_add(a), 255 - a);
+                let host = IpNet::client(IpAddr::V4(addr), 32, 64);
+                assert_eq!(host.to_string(), addr.to_string());
+                let net = IpNet::client(IpAddr::V4(addr), 24, 64);
+                let [w, x, y, _] = addr.octets();
+                assert_eq!(net.to_string(), format!("{w}.{x}.{y}.0/24"));
+            }
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("test address")

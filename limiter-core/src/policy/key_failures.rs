@@ -44,7 +44,7 @@ impl PolicySet {
             Some((kind, value))
         })?;
         Some(Check {
-            key: Key::new(&self.namespace, &policy.name, kind, &value),
+            key: Key::with_prefix(&policy.key_prefix, kind, &value),
             policy: Arc::clone(&policy.name),
             limit: Arc::clone(&self.key_failures),
             cost: 1,

@@ -11,6 +11,7 @@ use super::kind::PolicyKind;
 use arrayvec::ArrayString;
 
 use crate::batch::Checks;
+use crate::key::KeyPrefix;
 use crate::{Check, Error, Key, Limit, Rate, Request, SubjectKind};
 
 /// Why a request was let through without counting.
@@ -98,6 +99,8 @@ impl PlanLimits {
 #[derive(Debug, Clone)]
 pub(super) struct Policy {
     pub(super) name: Arc<str>,
+    /// What its keys start with (`namespace:name:{`).
+    pub(super) key_prefix: KeyPrefix,
     pub(super) key: Vec<SubjectKind>,
     pub(super) shadow: bool,
     pub(super) in_headers: bool,
@@ -131,6 +134,8 @@ impl Kept {
 #[derive(Debug, Clone)]
 pub(super) struct ScopeLimit {
     pub(super) policy: Arc<str>,
+    /// What its keys start with (`namespace:scope.<name>:{`).
+    pub(super) key_prefix: KeyPrefix,
     pub(super) limit: Arc<Limit>,
 }
 
@@ -249,17 +254,20 @@ impl PolicySet {
         let keeps = |kind: PolicyKind| kept.is_none_or(|k| k.kinds[kind.index()]);
         let cost = u64::from(request.cost);
         let mut checks = Checks::new();
-        // A check of `kind` against `limit`, named `name` if given (a scope's checks are named
-        // `scope.<name>`), else after its kind.
-        let mut push = |kind: PolicyKind, limit: &Arc<Limit>, name: Option<&Arc<str>>| {
+        // A check of `kind` against `limit`, of the scope `scope` if given (a scope's checks are
+        // named `scope.<name>`), else named after its kind.
+        let mut push = |kind: PolicyKind, limit: &Arc<Limit>, scope: Option<&ScopeLimit>| {
             let policy = self.policy(kind);
-            let name = name.unwrap_or(&policy.name);
+            let (name, prefix) = match scope {
+                Some(scope) => (&scope.policy, &scope.key_prefix),
+                None => (&policy.name, &policy.key_prefix),
+            };
             if !policy.enabled || kept.is_some_and(|k| !k.keeps(kind, name)) {
                 return;
             }
             if let Some((subject_kind, value)) = subject(request, policy) {
                 checks.push(Check {
-                    key: Key::new(&self.namespace, name, subject_kind, value.as_str()),
+                    key: Key::with_prefix(prefix, subject_kind, value.as_str()),
                     policy: Arc::clone(name),
                     limit: Arc::clone(limit),
                     cost,
@@ -309,7 +317,7 @@ impl PolicySet {
             // For an anonymous request the anon policy already counts the anon rate per IP.
             let counted = anonymous && scope == "anon" && self.policy(Anon).enabled;
             if let Some(s) = self.scopes.get(scope).filter(|_| !counted) {
-                push(Scope, &s.limit, Some(&s.policy));
+                push(Scope, &s.limit, Some(s));
             }
         }
         push(IpBurst, &self.ip_burst, None);
