@@ -14,6 +14,7 @@ mod key;
 pub mod policy;
 mod rate;
 mod request;
+pub mod request_log;
 mod store;
 pub mod time;
 
