@@ -1,0 +1,48 @@
+//! [`CliError`]: why a command could not do its work, and the exit status that says so.
+
+use std::path::PathBuf;
+
+/// Why a command could not do its work. Findings (an invalid configuration, a failed replay
+/// gate) exit with 1, usage and I/O errors with 2.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The configuration is invalid.
+    #[error("{}", config_message(at.as_deref(), source))]
+    Config {
+        /// Where: `file:line:column`, `file`, or `environment`.
+        at: Option<String>,
+        /// What is wrong, with the path, the value and what is expected.
+        source: limiter_core::Error,
+    },
+}
+
+impl CliError {
+    /// The process exit status: 1 for a finding about the input, 2 for usage or I/O.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config { .. } => 1,
+            CliError::Io { .. } => 2,
+        }
+    }
+}
+
+/// `at: error`, where a syntax error's position (its "path", `line L, column C`) is already
+/// in `at`, so it reads `file:L:C: invalid syntax: ...`.
+fn config_message(at: Option<&str>, error: &limiter_core::Error) -> String {
+    let at = at.map(|a| format!("{a}: ")).unwrap_or_default();
+    match error {
+        limiter_core::Error::InvalidConfig { path, message } if path.starts_with("line ") => {
+            format!("{at}invalid syntax: {message}")
+        }
+        error => format!("{at}{error}"),
+    }
+}
