@@ -23,13 +23,16 @@ pub enum CliError {
         /// What is wrong, with the path, the value and what is expected.
         source: limiter_core::Error,
     },
+    /// The request to explain cannot be decided (an unknown plan, a missing client IP).
+    #[error("{0}")]
+    Request(limiter_core::Error),
 }
 
 impl CliError {
     /// The process exit status: 1 for a finding about the input, 2 for usage or I/O.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Config { .. } => 1,
+            CliError::Config { .. } | CliError::Request(_) => 1,
             CliError::Io { .. } => 2,
         }
     }

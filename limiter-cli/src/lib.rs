@@ -1,11 +1,13 @@
-//! The `limiter` command: check a rate-limit configuration as the service loads it.
+//! The `limiter` command: check a rate-limit configuration as the service loads it, and
+//! explain what applies to a request.
 //!
 //! ```text
 //! limiter check limits.toml
+//! limiter explain limits.toml --tenant acme --plan starter --user u-42 --ip 203.0.113.9
 //! ```
 //!
 //! Exit status: 0 when all is well, 1 for a finding (an invalid configuration, warnings under
-//! `--deny-warnings`), 2 for a usage or I/O error.
+//! `--deny-warnings`, a request that cannot be decided), 2 for a usage or I/O error.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -15,6 +17,7 @@ use clap::Parser;
 pub mod args;
 mod check;
 mod error;
+mod explain;
 mod load;
 mod table;
 
@@ -35,6 +38,7 @@ pub enum Outcome {
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
     match &cli.command {
         Command::Check(args) => check::run(args, out),
+        Command::Explain(args) => explain::run(args, out),
     }
 }
 
