@@ -6,15 +6,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Check and explain rate-limit configurations, offline.
+/// Check, explain and replay rate-limit configurations, offline.
 ///
 /// Exit status: 0 when all is well, 1 for a finding (an invalid configuration, a warning under
-/// --deny-warnings, a request that cannot be decided), 2 for a usage or I/O error.
+/// --deny-warnings, a replay over its --max-newly-denied gate), 2 for a usage or I/O error.
 #[derive(Debug, Parser)]
 #[command(name = "limiter", version, propagate_version = true)]
 #[command(after_help = "Examples:
   limiter check limits.toml
-  limiter explain limits.toml --tenant acme --plan starter --user u-42 --ip 203.0.113.9")]
+  limiter explain limits.toml --tenant acme --plan starter --user u-42 --ip 203.0.113.9
+  limiter replay requests.jsonl --config new.toml --baseline limits.toml --max-newly-denied 0.1%")]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -28,6 +29,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Show which limits apply to a request, or which bypass rule lets it through.
     Explain(ExplainArgs),
+    /// Replay a JSON Lines request log against a configuration (and a baseline).
+    Replay(ReplayArgs),
 }
 
 /// How results are printed.
@@ -127,6 +130,106 @@ pub struct ExplainArgs {
     pub sources: Sources,
 }
 
+/// `limiter replay`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The log is JSON Lines, one request per line, as the HTTP layer's recorder \
+writes it (\"-\" reads standard input):
+  {\"ts\":\"2026-11-26T10:00:00.123456Z\",\"tenant\":\"acme\",\"plan\":\"starter\",\"user\":\"u-42\",
+   \"roles\":[\"admin\"],\"ip\":\"203.0.113.9\",\"scope\":\"export\",\"method\":\"GET\",
+   \"route\":\"/reports/{id}\",\"cost\":1,\"decision\":\"allowed\"}
+Each configuration decides every request in order on an in-process store, its clock set from \
+each line's ts: the same log and configurations always give the same report.
+
+Examples:
+  limiter replay requests.jsonl --config limits.toml
+  limiter replay requests.jsonl --config new.toml --baseline limits.toml
+  limiter replay requests.jsonl --config new.toml --baseline limits.toml \\
+      --max-newly-denied 0.1% --format json > replay.json"
+)]
+pub struct ReplayArgs {
+    /// The JSON Lines request log ("-" for standard input).
+    #[arg(value_name = "LOG")]
+    pub log: PathBuf,
+    /// The configuration to replay (repeat to merge several files in order).
+    #[arg(long = "config", value_name = "NEW", required = true)]
+    pub config: Vec<PathBuf>,
+    /// The configuration to compare against (repeat to merge several files in order).
+    #[arg(long = "baseline", value_name = "OLD")]
+    pub baseline: Vec<PathBuf>,
+    /// Fail (exit 1) when more requests than this are newly denied: a count (25) or a share
+    /// of the requests replayed (0.1%).
+    #[arg(long, value_name = "N|N%", requires = "baseline", value_parser = parse_gate)]
+    pub max_newly_denied: Option<Gate>,
+    /// Stop at the first malformed line (exit 2) instead of reporting and skipping it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Rows per table, and examples per section.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// The most keys the in-process store holds (above it, keys are evicted and the report says
+    /// how many were still live).
+    #[arg(long, default_value_t = 4_000_000)]
+    pub capacity: u64,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Where the configuration comes from.
+    #[command(flatten)]
+    pub sources: Sources,
+}
+
+/// The most newly denied requests a replay tolerates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gate {
+    /// At most this many requests.
+    Count(u64),
+    /// At most this percentage of the requests replayed.
+    Percent(f64),
+}
+
+impl Gate {
+    /// The largest number of newly denied requests allowed out of `requests`.
+    pub fn allows(self, newly_denied: u64, requests: u64) -> bool {
+        match self {
+            Gate::Count(n) => newly_denied <= n,
+            // Compared as shares rather than rounded counts, so that 0.1% of 999 requests
+            // allows 0 denials, not 1.
+            #[allow(clippy::cast_precision_loss)]
+            Gate::Percent(p) => {
+                newly_denied == 0 || (newly_denied as f64) * 100.0 <= p * (requests as f64)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gate::Count(n) => write!(f, "{n}"),
+            Gate::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+fn parse_gate(text: &str) -> Result<Gate, String> {
+    let expected = "expected a count such as 25 or a percentage such as 0.1%";
+    match text.strip_suffix('%') {
+        Some(p) => match p.trim().parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => Ok(Gate::Percent(p)),
+            _ => Err(format!("invalid share {text:?}; {expected} (0% to 100%)")),
+        },
+        None => text
+            .trim()
+            .parse::<u64>()
+            .map(Gate::Count)
+            .map_err(|_| format!("invalid count {text:?}; {expected}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +238,17 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_gate_is_a_count_or_a_share() {
+        assert_eq!(parse_gate("25"), Ok(Gate::Count(25)));
+        assert_eq!(parse_gate("0.1%"), Ok(Gate::Percent(0.1)));
+        assert!(parse_gate("ten").is_err());
+        assert!(parse_gate("120%").is_err());
+        assert!(Gate::Percent(0.1).allows(1, 1000));
+        assert!(!Gate::Percent(0.1).allows(1, 999));
+        assert!(Gate::Percent(0.0).allows(0, 10));
+        assert!(!Gate::Count(0).allows(1, 10));
     }
 }

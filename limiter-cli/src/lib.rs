@@ -1,13 +1,15 @@
-//! The `limiter` command: check a rate-limit configuration as the service loads it, and
-//! explain what applies to a request.
+//! The `limiter` command: check a rate-limit configuration, explain what applies to a request,
+//! and replay a recorded request log against new limits before deploying them.
 //!
 //! ```text
 //! limiter check limits.toml
 //! limiter explain limits.toml --tenant acme --plan starter --user u-42 --ip 203.0.113.9
+//! limiter replay requests.jsonl --config new.toml --baseline limits.toml --max-newly-denied 0.1%
 //! ```
 //!
 //! Exit status: 0 when all is well, 1 for a finding (an invalid configuration, warnings under
-//! `--deny-warnings`, a request that cannot be decided), 2 for a usage or I/O error.
+//! `--deny-warnings`, a replay over its gate), 2 for a usage or I/O error. The library part
+//! holds the [`replay`] engine, for benchmarks and tests.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -19,6 +21,7 @@ mod check;
 mod error;
 mod explain;
 mod load;
+pub mod replay;
 mod table;
 
 pub use error::CliError;
@@ -39,6 +42,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
     match &cli.command {
         Command::Check(args) => check::run(args, out),
         Command::Explain(args) => explain::run(args, out),
+        Command::Replay(args) => replay::run(args, out),
     }
 }
 
