@@ -31,6 +31,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Replay a JSON Lines request log against a configuration (and a baseline).
     Replay(ReplayArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
 }
 
 /// How results are printed.
@@ -180,6 +182,18 @@ pub struct ReplayArgs {
     /// Where the configuration comes from.
     #[command(flatten)]
     pub sources: Sources,
+}
+
+/// `limiter completions`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  limiter completions bash > /etc/bash_completion.d/limiter
+  limiter completions zsh > \"${fpath[1]}/_limiter\"
+  limiter completions fish > ~/.config/fish/completions/limiter.fish")]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// The most newly denied requests a replay tolerates.

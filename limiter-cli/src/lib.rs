@@ -5,6 +5,7 @@
 //! limiter check limits.toml
 //! limiter explain limits.toml --tenant acme --plan starter --user u-42 --ip 203.0.113.9
 //! limiter replay requests.jsonl --config new.toml --baseline limits.toml --max-newly-denied 0.1%
+//! limiter completions bash
 //! ```
 //!
 //! Exit status: 0 when all is well, 1 for a finding (an invalid configuration, warnings under
@@ -14,7 +15,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 pub mod args;
 mod check;
@@ -43,6 +44,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Check(args) => check::run(args, out),
         Command::Explain(args) => explain::run(args, out),
         Command::Replay(args) => replay::run(args, out),
+        Command::Completions(args) => {
+            clap_complete::generate(args.shell, &mut Cli::command(), "limiter", out);
+            Ok(Outcome::Ok)
+        }
     }
 }
 

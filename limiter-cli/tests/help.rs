@@ -1,0 +1,72 @@
+//! `--help` with an example on every subcommand, and shell completions.
+
+mod support;
+
+use support::limiter;
+
+#[test]
+fn every_subcommand_has_help_with_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    for (sub, example) in [
+        ("check", "  limiter check limits.toml\n"),
+        (
+            "explain",
+            "  limiter explain limits.toml --ip 198.51.100.7 --scope auth\n",
+        ),
+        (
+            "replay",
+            "  limiter replay requests.jsonl --config new.toml --baseline limits.toml\n",
+        ),
+        (
+            "completions",
+            "  limiter completions bash > /etc/bash_completion.d/limiter\n",
+        ),
+    ] {
+        let run = limiter(dir.path(), &[sub, "--help"], &[]);
+        assert_eq!(run.code, 0, "{sub}");
+        assert!(run.stdout.contains("Examples:\n"), "{sub}: {}", run.stdout);
+        assert!(run.stdout.contains(example), "{sub}: {}", run.stdout);
+    }
+    let run = limiter(dir.path(), &["--help"], &[]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.contains("Exit status: 0 when all is well"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "_limiter()"),
+        ("zsh", "#compdef limiter"),
+        ("fish", "complete -c limiter"),
+    ] {
+        let run = limiter(dir.path(), &["completions", shell], &[]);
+        assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{shell}");
+        assert!(run.stdout.contains(marker), "{shell}");
+        assert!(run.stdout.contains("replay"), "{shell}");
+    }
+    let run = limiter(dir.path(), &["completions", "tcsh"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .starts_with("error: invalid value 'tcsh' for '<SHELL>'"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn no_subcommand_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = limiter(dir.path(), &[], &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("Usage: limiter <COMMAND>"),
+        "{}",
+        run.stderr
+    );
+}
