@@ -297,7 +297,24 @@ pub struct Replay {
     malformed_lines: Vec<Malformed>,
     newly_denied: Changes,
     newly_allowed: Changes,
+    /// Requests read but not yet decided, in log order.
+    pending: Vec<Pending>,
+    /// The decisions of the pending requests, reused from batch to batch.
+    new_verdicts: Vec<Verdict>,
+    old_verdicts: Vec<Verdict>,
 }
+
+/// A request read from the log, waiting for its batch to be decided.
+struct Pending {
+    line: u64,
+    ts: u64,
+    recorded: Option<RecordedDecision>,
+    request: Request,
+}
+
+/// How many requests are read before they are decided: enough that the two configurations'
+/// threads meet rarely, few enough to hold little memory.
+const BATCH: usize = 4096;
 
 /// Why a line of the log could not be read as a request.
 #[derive(Debug, Clone, Serialize)]
@@ -342,10 +359,14 @@ impl Replay {
             malformed_lines: Vec::new(),
             newly_denied: Changes::default(),
             newly_allowed: Changes::default(),
+            pending: Vec::with_capacity(BATCH),
+            new_verdicts: Vec::with_capacity(BATCH),
+            old_verdicts: Vec::with_capacity(BATCH),
         })
     }
 
-    /// Decides line `number` of the log (its bytes, with or without the line break). A blank
+    /// Reads line `number` of the log (its bytes, with or without the line break). Requests are
+    /// decided in batches, in log order, and all of them by [`finish`](Self::finish). A blank
     /// line is counted and skipped; a malformed one is counted, kept for the report and
     /// returned as an error, so that the caller reports it or stops.
     pub fn line(&mut self, number: u64, bytes: &[u8]) -> Result<(), Malformed> {
@@ -376,43 +397,99 @@ impl Replay {
             }
         };
         self.requests += 1;
-        let ts = record.ts;
         let recorded = record.decision;
-        let request = record.into_request();
-        let new = self.new.decide(number, ts, &request, recorded);
-        let Some(baseline) = &mut self.baseline else {
-            return Ok(());
-        };
-        let old = baseline.decide(number, ts, &request, recorded);
-        let top = self.options.top;
-        let example = |old: &Verdict, new: &Verdict| Example {
+        self.pending.push(Pending {
             line: number,
-            ts: format_ts(ts),
-            tenant: request.tenant.clone(),
-            user: request.user.clone(),
-            key_id: request.api_key.as_ref().map(|k| k.id.clone()),
-            ip: request.client_ip.map(|ip| ip.to_string()),
-            method: request.method.clone(),
-            route: request.path.clone(),
-            baseline: old.describe(),
-            new: new.describe(),
-        };
-        match (&old, &new) {
-            (o, Verdict::Denied(policy)) if o.passes() => {
-                self.newly_denied
-                    .add(Group::of(policy, &request), || example(&old, &new), top)
-            }
-            (Verdict::Denied(policy), n) if n.passes() => {
-                self.newly_allowed
-                    .add(Group::of(policy, &request), || example(&old, &new), top)
-            }
-            _ => {}
+            ts: record.ts,
+            recorded,
+            request: record.into_request(),
+        });
+        if self.pending.len() >= BATCH {
+            self.flush();
         }
         Ok(())
     }
 
+    /// Decides the pending requests under each configuration, then compares the decisions.
+    ///
+    /// With a baseline, the two configurations decide on two threads: each limiter still sees
+    /// every request in log order, so the outcome is the same as one after the other, in about
+    /// half the time on two cores.
+    fn flush(&mut self) {
+        let pending = &self.pending;
+        let (new, new_verdicts) = (&mut self.new, &mut self.new_verdicts);
+        new_verdicts.clear();
+        let decide_all = |side: &mut Side, out: &mut Vec<Verdict>| {
+            for p in pending {
+                out.push(side.decide(p.line, p.ts, &p.request, p.recorded));
+            }
+        };
+        let Some(baseline) = &mut self.baseline else {
+            for p in pending {
+                new.decide(p.line, p.ts, &p.request, p.recorded);
+            }
+            self.pending.clear();
+            return;
+        };
+        let old_verdicts = &mut self.old_verdicts;
+        old_verdicts.clear();
+        let threaded = std::thread::scope(|scope| {
+            let spawned = std::thread::Builder::new()
+                .name("replay-new".into())
+                .spawn_scoped(scope, || decide_all(&mut *new, &mut *new_verdicts));
+            decide_all(baseline, old_verdicts);
+            match spawned {
+                Ok(handle) => {
+                    // A panic in the thread is resumed, as it would have been without it.
+                    if let Err(panic) = handle.join() {
+                        std::panic::resume_unwind(panic);
+                    }
+                    true
+                }
+                Err(_) => false,
+            }
+        });
+        if !threaded {
+            // No thread could be started: decide here.
+            decide_all(new, new_verdicts);
+        }
+        let top = self.options.top;
+        for ((p, old), new) in pending
+            .iter()
+            .zip(old_verdicts.iter())
+            .zip(new_verdicts.iter())
+        {
+            let request = &p.request;
+            let example = || Example {
+                line: p.line,
+                ts: format_ts(p.ts),
+                tenant: request.tenant.clone(),
+                user: request.user.clone(),
+                key_id: request.api_key.as_ref().map(|k| k.id.clone()),
+                ip: request.client_ip.map(|ip| ip.to_string()),
+                method: request.method.clone(),
+                route: request.path.clone(),
+                baseline: old.describe(),
+                new: new.describe(),
+            };
+            match (old, new) {
+                (o, Verdict::Denied(policy)) if o.passes() => {
+                    self.newly_denied
+                        .add(Group::of(policy, request), example, top);
+                }
+                (Verdict::Denied(policy), n) if n.passes() => {
+                    self.newly_allowed
+                        .add(Group::of(policy, request), example, top);
+                }
+                _ => {}
+            }
+        }
+        self.pending.clear();
+    }
+
     /// The report, once every line is read.
-    pub fn finish(self) -> Report {
+    pub fn finish(mut self) -> Report {
+        self.flush();
         let top = self.options.top;
         let has_baseline = self.baseline.is_some();
         Report {

@@ -323,7 +323,7 @@ fn library(config: &str, trace: &[(u64, Request, &str)]) -> Vec<Option<limiter_c
 fn replay_decides_every_request_as_the_library_does() {
     const OLD: &str = "[bypass]\nkeep = [\"scope.auth\"]\n";
     const NEW: &str = "[plans.free]\nburst = \"4/minute\"\n\n[plans.starter]\nsustained = \"40/hour\"\n\n[scopes]\nexport = \"2/hour\"\n\n[bypass]\nkeep = [\"scope.auth\"]\n";
-    let trace = trace(3000);
+    let trace = trace(9000);
     let old = library(OLD, &trace);
     let new = library(NEW, &trace);
     // The log records the baseline's decisions, as the recorder would have.
