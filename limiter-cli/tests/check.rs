@@ -214,3 +214,48 @@ fn an_unknown_option_is_a_usage_error() {
     let run = limiter(dir.path(), &["check"], &[]);
     assert_eq!(run.code, 2);
 }
+
+#[test]
+fn json_files_and_incomplete_tables_are_placed_too() {
+    let dir = tempfile::tempdir().unwrap();
+    file(
+        dir.path(),
+        "a.json",
+        r#"{"plans": {"free": {"burst": "10/minute",}}}"#,
+    );
+    let run = limiter(dir.path(), &["check", "a.json"], &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        "error: a.json:1:42: invalid syntax: trailing comma\n"
+    );
+    // serde_json keeps no spans of values: a JSON file's invalid setting is named by path.
+    file(
+        dir.path(),
+        "b.json",
+        "{\n  \"plans\": {\"free\": {\"daily\": \"ten/day\"}}\n}\n",
+    );
+    let run = limiter(dir.path(), &["check", "b.json"], &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.starts_with(
+            "error: b.json: invalid configuration at plans.free.daily: invalid rate \"ten/day\""
+        ),
+        "{}",
+        run.stderr
+    );
+    // A new plan without all its limits: the table that defines it.
+    file(
+        dir.path(),
+        "gold.toml",
+        "namespace = \"shop\"\n\n[plans.gold]\nsustained = \"1/hour\"\n",
+    );
+    let run = limiter(dir.path(), &["check", "gold.toml"], &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        "error: gold.toml:3:1: invalid configuration at plans.gold: new plan \"gold\" is missing \
+         burst and daily; a plan that is not already configured must set sustained, burst and \
+         daily\n"
+    );
+}
