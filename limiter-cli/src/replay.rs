@@ -27,8 +27,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use limiter_core::request_log::{RecordedDecision, RequestRecord, format_ts};
@@ -137,14 +138,15 @@ struct Side {
 }
 
 impl Side {
-    fn new(policies: PolicySet, capacity: u64) -> Result<Side, CliError> {
+    fn new(policies: PolicySet, capacity: u64) -> Side {
         let clock = ManualClock::new(0);
         let config = MemoryConfig::new().with_capacity(capacity.max(1));
-        let store = Arc::new(MemoryStore::new(config).map_err(CliError::Request)?);
+        // The only refusal is a capacity of 0, which `max(1)` rules out.
+        let store = Arc::new(MemoryStore::new(config).unwrap_or_default());
         let limiter = Limiter::builder(policies, Arc::clone(&store))
             .clock(clock.clone())
             .build();
-        Ok(Side {
+        Side {
             limiter,
             clock,
             store,
@@ -155,7 +157,15 @@ impl Side {
             denied_by: HashMap::new(),
             shadow_by: HashMap::new(),
             errors: HashMap::new(),
-        })
+        }
+    }
+
+    /// Decides every request of `batch` in order, into `verdicts` (cleared first).
+    fn decide_all(&mut self, batch: &[Pending], verdicts: &mut Vec<Verdict>) {
+        verdicts.clear();
+        for p in batch {
+            verdicts.push(self.decide(p.line, p.ts, &p.request, p.recorded));
+        }
     }
 
     /// Decides `request` at `ts` and counts the outcome.
@@ -287,8 +297,8 @@ impl Changes {
 
 /// A request log replayed line by line under a configuration and, optionally, a baseline.
 pub struct Replay {
-    new: Side,
-    baseline: Option<Side>,
+    new: Decider,
+    baseline: Option<Decider>,
     options: ReplayOptions,
     lines: u64,
     requests: u64,
@@ -297,11 +307,108 @@ pub struct Replay {
     malformed_lines: Vec<Malformed>,
     newly_denied: Changes,
     newly_allowed: Changes,
-    /// Requests read but not yet decided, in log order.
+    /// Requests read but not yet sent to be decided, in log order.
     pending: Vec<Pending>,
-    /// The decisions of the pending requests, reused from batch to batch.
-    new_verdicts: Vec<Verdict>,
-    old_verdicts: Vec<Verdict>,
+    /// The batch being decided, whose verdicts are collected before the next is sent.
+    in_flight: Option<Arc<Vec<Pending>>>,
+    /// Verdict buffers, reused from batch to batch.
+    spare: Vec<Vec<Verdict>>,
+}
+
+/// One configuration's [`Side`], deciding batches on a thread of its own, or here when no
+/// thread could be started (or when there is nothing to overlap with).
+enum Decider {
+    Here {
+        side: Box<Side>,
+        ready: Vec<Verdict>,
+    },
+    Thread {
+        jobs: mpsc::Sender<(Arc<Vec<Pending>>, Vec<Verdict>)>,
+        done: mpsc::Receiver<Vec<Verdict>>,
+        handle: Option<JoinHandle<Side>>,
+    },
+}
+
+impl Decider {
+    fn here(policies: PolicySet, capacity: u64) -> Decider {
+        Decider::Here {
+            side: Box::new(Side::new(policies, capacity)),
+            ready: Vec::new(),
+        }
+    }
+
+    /// A decider on its own thread; here if no thread can be started.
+    fn thread(policies: PolicySet, capacity: u64) -> Decider {
+        let (jobs, batches) = mpsc::channel::<(Arc<Vec<Pending>>, Vec<Verdict>)>();
+        let (decided, done) = mpsc::channel();
+        let theirs = policies.clone();
+        let spawned = std::thread::Builder::new()
+            .name("limiter-replay".into())
+            .spawn(move || {
+                let mut side = Side::new(theirs, capacity);
+                while let Ok((batch, mut verdicts)) = batches.recv() {
+                    side.decide_all(&batch, &mut verdicts);
+                    drop(batch);
+                    if decided.send(verdicts).is_err() {
+                        break;
+                    }
+                }
+                side
+            });
+        match spawned {
+            Ok(handle) => Decider::Thread {
+                jobs,
+                done,
+                handle: Some(handle),
+            },
+            Err(_) => Decider::here(policies, capacity),
+        }
+    }
+
+    /// Starts deciding `batch` into `verdicts`: at once here, in the background on a thread.
+    fn submit(&mut self, batch: &Arc<Vec<Pending>>, mut verdicts: Vec<Verdict>) {
+        match self {
+            Decider::Here { side, ready } => {
+                side.decide_all(batch, &mut verdicts);
+                *ready = verdicts;
+            }
+            // Should the thread be gone (a panic), `collect` says so.
+            Decider::Thread { jobs, .. } => {
+                let _ = jobs.send((Arc::clone(batch), verdicts));
+            }
+        }
+    }
+
+    /// The verdicts of the batch submitted last.
+    fn collect(&mut self) -> Vec<Verdict> {
+        match self {
+            Decider::Here { ready, .. } => std::mem::take(ready),
+            Decider::Thread { done, handle, .. } => match done.recv() {
+                Ok(verdicts) => verdicts,
+                // The thread ended without answering: it panicked. Its panic goes on here, as
+                // it would have without the thread.
+                Err(_) => match handle.take().map(JoinHandle::join) {
+                    Some(Err(panic)) => std::panic::resume_unwind(panic),
+                    _ => unreachable!("a replay thread stops only when told to, or panicking"),
+                },
+            },
+        }
+    }
+
+    /// The side, once every batch is collected.
+    fn finish(self) -> Side {
+        match self {
+            Decider::Here { side, .. } => *side,
+            Decider::Thread { jobs, handle, .. } => {
+                drop(jobs);
+                match handle.map(JoinHandle::join) {
+                    Some(Ok(side)) => side,
+                    Some(Err(panic)) => std::panic::resume_unwind(panic),
+                    None => unreachable!("a replay thread is joined once"),
+                }
+            }
+        }
+    }
 }
 
 /// A request read from the log, waiting for its batch to be decided.
@@ -312,8 +419,8 @@ struct Pending {
     request: Request,
 }
 
-/// How many requests are read before they are decided: enough that the two configurations'
-/// threads meet rarely, few enough to hold little memory.
+/// How many requests are read before they are sent to be decided: enough that the threads
+/// meet rarely, few enough to hold little memory.
 const BATCH: usize = 4096;
 
 /// Why a line of the log could not be read as a request.
@@ -346,11 +453,19 @@ impl Replay {
         baseline: Option<PolicySet>,
         options: ReplayOptions,
     ) -> Result<Replay, CliError> {
+        let capacity = options.capacity;
+        // Alone, deciding here costs no more than handing over to a thread; with a baseline,
+        // each configuration decides on its own thread while this one reads the next batch.
+        let (new, baseline) = match baseline {
+            None => (Decider::here(new, capacity), None),
+            Some(b) => (
+                Decider::thread(new, capacity),
+                Some(Decider::thread(b, capacity)),
+            ),
+        };
         Ok(Replay {
-            new: Side::new(new, options.capacity)?,
-            baseline: baseline
-                .map(|b| Side::new(b, options.capacity))
-                .transpose()?,
+            new,
+            baseline,
             options,
             lines: 0,
             requests: 0,
@@ -360,8 +475,8 @@ impl Replay {
             newly_denied: Changes::default(),
             newly_allowed: Changes::default(),
             pending: Vec::with_capacity(BATCH),
-            new_verdicts: Vec::with_capacity(BATCH),
-            old_verdicts: Vec::with_capacity(BATCH),
+            in_flight: None,
+            spare: Vec::new(),
         })
     }
 
@@ -410,55 +525,42 @@ impl Replay {
         Ok(())
     }
 
-    /// Decides the pending requests under each configuration, then compares the decisions.
+    /// Collects the batch in flight, then sends the pending requests to be decided.
     ///
-    /// With a baseline, the two configurations decide on two threads: each limiter still sees
-    /// every request in log order, so the outcome is the same as one after the other, in about
-    /// half the time on two cores.
+    /// With a baseline, each configuration decides on its own thread while this one reads
+    /// and parses the next batch: each limiter still sees every request in log order, so the
+    /// report is the same as one after the other.
     fn flush(&mut self) {
-        let pending = &self.pending;
-        let (new, new_verdicts) = (&mut self.new, &mut self.new_verdicts);
-        new_verdicts.clear();
-        let decide_all = |side: &mut Side, out: &mut Vec<Verdict>| {
-            for p in pending {
-                out.push(side.decide(p.line, p.ts, &p.request, p.recorded));
-            }
-        };
-        let Some(baseline) = &mut self.baseline else {
-            for p in pending {
-                new.decide(p.line, p.ts, &p.request, p.recorded);
-            }
-            self.pending.clear();
+        self.land();
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = Arc::new(std::mem::replace(
+            &mut self.pending,
+            Vec::with_capacity(BATCH),
+        ));
+        let buffer = self.spare.pop().unwrap_or_default();
+        self.new.submit(&batch, buffer);
+        if let Some(baseline) = &mut self.baseline {
+            let buffer = self.spare.pop().unwrap_or_default();
+            baseline.submit(&batch, buffer);
+        }
+        self.in_flight = Some(batch);
+    }
+
+    /// Collects the verdicts of the batch in flight and compares them.
+    fn land(&mut self) {
+        let Some(batch) = self.in_flight.take() else {
             return;
         };
-        let old_verdicts = &mut self.old_verdicts;
-        old_verdicts.clear();
-        let threaded = std::thread::scope(|scope| {
-            let spawned = std::thread::Builder::new()
-                .name("replay-new".into())
-                .spawn_scoped(scope, || decide_all(&mut *new, &mut *new_verdicts));
-            decide_all(baseline, old_verdicts);
-            match spawned {
-                Ok(handle) => {
-                    // A panic in the thread is resumed, as it would have been without it.
-                    if let Err(panic) = handle.join() {
-                        std::panic::resume_unwind(panic);
-                    }
-                    true
-                }
-                Err(_) => false,
-            }
-        });
-        if !threaded {
-            // No thread could be started: decide here.
-            decide_all(new, new_verdicts);
-        }
+        let new_verdicts = self.new.collect();
+        let Some(baseline) = &mut self.baseline else {
+            self.spare.push(new_verdicts);
+            return;
+        };
+        let old_verdicts = baseline.collect();
         let top = self.options.top;
-        for ((p, old), new) in pending
-            .iter()
-            .zip(old_verdicts.iter())
-            .zip(new_verdicts.iter())
-        {
+        for ((p, old), new) in batch.iter().zip(&old_verdicts).zip(&new_verdicts) {
             let request = &p.request;
             let example = || Example {
                 line: p.line,
@@ -484,12 +586,14 @@ impl Replay {
                 _ => {}
             }
         }
-        self.pending.clear();
+        self.spare.push(new_verdicts);
+        self.spare.push(old_verdicts);
     }
 
     /// The report, once every line is read.
     pub fn finish(mut self) -> Report {
         self.flush();
+        self.land();
         let top = self.options.top;
         let has_baseline = self.baseline.is_some();
         Report {
@@ -499,8 +603,8 @@ impl Replay {
             blank_lines: self.blank,
             malformed_lines: self.malformed,
             malformed: self.malformed_lines,
-            config: self.new.report(Vec::new(), top),
-            baseline: self.baseline.map(|b| b.report(Vec::new(), top)),
+            config: self.new.finish().report(Vec::new(), top),
+            baseline: self.baseline.map(|b| b.finish().report(Vec::new(), top)),
             newly_denied: has_baseline.then(|| self.newly_denied.report(top)),
             newly_allowed: has_baseline.then(|| self.newly_allowed.report(top)),
             gate: None,
