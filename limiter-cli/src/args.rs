@@ -166,7 +166,7 @@ pub struct ReplayArgs {
     /// Stop at the first malformed line (exit 2) instead of reporting and skipping it.
     #[arg(long)]
     pub strict: bool,
-    /// Rows per table, and examples per section.
+    /// Rows per table, and examples per change (0: all).
     #[arg(long, default_value_t = 10)]
     pub top: usize,
     /// The most keys the in-process store holds (above it, keys are evicted and the report says
