@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -31,6 +32,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Replay a JSON Lines request log against a configuration (and a baseline).
     Replay(ReplayArgs),
+    /// Create, list, revoke, rotate and flag API keys in the service's store.
+    Keys(KeysArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -242,6 +245,184 @@ fn parse_gate(text: &str) -> Result<Gate, String> {
             .map(Gate::Count)
             .map_err(|_| format!("invalid count {text:?}; {expected}")),
     }
+}
+
+/// `limiter keys`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The secret of a key is printed once, by create (or rotate), on standard \
+output and alone on its line; list shows the first characters only. Stores hold only hashes.
+
+Examples:
+  limiter keys create --sqlite limits.db --prefix acme_live --tenant acme --name \"billing webhook\"
+  limiter keys list --sqlite limits.db --tenant acme
+  limiter keys rotate --redis redis://cache:6379 --prefix acme_live --tenant acme key_0Xb3 --overlap 1h
+  limiter keys set-bypass --sqlite limits.db --tenant acme key_0Xb3 on
+  limiter keys revoke --sqlite limits.db --tenant acme key_0Xb3"
+)]
+pub struct KeysArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+/// The key operations.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key and print its secret, once.
+    Create(CreateKeyArgs),
+    /// List a tenant's keys (never their secrets).
+    List(TenantArgs),
+    /// Revoke a key, for good.
+    Revoke(KeyArgs),
+    /// Issue a new key in place of one, which keeps working for --overlap; print the new secret.
+    Rotate(RotateKeyArgs),
+    /// Let a key bypass rate limits (on), or not (off).
+    SetBypass(SetBypassArgs),
+}
+
+/// Where the keys are.
+#[derive(Debug, Clone, Args)]
+#[group(skip)]
+pub struct KeyStoreArgs {
+    /// The SQLite file the service keeps its limits and keys in.
+    #[arg(long, value_name = "FILE", group = "key_store")]
+    pub sqlite: Option<PathBuf>,
+    /// The Redis (or Redis Cluster node) URL the service keeps its keys in.
+    #[arg(long, value_name = "URL", group = "key_store")]
+    pub redis: Option<String>,
+    /// The namespace of the keys in Redis (the service's `namespace`).
+    #[arg(long, default_value = "limiter")]
+    pub namespace: String,
+}
+
+/// `keys list`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("key_store").required(true).multiple(false)))]
+pub struct TenantArgs {
+    /// The tenant.
+    #[arg(long)]
+    pub tenant: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Where the keys are.
+    #[command(flatten)]
+    pub store: KeyStoreArgs,
+}
+
+/// `keys revoke`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("key_store").required(true).multiple(false)))]
+pub struct KeyArgs {
+    /// The tenant.
+    #[arg(long)]
+    pub tenant: String,
+    /// The key's id.
+    pub id: String,
+    /// Where the keys are.
+    #[command(flatten)]
+    pub store: KeyStoreArgs,
+}
+
+/// `keys create`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("key_store").required(true).multiple(false)))]
+pub struct CreateKeyArgs {
+    /// The tenant the key belongs to.
+    #[arg(long)]
+    pub tenant: String,
+    /// What the key is for ("billing webhook").
+    #[arg(long)]
+    pub name: String,
+    /// The user the key acts as, if any.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Let the key bypass rate limits.
+    #[arg(long)]
+    pub bypass: bool,
+    /// Expire the key after this long (90d, 12h, 30m, 45s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expires_in: Option<Duration>,
+    /// The deployment's key prefix (acme_live): keys start with it and `_`.
+    #[arg(long, env = "LIMITER_KEY_PREFIX")]
+    pub prefix: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Where the keys are.
+    #[command(flatten)]
+    pub store: KeyStoreArgs,
+}
+
+/// `keys rotate`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("key_store").required(true).multiple(false)))]
+pub struct RotateKeyArgs {
+    /// The tenant.
+    #[arg(long)]
+    pub tenant: String,
+    /// The id of the key to replace.
+    pub id: String,
+    /// How long the old key keeps working (0s: it stops now).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    pub overlap: Duration,
+    /// The deployment's key prefix (acme_live).
+    #[arg(long, env = "LIMITER_KEY_PREFIX")]
+    pub prefix: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Where the keys are.
+    #[command(flatten)]
+    pub store: KeyStoreArgs,
+}
+
+/// `keys set-bypass`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("key_store").required(true).multiple(false)))]
+pub struct SetBypassArgs {
+    /// The tenant.
+    #[arg(long)]
+    pub tenant: String,
+    /// The key's id.
+    pub id: String,
+    /// on or off.
+    #[arg(value_parser = parse_switch, value_name = "on|off", action = clap::ArgAction::Set)]
+    pub bypass: bool,
+    /// Where the keys are.
+    #[command(flatten)]
+    pub store: KeyStoreArgs,
+}
+
+fn parse_switch(text: &str) -> Result<bool, String> {
+    match text {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("invalid switch {text:?}; expected on or off")),
+    }
+}
+
+/// `90d`, `12h`, `30m`, `45s`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let expected = "expected a number and a unit, such as 90d, 12h, 30m or 45s";
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}; {expected}"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("invalid duration {text:?}; {expected}")),
+    };
+    n.checked_mul(seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("invalid duration {text:?}: too long"))
 }
 
 #[cfg(test)]

@@ -26,6 +26,14 @@ pub enum CliError {
     /// The request to explain cannot be decided (an unknown plan, a missing client IP).
     #[error("{0}")]
     Request(limiter_core::Error),
+    /// A store could not be opened or failed.
+    #[error("{at}: {source}")]
+    Store {
+        /// The store: its file or URL.
+        at: String,
+        /// What happened.
+        source: limiter_core::Error,
+    },
     /// A malformed line of a request log, with `--strict`.
     #[error("{at}: {message} (--strict stops at the first malformed line)")]
     MalformedLine {
@@ -41,7 +49,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config { .. } | CliError::Request(_) => 1,
-            CliError::Io { .. } | CliError::MalformedLine { .. } => 2,
+            CliError::Io { .. } | CliError::Store { .. } | CliError::MalformedLine { .. } => 2,
         }
     }
 }

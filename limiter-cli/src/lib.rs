@@ -21,6 +21,7 @@ pub mod args;
 mod check;
 mod error;
 mod explain;
+mod keys;
 mod load;
 pub mod replay;
 mod table;
@@ -44,6 +45,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Check(args) => check::run(args, out),
         Command::Explain(args) => explain::run(args, out),
         Command::Replay(args) => replay::run(args, out),
+        Command::Keys(args) => keys::run(args, out),
         Command::Completions(args) => {
             clap_complete::generate(args.shell, &mut Cli::command(), "limiter", out);
             Ok(Outcome::Ok)
