@@ -6,17 +6,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use limiter_core::event::EventKind;
 
 /// Check, explain and replay rate-limit configurations, offline.
 ///
 /// Exit status: 0 when all is well, 1 for a finding (an invalid configuration, a warning under
-/// --deny-warnings, a replay over its --max-newly-denied gate), 2 for a usage or I/O error.
+/// --deny-warnings, a replay over its --max-newly-denied gate, a report with no rows), 2 for a
+/// usage or I/O error.
 #[derive(Debug, Parser)]
 #[command(name = "limiter", version, propagate_version = true)]
 #[command(after_help = "Examples:
   limiter check limits.toml
   limiter explain limits.toml --tenant acme --plan starter --user u-42 --ip 203.0.113.9
-  limiter replay requests.jsonl --config new.toml --baseline limits.toml --max-newly-denied 0.1%")]
+  limiter replay requests.jsonl --config new.toml --baseline limits.toml --max-newly-denied 0.1%
+  limiter report --sqlite limits.db --top 10")]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -34,6 +37,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Create, list, revoke, rotate and flag API keys in the service's store.
     Keys(KeysArgs),
+    /// Answer questions from the recorded events: who hits limits, who nears a daily quota.
+    Report(Box<ReportArgs>),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -393,6 +398,139 @@ pub struct SetBypassArgs {
     /// Where the keys are.
     #[command(flatten)]
     pub store: KeyStoreArgs,
+}
+
+/// `limiter report`.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    group(clap::ArgGroup::new("event_store").required(true).multiple(false)),
+    after_help = "Without --top, --near or --tenant: the tenants that hit limits (denials), \
+with their counts by policy, today or in --day, or from --since to --until. Days are local days \
+in --time-zone, the log's time zone. A time is an RFC 3339 instant (2026-11-26T10:00:00Z), a \
+date (2026-11-26, its start in --time-zone) or a span back from now (90m, 24h, 7d).
+
+Exit status: 0 with rows to show, 1 when none match, 2 for a usage or I/O error.
+
+Examples:
+  limiter report --sqlite limits.db
+  limiter report --sqlite limits.db --since 7d --format json
+  limiter report --redis redis://cache:6379 --prefix limiter-events --top 10 --day 2026-11-26
+  limiter report --sqlite limits.db --near 80 --time-zone Europe/Paris
+  limiter report --sqlite limits.db --tenant acme --kind denied --policy plan_daily --limit 50
+  limiter report prune --sqlite limits.db --older-than 30d"
+)]
+pub struct ReportArgs {
+    /// Maintenance of the log.
+    #[command(subcommand)]
+    pub action: Option<ReportAction>,
+    /// The top N tenants by denials in a day (today, or --day).
+    #[arg(long, value_name = "N", conflicts_with_all = ["near", "tenant", "since", "until"])]
+    pub top: Option<usize>,
+    /// The tenants at or above this percentage of a daily quota today (or --day).
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100),
+          conflicts_with_all = ["tenant", "since", "until"])]
+    pub near: Option<u8>,
+    /// One tenant's events, newest first.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// With --tenant: only events of this kind (repeat for several): denied, shadow_denied,
+    /// bypassed, approaching, exhausted, restored, store_failed.
+    #[arg(long = "kind", value_name = "KIND", requires = "tenant", value_parser = parse_kind)]
+    pub kinds: Vec<EventKind>,
+    /// With --tenant: only events of this policy.
+    #[arg(long, requires = "tenant")]
+    pub policy: Option<String>,
+    /// With --tenant: events per page.
+    #[arg(long, requires = "tenant", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+    /// With --tenant: the page that starts here (the cursor a previous page printed).
+    #[arg(long, value_name = "CURSOR", requires = "tenant")]
+    pub after: Option<String>,
+    /// The local day to report on (default: today).
+    #[arg(long, value_name = "DATE", conflicts_with_all = ["since", "until"])]
+    pub day: Option<String>,
+    /// The start of the range (default: the start of today).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// The end of the range, excluded (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Where the events are.
+    #[command(flatten)]
+    pub store: EventStoreArgs,
+}
+
+/// `limiter report` maintenance.
+#[derive(Debug, Subcommand)]
+pub enum ReportAction {
+    /// Remove raw events older than --older-than, and daily aggregates older than
+    /// --aggregates-older-than.
+    #[command(
+        after_help = "Raw events answer --tenant and the ranges; daily aggregates answer \
+--top and --near and age separately.
+
+Examples:
+  limiter report prune --sqlite limits.db --older-than 30d
+  limiter report prune --redis redis://cache:6379 --older-than 7d --aggregates-older-than 90d"
+    )]
+    Prune(PruneArgs),
+}
+
+/// `limiter report prune`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("event_store").required(true).multiple(false)))]
+pub struct PruneArgs {
+    /// Remove raw events older than this (30d, 12h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Duration,
+    /// Remove the daily aggregates of days that started longer ago than this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "400d")]
+    pub aggregates_older_than: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Where the events are.
+    #[command(flatten)]
+    pub store: EventStoreArgs,
+}
+
+/// Where the events are.
+#[derive(Debug, Clone, Args)]
+#[group(skip)]
+pub struct EventStoreArgs {
+    /// The SQLite file the service records its events in.
+    #[arg(long, value_name = "FILE", group = "event_store")]
+    pub sqlite: Option<PathBuf>,
+    /// The Redis (or Redis Cluster node) URL the service records its events in.
+    #[arg(long, value_name = "URL", group = "event_store")]
+    pub redis: Option<String>,
+    /// The key prefix of the events in Redis (the service's event log prefix).
+    #[arg(long, default_value = "limiter-events")]
+    pub prefix: String,
+    /// The time zone the log counts days in (the service's time_zone).
+    #[arg(
+        long,
+        value_name = "IANA",
+        env = "LIMITER_TIME_ZONE",
+        default_value = "UTC"
+    )]
+    pub time_zone: String,
+}
+
+fn parse_kind(text: &str) -> Result<EventKind, String> {
+    EventKind::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
+        format!(
+            "invalid kind {text:?}; expected one of {}",
+            names.join(", ")
+        )
+    })
 }
 
 fn parse_switch(text: &str) -> Result<bool, String> {

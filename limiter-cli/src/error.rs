@@ -34,6 +34,9 @@ pub enum CliError {
         /// What happened.
         source: limiter_core::Error,
     },
+    /// A command-line value that clap cannot check alone (a time in the log's time zone).
+    #[error("{0}")]
+    Usage(String),
     /// A malformed line of a request log, with `--strict`.
     #[error("{at}: {message} (--strict stops at the first malformed line)")]
     MalformedLine {
@@ -49,7 +52,10 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config { .. } | CliError::Request(_) => 1,
-            CliError::Io { .. } | CliError::Store { .. } | CliError::MalformedLine { .. } => 2,
+            CliError::Io { .. }
+            | CliError::Store { .. }
+            | CliError::Usage(_)
+            | CliError::MalformedLine { .. } => 2,
         }
     }
 }

@@ -5,11 +5,12 @@
 //! limiter check limits.toml
 //! limiter explain limits.toml --tenant acme --plan starter --user u-42 --ip 203.0.113.9
 //! limiter replay requests.jsonl --config new.toml --baseline limits.toml --max-newly-denied 0.1%
+//! limiter report --sqlite limits.db --near 80
 //! limiter completions bash
 //! ```
 //!
 //! Exit status: 0 when all is well, 1 for a finding (an invalid configuration, warnings under
-//! `--deny-warnings`, a replay over its gate), 2 for a usage or I/O error. The library part
+//! `--deny-warnings`, a replay over its gate, a report with no rows), 2 for a usage or I/O error. The library part
 //! holds the [`replay`] engine, for benchmarks and tests.
 
 use std::io::Write;
@@ -24,6 +25,7 @@ mod explain;
 mod keys;
 mod load;
 pub mod replay;
+mod report;
 mod table;
 
 pub use error::CliError;
@@ -46,6 +48,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Explain(args) => explain::run(args, out),
         Command::Replay(args) => replay::run(args, out),
         Command::Keys(args) => keys::run(args, out),
+        Command::Report(args) => report::run(args, out),
         Command::Completions(args) => {
             clap_complete::generate(args.shell, &mut Cli::command(), "limiter", out);
             Ok(Outcome::Ok)

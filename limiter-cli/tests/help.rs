@@ -21,12 +21,21 @@ fn every_subcommand_has_help_with_an_example() {
             "completions",
             "  limiter completions bash > /etc/bash_completion.d/limiter\n",
         ),
+        ("report", "  limiter report --sqlite limits.db --near 80"),
     ] {
         let run = limiter(dir.path(), &[sub, "--help"], &[]);
         assert_eq!(run.code, 0, "{sub}");
         assert!(run.stdout.contains("Examples:\n"), "{sub}: {}", run.stdout);
         assert!(run.stdout.contains(example), "{sub}: {}", run.stdout);
     }
+    let run = limiter(dir.path(), &["report", "prune", "--help"], &[]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout
+            .contains("Examples:\n  limiter report prune --sqlite limits.db --older-than 30d\n"),
+        "{}",
+        run.stdout
+    );
     let run = limiter(dir.path(), &["--help"], &[]);
     assert_eq!(run.code, 0);
     assert!(
