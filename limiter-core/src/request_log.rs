@@ -113,6 +113,11 @@ pub enum RecordedDecision {
     Denied,
     /// `bypassed`: let through without counting.
     Bypassed,
+    /// `key_rejected`: the presented API key was refused.
+    KeyRejected,
+    /// `unavailable`: the store failed and the request was refused (a closing fail mode), or
+    /// the limiter could not decide at all.
+    Unavailable,
 }
 
 impl RecordedDecision {
@@ -122,23 +127,29 @@ impl RecordedDecision {
             RecordedDecision::Bypassed
         } else if decision.is_allowed() {
             RecordedDecision::Allowed
+        } else if decision.key_rejection().is_some() {
+            RecordedDecision::KeyRejected
+        } else if decision.failure().is_some() {
+            RecordedDecision::Unavailable
         } else {
             RecordedDecision::Denied
         }
     }
 
-    /// The name in the log: `allowed`, `denied` or `bypassed`.
+    /// The name in the log: `allowed`, `denied`, `bypassed`, `key_rejected` or `unavailable`.
     pub fn name(self) -> &'static str {
         match self {
             RecordedDecision::Allowed => "allowed",
             RecordedDecision::Denied => "denied",
             RecordedDecision::Bypassed => "bypassed",
+            RecordedDecision::KeyRejected => "key_rejected",
+            RecordedDecision::Unavailable => "unavailable",
         }
     }
 
     /// Whether the request went through (allowed or bypassed).
     pub fn is_allowed(self) -> bool {
-        self != RecordedDecision::Denied
+        matches!(self, RecordedDecision::Allowed | RecordedDecision::Bypassed)
     }
 }
 
@@ -173,6 +184,20 @@ impl RequestRecord {
         route: Option<&str>,
     ) -> RequestRecord {
         let recorded = RecordedDecision::of(decision);
+        let policy = match recorded {
+            RecordedDecision::Denied => decision.binding().map(|s| s.policy.to_string()),
+            _ => None,
+        };
+        RequestRecord::decided(request, ts, route, recorded, policy)
+    }
+
+    fn decided(
+        request: &Request,
+        ts: Micros,
+        route: Option<&str>,
+        decision: RecordedDecision,
+        policy: Option<String>,
+    ) -> RequestRecord {
         RequestRecord {
             ts,
             tenant: request.tenant.clone(),
@@ -188,12 +213,15 @@ impl RequestRecord {
             method: request.method.clone(),
             route: route.map(str::to_owned).or_else(|| request.path.clone()),
             cost: request.cost,
-            decision: Some(recorded),
-            policy: match recorded {
-                RecordedDecision::Denied => decision.binding().map(|s| s.policy.to_string()),
-                _ => None,
-            },
+            decision: Some(decision),
+            policy,
         }
+    }
+
+    /// The record of `request`, which the limiter could not decide (the store failed with no
+    /// fail mode to decide, or the request was invalid), at `ts`.
+    pub fn undecided(request: &Request, ts: Micros, route: Option<&str>) -> RequestRecord {
+        RequestRecord::decided(request, ts, route, RecordedDecision::Unavailable, None)
     }
 
     /// The request this line records (its route as the request's path).

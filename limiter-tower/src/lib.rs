@@ -19,5 +19,5 @@ mod service;
 pub use identify::{FromExtensions, Identify, KeySource, peer_addr, route};
 pub use layer::LimiterLayer;
 pub use limiter_core::{ForwardedHeader, TrustedProxies};
-pub use recorder::{Record, Recorder, RecorderLayer, RecorderService};
+pub use recorder::{Recorder, RecorderLayer, RecorderService, record_of};
 pub use service::{Decided, LimiterService, ResponseBody};

@@ -1,16 +1,17 @@
-//! The JSON Lines request log: [`RecorderLayer`] writes one [`Record`] per request through a
+//! The JSON Lines request log: [`RecorderLayer`] writes one
+//! [`RequestRecord`](limiter_core::request_log::RequestRecord) per request through a
 //! [`Recorder`] (a bounded channel and a writer task), the format `limiter replay` reads.
 //!
 //! One line per request, for example:
 //!
 //! ```text
-//! {"ts":"2026-11-26T10:00:00.123456Z","tenant":"acme","plan":"free","user":"ann","roles":["admin"],"staff":false,"superuser":false,"key_id":null,"bypass_key":false,"ip":"203.0.113.9","scope":null,"method":"GET","route":"/v1/items/{id}","cost":1,"decision":"allowed"}
+//! {"ts":"2026-11-26T10:00:00.123456Z","tenant":"acme","plan":"free","user":"ann","roles":["admin"],"staff":false,"superuser":false,"key_id":null,"bypass_key":false,"ip":"203.0.113.9","scope":null,"method":"GET","route":"/v1/items/{id}","cost":1,"decision":"allowed","policy":null}
 //! ```
 //!
-//! `ip` is the client *network* (the address masked to the configured prefix, `/64` for
-//! IPv6 by default): what IP-keyed limits count, and less personal than the address. `route`
-//! is axum's route template when the router matched one. `decision` is one of `allowed`,
-//! `bypass`, `denied`, `key_rejected`, `unavailable`.
+//! `ip` is the client address masked to its *network* (the configured prefix, `/64` for IPv6
+//! by default): what IP-keyed limits count, and less personal than the address. `route` is
+//! axum's route template when the router matched one. `decision` is one of `allowed`,
+//! `bypassed`, `denied` (with the denying `policy`), `key_rejected`, `unavailable`.
 //!
 //! Writing never slows a request: a full channel drops the line and counts it
 //! ([`Recorder::dropped`]).
@@ -22,8 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use http::Response;
+use limiter_core::Micros;
 use limiter_core::policy::IpNet;
-use serde::{Deserialize, Serialize};
+use limiter_core::request_log::RequestRecord;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot};
 use tower_layer::Layer;
@@ -31,74 +33,20 @@ use tower_service::Service;
 
 use crate::service::Decided;
 
-/// One line of the request log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// When the request was decided, RFC 3339 in UTC with microseconds.
-    pub ts: String,
-    /// The tenant.
-    pub tenant: Option<String>,
-    /// The plan.
-    pub plan: Option<String>,
-    /// The user.
-    pub user: Option<String>,
-    /// The user's roles.
-    pub roles: Vec<String>,
-    /// Whether the user is staff.
-    pub staff: bool,
-    /// Whether the user is a superuser.
-    pub superuser: bool,
-    /// The API key's id (never the secret).
-    pub key_id: Option<String>,
-    /// Whether the API key bypasses the limits.
-    pub bypass_key: bool,
-    /// The client network.
-    pub ip: Option<String>,
-    /// The endpoint group.
-    pub scope: Option<String>,
-    /// The HTTP method.
-    pub method: Option<String>,
-    /// The route template, or the path.
-    pub route: Option<String>,
-    /// The request's cost.
-    pub cost: u32,
-    /// `allowed`, `bypass`, `denied`, `key_rejected` or `unavailable`.
-    pub decision: String,
-}
-
-impl Record {
-    /// The record of what the limiter layer decided, at `ts`, with the client network of
-    /// `ipv4_prefix` / `ipv6_prefix` bits.
-    pub fn new(decided: &Decided, ts: jiff::Timestamp, ipv4_prefix: u8, ipv6_prefix: u8) -> Record {
-        let r = &decided.request;
-        let decision = match &decided.decision {
-            None => "unavailable",
-            Some(d) if d.bypass().is_some() => "bypass",
-            Some(d) if d.is_allowed() => "allowed",
-            Some(d) if d.key_rejection().is_some() => "key_rejected",
-            Some(d) if d.failure().is_some() => "unavailable",
-            Some(_) => "denied",
-        };
-        Record {
-            ts: format!("{ts:.6}"),
-            tenant: r.tenant.clone(),
-            plan: r.plan.clone(),
-            user: r.user.clone(),
-            roles: r.roles.clone(),
-            staff: r.is_staff,
-            superuser: r.is_superuser,
-            key_id: r.api_key.as_ref().map(|k| k.id.clone()),
-            bypass_key: r.api_key.as_ref().is_some_and(|k| k.bypass),
-            ip: r
-                .client_ip
-                .map(|ip| IpNet::client(ip, ipv4_prefix, ipv6_prefix).to_string()),
-            scope: r.scope.clone(),
-            method: r.method.clone(),
-            route: r.path.clone(),
-            cost: r.cost,
-            decision: decision.into(),
-        }
-    }
+/// The line of the request log for what the limiter layer decided, at `ts` (microseconds
+/// since the epoch), with the client's address masked to its network (`ipv4_prefix` /
+/// `ipv6_prefix` bits): what IP-keyed limits count, so a replay counts the same subjects, and
+/// less personal than the address.
+pub fn record_of(decided: &Decided, ts: Micros, ipv4_prefix: u8, ipv6_prefix: u8) -> RequestRecord {
+    let request = &decided.request;
+    let mut record = match &decided.decision {
+        Some(decision) => RequestRecord::new(request, ts, decision, None),
+        None => RequestRecord::undecided(request, ts, None),
+    };
+    record.ip = request
+        .client_ip
+        .map(|ip| IpNet::client(ip, ipv4_prefix, ipv6_prefix).addr());
+    record
 }
 
 enum Message {
@@ -166,7 +114,7 @@ impl Recorder {
     }
 
     /// Queues `record`; drops it (and counts it) if the writer is behind.
-    pub fn record(&self, record: &Record) {
+    pub fn record(&self, record: &RequestRecord) {
         let Ok(mut line) = serde_json::to_string(record) else {
             return;
         };
@@ -259,9 +207,10 @@ where
         Box::pin(async move {
             let response = future.await?;
             if let Some(decided) = response.extensions().get::<Decided>() {
-                let record = Record::new(
+                let now = jiff::Timestamp::now().as_microsecond();
+                let record = record_of(
                     decided,
-                    jiff::Timestamp::now(),
+                    u64::try_from(now).unwrap_or(0),
                     recorder.ipv4_prefix,
                     recorder.ipv6_prefix,
                 );

@@ -9,8 +9,9 @@ use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use limiter_core::request_log::{RecordedDecision, RequestRecord};
 use limiter_core::{Limiter, ManualClock, PolicySet, Request};
-use limiter_tower::{LimiterLayer, Record, Recorder, RecorderLayer};
+use limiter_tower::{LimiterLayer, Recorder, RecorderLayer, record_of};
 
 #[tokio::test]
 async fn every_request_is_one_line_with_the_route_template_and_the_decision() {
@@ -49,7 +50,7 @@ async fn every_request_is_one_line_with_the_route_template_and_the_decision() {
     }
     recorder.flush().await;
     let log = std::fs::read_to_string(&path).expect("log");
-    let records: Vec<Record> = log
+    let records: Vec<RequestRecord> = log
         .lines()
         .map(|line| serde_json::from_str(line).expect("one record a line"))
         .collect();
@@ -58,15 +59,17 @@ async fn every_request_is_one_line_with_the_route_template_and_the_decision() {
     assert_eq!(first.tenant.as_deref(), Some("acme"));
     assert_eq!(first.plan.as_deref(), Some("free"));
     assert_eq!(first.roles, ["admin"]);
-    assert_eq!(first.ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(first.ip, Some("127.0.0.1".parse().expect("ip")));
     assert_eq!(first.method.as_deref(), Some("GET"));
     // The template, not the path: ids stay out of the log.
     assert_eq!(first.route.as_deref(), Some("/v1/items/{id}"));
-    assert_eq!(first.decision, "allowed");
-    assert_eq!(records[10].decision, "denied");
-    // 2026-11-26T10:00:00.123456Z: microseconds, UTC.
-    assert_eq!(first.ts.len(), 27, "{}", first.ts);
-    assert!(first.ts.ends_with('Z'));
+    assert_eq!(first.decision, Some(RecordedDecision::Allowed));
+    assert_eq!(records[10].decision, Some(RecordedDecision::Denied));
+    assert_eq!(records[10].policy.as_deref(), Some("plan_burst"));
+    // What replay rebuilds: the same identity, the route as the path.
+    let request = first.to_request();
+    assert_eq!(request.tenant.as_deref(), Some("acme"));
+    assert_eq!(request.path.as_deref(), Some("/v1/items/{id}"));
     // The field names `limiter replay` reads.
     let raw: serde_json::Value =
         serde_json::from_str(log.lines().next().expect("line")).expect("json");
@@ -87,6 +90,7 @@ async fn every_request_is_one_line_with_the_route_template_and_the_decision() {
             "key_id",
             "method",
             "plan",
+            "policy",
             "roles",
             "route",
             "scope",
@@ -109,9 +113,21 @@ async fn a_full_channel_drops_and_counts_instead_of_waiting() {
         request: Request::new(),
         decision: None,
     };
-    let record = Record::new(&decided, jiff::Timestamp::UNIX_EPOCH, 32, 64);
+    let record = record_of(&decided, 0, 32, 64);
+    assert_eq!(record.decision, Some(RecordedDecision::Unavailable));
     for _ in 0..100 {
         recorder.record(&record);
     }
     assert!(recorder.dropped() > 0);
+}
+
+#[test]
+fn the_client_is_recorded_as_its_network() {
+    let ip = "2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().expect("ip");
+    let decided = limiter_tower::Decided {
+        request: Request::new().ip(ip),
+        decision: None,
+    };
+    let record = record_of(&decided, 0, 32, 64);
+    assert_eq!(record.ip, Some("2001:db8:1:2::".parse().expect("ip")));
 }
