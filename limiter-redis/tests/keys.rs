@@ -4,13 +4,13 @@
 //! Without a server (and without `LIMITER_REQUIRE_REDIS=1`) every test is skipped with a banner.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use limiter_core::api_key::{KeyAdmin, KeyFormat, KeyRejection, NewKey};
-use limiter_core::{Limiter, ManualClock, PolicySet, Request};
+use limiter_core::api_key::{KeyAdmin, KeyFormat, NewKey};
+use limiter_core::{Limiter, ManualClock, PolicySet};
 use limiter_memory::{CachedKeyStore, KeyCacheConfig};
 use limiter_redis::{RedisConfig, RedisKeyStore, RedisStore, TimeSource};
 use limiter_testkit::CountingStore;
+use limiter_testkit::scenarios::bypass_key_case;
 
 const NOW: u64 = 1_790_000_000_000_000;
 
@@ -83,65 +83,8 @@ async fn the_reports_case(url: Option<String>) {
     let a = process(&url, &namespace, &clock).await;
     let b = process(&url, &namespace, &clock).await;
     let admin = KeyAdmin::new(format(), Arc::new(a.keys.clone()));
-    let issued = admin
-        .create(NewKey::new("acme", "partner").bypass(true), NOW)
-        .await
-        .expect("create");
-    let secret = issued.secret.expose();
-    let req = Request::new()
-        .plan("free")
-        .ip("203.0.113.9".parse().expect("ip"));
-
-    // A bypass key: 1,000 rapid requests on the free plan, none denied, no limit-store call.
-    for _ in 0..1_000 {
-        let d = a
-            .limiter
-            .check_key(secret, req.clone())
-            .await
-            .expect("check");
-        assert!(d.is_allowed());
-    }
-    assert_eq!(a.limits.calls(), 0, "a bypass key reads no limit store");
-
-    // The flag cleared: within a bound the process sees it, and the 11th in a minute is denied.
-    admin
-        .set_bypass("acme", &issued.record.id, false, NOW)
-        .await
-        .expect("set bypass");
-    clock.advance(Duration::from_secs(1));
-    for i in 0..10 {
-        let d = a
-            .limiter
-            .check_key(secret, req.clone())
-            .await
-            .expect("check");
-        assert!(d.is_allowed(), "request {}", i + 1);
-    }
-    let d = a
-        .limiter
-        .check_key(secret, req.clone())
-        .await
-        .expect("check");
-    assert!(!d.is_allowed(), "the 11th within a minute");
-    assert_eq!(&*d.binding().expect("binding").policy, "plan_burst");
-
-    // The other limiter shares the count, and sees the revocation within the bound.
-    let d = b
-        .limiter
-        .check_key(secret, req.clone())
-        .await
-        .expect("check");
-    assert!(
-        !d.is_allowed() && d.key_rejection().is_none(),
-        "counted on the server"
-    );
-    admin
-        .revoke("acme", &issued.record.id, NOW + 1_000_000)
-        .await
-        .expect("revoke");
-    clock.advance(Duration::from_secs(1));
-    let d = b.limiter.check_key(secret, req).await.expect("check");
-    assert_eq!(d.key_rejection(), Some(KeyRejection::Revoked));
+    let limits = Arc::clone(&a.limits);
+    bypass_key_case(&a.limiter, || limits.calls(), &b.limiter, &admin, &clock).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

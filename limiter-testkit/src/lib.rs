@@ -9,6 +9,7 @@ mod key_model;
 mod model;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod scenarios;
 pub mod strategies;
 
 pub use counting::CountingStore;
