@@ -7,9 +7,11 @@ use smallvec::SmallVec;
 
 use crate::algorithm::LimitStatus;
 
-/// How many items an [`InlineVec`] holds without the heap: more than any decision of the
-/// default policies has (plan sustained, burst and daily, role, scope, IP burst).
-pub const INLINE_CHECKS: usize = 8;
+/// How many items an [`InlineVec`] holds without the heap: as many as a decision can have
+/// under the policy kinds there are (plan sustained, burst and daily, role, scope, IP burst;
+/// anonymous requests have fewer). A larger buffer would be copied with every move of a
+/// decision for nothing.
+pub const INLINE_CHECKS: usize = 6;
 
 /// A vector that keeps up to [`INLINE_CHECKS`] items inline and moves to the heap past that.
 ///

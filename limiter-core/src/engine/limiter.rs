@@ -177,7 +177,10 @@ impl Limiter {
         let options = self.options(mode);
         let cost = u64::from(request.cost);
         let started = telemetry::store_started(inner);
-        let answer = ask(&*inner.store, &batch, &options).await;
+        let answer = match ask_now(&*inner.store, &batch, &options) {
+            Some(answer) => answer,
+            None => ask(&*inner.store, &batch, &options).await,
+        };
         telemetry::store_finished(inner, started, answer.as_ref().err());
         let mut decision = match answer {
             Ok(outcome) => to_decision(batch, outcome, cost, None, mode),
@@ -244,7 +247,10 @@ impl Limiter {
             )),
             // If the fallback fails too, the caller returns the primary store's error.
             FailMode::Fallback(fallback) => {
-                let outcome = ask(&**fallback, &batch, options).await;
+                let outcome = match ask_now(&**fallback, &batch, options) {
+                    Some(answer) => answer,
+                    None => ask(&**fallback, &batch, options).await,
+                };
                 outcome.ok().map(|outcome| {
                     let failure = Some(failure(FailModeUsed::Fallback));
                     let mut decision = to_decision(batch, outcome, cost, failure, options.mode);
@@ -304,25 +310,44 @@ struct Answer {
     at: Micros,
 }
 
-/// Asks `store` to evaluate `batch`: at once if it can answer without waiting, else through
-/// its future.
+/// Asks `store` to evaluate `batch` through its future; callers try [`ask_now`] first, so that
+/// a store that answers at once costs no future (and no copy of one into the caller's state).
 async fn ask(store: &dyn Store, batch: &Batch, options: &EvalOptions) -> Result<Answer, Error> {
-    let mut statuses = Statuses::new();
-    let answer = match store.evaluate_now(batch, options, &mut statuses) {
-        Some(allowed) => Answer {
-            allowed: allowed?,
-            statuses,
-            at: options.now,
+    let outcome = store.evaluate(batch, options).await?;
+    checked(
+        store,
+        batch,
+        Answer {
+            allowed: outcome.allowed,
+            statuses: outcome.statuses.into(),
+            at: outcome.at,
         },
-        None => {
-            let outcome = store.evaluate(batch, options).await?;
+    )
+}
+
+/// What `store` answers for `batch` at once, if it can answer without waiting.
+fn ask_now(
+    store: &dyn Store,
+    batch: &Batch,
+    options: &EvalOptions,
+) -> Option<Result<Answer, Error>> {
+    let mut statuses = Statuses::new();
+    let allowed = store.evaluate_now(batch, options, &mut statuses)?;
+    Some(allowed.and_then(|allowed| {
+        checked(
+            store,
+            batch,
             Answer {
-                allowed: outcome.allowed,
-                statuses: outcome.statuses.into(),
-                at: outcome.at,
-            }
-        }
-    };
+                allowed,
+                statuses,
+                at: options.now,
+            },
+        )
+    }))
+}
+
+/// `answer`, unless it does not have one status per check of `batch`.
+fn checked(store: &dyn Store, batch: &Batch, answer: Answer) -> Result<Answer, Error> {
     if answer.statuses.len() != batch.len() {
         return Err(Error::store(
             store,
