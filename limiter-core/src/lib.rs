@@ -11,6 +11,7 @@ mod error;
 pub mod event;
 mod inline;
 mod key;
+pub mod notify;
 pub mod policy;
 mod rate;
 mod request;

@@ -1,0 +1,37 @@
+//! Notifications, the pure part: which limits notify and at which shares of their limit
+//! ([`NotifyRules`]), the kinds of notice ([`NotifyKind`]), the identity that makes each notice
+//! unique per window ([`NotificationId`]), and the texts ([`Messages`]).
+//!
+//! Nothing here reads a clock or does I/O: the store decides when a threshold is crossed, an
+//! outbox keyed by [`NotificationId::id`] keeps each notice once, and a worker delivers it.
+//!
+//! ```
+//! use limiter_core::PolicySet;
+//! use limiter_core::notify::{MessageVars, Messages, NotifyKind, NotifyRules};
+//! use limiter_core::policy::PolicyKind;
+//!
+//! let policies = PolicySet::default();
+//! let rules = NotifyRules::default();
+//! assert!(rules.notifies("plan_daily"));
+//! assert!(!rules.notifies("plan_burst"));
+//!
+//! let starter = policies.plan("starter").unwrap();
+//! let vars = MessageVars::for_plan(&policies, starter, PolicyKind::PlanDaily)
+//!     .unwrap()
+//!     .percent(80);
+//! let messages = Messages::default();
+//! assert_eq!(
+//!     messages.render(NotifyKind::Approaching, &vars).unwrap(),
+//!     "You're at 80% of your daily limit"
+//! );
+//! assert_eq!(
+//!     messages.upgrade_hint(&vars).unwrap(),
+//!     "Upgrade to Professional for 20000/day; you are on Starter at 5000/day"
+//! );
+//! ```
+
+mod message;
+mod rules;
+
+pub use message::{MessageVars, Messages, MessagesConfig, PLACEHOLDERS, capitalise};
+pub use rules::{NotificationId, NotifyConfig, NotifyKind, NotifyRules};

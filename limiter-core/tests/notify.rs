@@ -1,0 +1,328 @@
+//! Notification rules and messages: the report's four messages with the default policies,
+//! custom templates, and configuration errors.
+
+use std::time::Duration;
+
+use limiter_core::notify::{
+    MessageVars, Messages, MessagesConfig, NotificationId, NotifyConfig, NotifyKind, NotifyRules,
+};
+use limiter_core::policy::{Config, PolicyKind};
+use limiter_core::{Error, PolicySet};
+
+fn starter_daily(policies: &PolicySet) -> MessageVars {
+    let starter = policies.plan("starter").expect("starter is a default plan");
+    MessageVars::for_plan(policies, starter, PolicyKind::PlanDaily).expect("a plan policy")
+}
+
+#[test]
+fn renders_the_four_messages_of_the_report_with_the_default_policies() {
+    let policies = PolicySet::default();
+    let messages = Messages::default();
+    let vars = starter_daily(&policies)
+        .percent(80)
+        .resets_in(Duration::from_secs(3600));
+
+    assert_eq!(
+        messages.render(NotifyKind::Approaching, &vars).as_deref(),
+        Some("You're at 80% of your daily limit")
+    );
+    assert_eq!(
+        messages.render(NotifyKind::ResetsSoon, &vars).as_deref(),
+        Some("Your rate limit resets in 1 hour")
+    );
+    assert_eq!(
+        messages.upgrade_hint(&vars).as_deref(),
+        Some("Upgrade to Professional for 20000/day; you are on Starter at 5000/day")
+    );
+    assert_eq!(
+        messages.render(NotifyKind::Restored, &vars).as_deref(),
+        Some("Your API access has been restored")
+    );
+    assert_eq!(
+        messages.render(NotifyKind::Exhausted, &vars).as_deref(),
+        Some("You've used all of your daily limit of 5000/day")
+    );
+}
+
+#[test]
+fn the_report_s_own_upgrade_wording_is_a_template_away() {
+    let policies = PolicySet::default();
+    let config = MessagesConfig {
+        upgrade: "Upgrade to {next_plan} for higher limits".into(),
+        ..MessagesConfig::default()
+    };
+    let messages = Messages::from_config(&config).unwrap();
+    assert_eq!(
+        messages.upgrade_hint(&starter_daily(&policies)).as_deref(),
+        Some("Upgrade to Professional for higher limits")
+    );
+}
+
+#[test]
+fn the_upgrade_hint_follows_the_configured_plan_order_and_policy() {
+    let policies = PolicySet::default();
+    let messages = Messages::default();
+    let free = policies.plan("free").unwrap();
+    let sustained = MessageVars::for_plan(&policies, free, PolicyKind::PlanSustained).unwrap();
+    assert_eq!(
+        messages.upgrade_hint(&sustained).as_deref(),
+        Some("Upgrade to Starter for 500/hour; you are on Free at 100/hour")
+    );
+    // The top plan has no next plan: no hint.
+    let enterprise = policies.plan("enterprise").unwrap();
+    let top = MessageVars::for_plan(&policies, enterprise, PolicyKind::PlanDaily).unwrap();
+    assert_eq!(messages.upgrade_hint(&top), None);
+    // Not a plan policy.
+    assert!(MessageVars::for_plan(&policies, free, PolicyKind::IpBurst).is_none());
+
+    // A configured plan takes its place in the order, and its name is capitalised.
+    let config = Config::from_toml_str(
+        "[plans.gold]\nsustained = \"5000/hour\"\nburst = \"200/minute\"\ndaily = \"50000/day\"",
+    )
+    .unwrap();
+    let policies = PolicySet::from_config(&config).unwrap();
+    let pro = policies.plan("professional").unwrap();
+    let vars = MessageVars::for_plan(&policies, pro, PolicyKind::PlanDaily).unwrap();
+    assert_eq!(
+        messages.upgrade_hint(&vars).as_deref(),
+        Some("Upgrade to Gold for 50000/day; you are on Professional at 20000/day")
+    );
+}
+
+#[test]
+fn custom_templates_use_every_placeholder() {
+    let config = MessagesConfig {
+        approaching: "{plan}: {percent}% of {limit} ({period}), resets in {resets_in}; \
+                      {next_plan} has {next_limit} {{braces}}"
+            .into(),
+        restored: "Back in business".into(),
+        ..MessagesConfig::default()
+    };
+    let messages = Messages::from_config(&config).unwrap();
+    let policies = PolicySet::default();
+    let vars = starter_daily(&policies)
+        .percent(90)
+        .resets_in(Duration::from_secs(2 * 3600 + 15 * 60));
+    assert_eq!(
+        messages.render(NotifyKind::Approaching, &vars).as_deref(),
+        Some(
+            "Starter: 90% of 5000/day (daily), resets in 2 hours 15 minutes; \
+             Professional has 20000/day {braces}"
+        )
+    );
+    assert_eq!(
+        messages.render(NotifyKind::Restored, &vars).as_deref(),
+        Some("Back in business")
+    );
+    // A placeholder without a value renders nothing rather than a broken sentence.
+    let bare = MessageVars::new("100/5m".parse().unwrap());
+    assert_eq!(messages.render(NotifyKind::Approaching, &bare), None);
+    let period_only = Messages::from_config(&MessagesConfig {
+        exhausted: "{period} limit of {limit} used".into(),
+        ..MessagesConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        period_only.render(NotifyKind::Exhausted, &bare).as_deref(),
+        Some("5-minute limit of 100/5m used")
+    );
+}
+
+#[test]
+fn unknown_placeholders_name_the_template_and_the_placeholder() {
+    let config = MessagesConfig {
+        upgrade: "Upgrade to {next_plan} for {next_limt}".into(),
+        ..MessagesConfig::default()
+    };
+    let err = Messages::from_config(&config).unwrap_err();
+    let Error::InvalidConfig { path, message } = &err else {
+        panic!("expected InvalidConfig, got {err:?}");
+    };
+    assert_eq!(path, "notify.messages.upgrade");
+    assert!(message.starts_with("unknown placeholder {next_limt}; expected one of: {percent}"));
+
+    for (text, expected) in [
+        ("{percent", "unclosed \"{\""),
+        ("100}%", "unmatched \"}\""),
+        ("{}", "unknown placeholder {}"),
+    ] {
+        let config = MessagesConfig {
+            resets_soon: text.into(),
+            ..MessagesConfig::default()
+        };
+        let err = Messages::from_config(&config).unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid configuration at notify.messages.resets_soon: "),
+            "{err}"
+        );
+        assert!(err.contains(expected), "{text}: {err}");
+    }
+}
+
+#[test]
+fn messages_read_from_toml_and_reject_unknown_templates() {
+    let config: MessagesConfig = toml::from_str("resets_soon = \"Back in {resets_in}\"").unwrap();
+    assert_eq!(config.restored, MessagesConfig::default().restored);
+    let messages = Messages::from_config(&config).unwrap();
+    let vars = MessageVars::default().resets_in(Duration::from_secs(30));
+    assert_eq!(
+        messages.render(NotifyKind::ResetsSoon, &vars).as_deref(),
+        Some("Back in 30 seconds")
+    );
+    assert!(toml::from_str::<MessagesConfig>("restord = \"x\"").is_err());
+}
+
+#[test]
+fn default_rules_notify_daily_and_sustained_plan_limits_at_80_percent() {
+    let rules = NotifyRules::default();
+    assert_eq!(
+        rules,
+        NotifyRules::from_config(&NotifyConfig::default()).unwrap()
+    );
+    assert_eq!(rules.thresholds(), [80]);
+    assert!(rules.notifies("plan_daily"));
+    assert!(rules.notifies("plan_sustained"));
+    for other in [
+        "plan_burst",
+        "role",
+        "scope.auth",
+        "anon",
+        "ip_burst",
+        "nope",
+    ] {
+        assert!(!rules.notifies(other), "{other}");
+    }
+    let scoped = NotifyRules::new([PolicyKind::Scope], [80]).unwrap();
+    assert!(scoped.notifies("scope.auth"));
+}
+
+#[test]
+fn thresholds_are_crossed_once_each() {
+    let rules = NotifyRules::new([PolicyKind::PlanDaily], [80, 50, 100]).unwrap();
+    assert_eq!(rules.thresholds(), [50, 80, 100]);
+    // One unit at a time over a limit of 10: each threshold crossed by exactly one charge.
+    let mut crossed = Vec::new();
+    for used in 1..=10u64 {
+        crossed.extend(rules.crossed(10, 10 - used, 1).map(|t| (used, t)));
+    }
+    assert_eq!(crossed, [(5, 50), (8, 80), (10, 100)]);
+    // One large charge crosses several.
+    assert_eq!(rules.crossed(10, 0, 10).collect::<Vec<_>>(), [50, 80, 100]);
+    // Nothing crossed by a charge that stays below, or that starts above.
+    assert_eq!(rules.crossed(10, 8, 1).count(), 0);
+    assert_eq!(rules.crossed(10, 1, 1).count(), 0);
+    // Huge numbers do not overflow.
+    assert_eq!(rules.crossed(u64::MAX, 0, u64::MAX).count(), 3);
+}
+
+#[test]
+fn bad_rules_name_the_setting_and_what_is_expected() {
+    for (config, path, expected) in [
+        (
+            "thresholds = [80, 0]",
+            "notify.thresholds[1]",
+            "0 is not a share of the limit; expected a percentage from 1 to 100",
+        ),
+        (
+            "thresholds = [101]",
+            "notify.thresholds[0]",
+            "101 is not a share",
+        ),
+        (
+            "policies = [\"plan_daily\", \"plan_dialy\"]",
+            "notify.policies[1]",
+            "unknown policy \"plan_dialy\"; expected one of: plan_sustained, plan_burst",
+        ),
+    ] {
+        let config: NotifyConfig = toml::from_str(config).unwrap();
+        let err = NotifyRules::from_config(&config).unwrap_err();
+        let Error::InvalidConfig { path: at, message } = &err else {
+            panic!("expected InvalidConfig, got {err:?}");
+        };
+        assert_eq!(at, path);
+        assert!(message.starts_with(expected), "{message}");
+    }
+    assert!(toml::from_str::<NotifyConfig>("threshold = [80]").is_err());
+    // An empty list of thresholds is allowed: exhausted notices only.
+    let rules = NotifyRules::new([PolicyKind::PlanDaily], []).unwrap();
+    assert_eq!(rules.crossed(10, 0, 10).count(), 0);
+}
+
+#[test]
+fn notification_ids_are_stable_and_distinct_per_identity() {
+    let base = NotificationId::new(
+        "tenant=acme",
+        "plan_daily",
+        NotifyKind::Approaching,
+        Some(80),
+        1_764_547_200_000_000,
+        5000,
+    );
+    // Pinned: the id must not change across processes, versions or platforms.
+    let pinned = base.id();
+    assert_eq!(pinned, "ntf_5f074802c7174c9e8a046df8553223ca");
+    assert_eq!(pinned.len(), 36);
+    assert!(pinned.starts_with("ntf_"));
+    assert!(pinned[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+
+    let variants = [
+        NotificationId {
+            subject: "tenant=acme2".into(),
+            ..base.clone()
+        },
+        NotificationId {
+            policy: "plan_sustained".into(),
+            ..base.clone()
+        },
+        NotificationId {
+            kind: NotifyKind::Exhausted,
+            threshold: None,
+            ..base.clone()
+        },
+        NotificationId {
+            threshold: Some(90),
+            ..base.clone()
+        },
+        NotificationId {
+            window_start: base.window_start + 86_400_000_000,
+            ..base.clone()
+        },
+        NotificationId {
+            limit: 20000,
+            ..base.clone()
+        },
+        // Field boundaries are part of the encoding.
+        NotificationId {
+            subject: "tenant=acmeplan_daily".into(),
+            policy: String::new(),
+            ..base.clone()
+        },
+    ];
+    let mut ids: Vec<String> = variants.iter().map(NotificationId::id).collect();
+    ids.push(pinned);
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count);
+}
+
+#[test]
+fn kinds_follow_the_events() {
+    use limiter_core::event::EventKind;
+    for kind in NotifyKind::ALL {
+        assert_eq!(NotifyKind::from_name(kind.name()), Some(kind));
+    }
+    assert_eq!(
+        NotifyKind::of_event(EventKind::Approaching),
+        Some(NotifyKind::Approaching)
+    );
+    assert_eq!(
+        NotifyKind::of_event(EventKind::Exhausted),
+        Some(NotifyKind::Exhausted)
+    );
+    assert_eq!(
+        NotifyKind::of_event(EventKind::Restored),
+        Some(NotifyKind::Restored)
+    );
+    assert_eq!(NotifyKind::of_event(EventKind::Denied), None);
+}
