@@ -1,18 +1,16 @@
 //! API keys: the format's properties, and verification in the decision path.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use async_trait::async_trait;
 use proptest::prelude::*;
 
 use limiter_core::api_key::{
-    KeyAdmin, KeyChange, KeyFormat, KeyHash, KeyId, KeyRecord, KeyRejection, KeyStore, Malformed,
-    NewKey, SCANNER_PATTERN, Updated, has_valid_checksum,
+    KeyAdmin, KeyFormat, KeyId, KeyRecord, KeyRejection, Malformed, NewKey, SCANNER_PATTERN,
+    has_valid_checksum,
 };
 use limiter_core::time::Micros;
-use limiter_core::{BypassReason, Error, Event, Hook, Limiter, ManualClock, PolicySet, Request};
-use limiter_testkit::{CountingStore, ModelKeyStore, ModelStore};
+use limiter_core::{BypassReason, Event, Hook, Limiter, ManualClock, PolicySet, Request};
+use limiter_testkit::{CountingKeyStore, CountingStore, ModelKeyStore, ModelStore};
 
 const NOW: Micros = 1_790_000_000_000_000;
 
@@ -89,59 +87,6 @@ fn the_scanner_patterns_describe_the_keys() {
     assert!(SCANNER_PATTERN.contains("{38}"));
 }
 
-/// A key store that counts lookups, to show what verification asks of it.
-#[derive(Debug, Default)]
-struct CountingKeys {
-    inner: ModelKeyStore,
-    lookups: AtomicU64,
-    touches: AtomicU64,
-}
-
-#[async_trait]
-impl KeyStore for CountingKeys {
-    async fn insert(&self, record: &KeyRecord) -> Result<(), Error> {
-        self.inner.insert(record).await
-    }
-    async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, Error> {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        self.inner.find_by_hash(hash).await
-    }
-    async fn get(&self, tenant: &str, id: &KeyId) -> Result<Option<KeyRecord>, Error> {
-        self.inner.get(tenant, id).await
-    }
-    async fn list(&self, tenant: &str) -> Result<Vec<KeyRecord>, Error> {
-        self.inner.list(tenant).await
-    }
-    async fn update(
-        &self,
-        tenant: &str,
-        id: &KeyId,
-        change: &KeyChange,
-        now: Micros,
-    ) -> Result<Option<Updated>, Error> {
-        if *change == KeyChange::Touch {
-            self.touches.fetch_add(1, Ordering::SeqCst);
-        }
-        self.inner.update(tenant, id, change, now).await
-    }
-    async fn rotate(
-        &self,
-        tenant: &str,
-        old: &KeyId,
-        new: &KeyRecord,
-        until: Micros,
-        now: Micros,
-    ) -> Result<Option<Updated>, Error> {
-        self.inner.rotate(tenant, old, new, until, now).await
-    }
-}
-
-impl std::fmt::Display for CountingKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CountingKeys")
-    }
-}
-
 /// Records the bypass reasons of decisions.
 #[derive(Debug, Default)]
 struct Bypasses(std::sync::Mutex<Vec<BypassReason>>);
@@ -159,7 +104,7 @@ impl Hook for Bypasses {
 struct Setup {
     limiter: Limiter,
     admin: KeyAdmin,
-    keys: Arc<CountingKeys>,
+    keys: Arc<CountingKeyStore<ModelKeyStore>>,
     limits: Arc<CountingStore<ModelStore>>,
     clock: ManualClock,
     bypasses: Arc<Bypasses>,
@@ -167,7 +112,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let format = KeyFormat::new("acme_live").unwrap();
-    let keys = Arc::new(CountingKeys::default());
+    let keys = Arc::new(CountingKeyStore::new(ModelKeyStore::new()));
     let limits = Arc::new(CountingStore::new(ModelStore::new()));
     let clock = ManualClock::new(NOW);
     let bypasses = Arc::new(Bypasses::default());
@@ -217,7 +162,7 @@ async fn a_bypass_key_skips_the_limits_without_a_limit_store_call_and_is_recorde
         BypassReason::ApiKey(issued.record.id.to_string())
     );
     // The last use is written once, not once per request.
-    assert_eq!(s.keys.touches.load(Ordering::SeqCst), 1);
+    assert_eq!(s.keys.touches(), 1);
     let record = s.admin.get("acme", &issued.record.id).await.unwrap();
     assert_eq!(record.last_used_at, Some(NOW));
 }
@@ -342,7 +287,7 @@ async fn a_garbage_flood_reaches_no_store() {
             assert!(d.statuses().is_empty());
         }
     }
-    assert_eq!(s.keys.lookups.load(Ordering::SeqCst), 0, "no key lookup");
+    assert_eq!(s.keys.lookups(), 0, "no key lookup");
     assert_eq!(s.limits.calls(), 0, "no limit-store call");
 }
 

@@ -9,8 +9,8 @@ use limiter_core::Error;
 use limiter_core::api_key::{KeyChange, KeyHash, KeyId, KeyRecord, KeyStore, Updated};
 use limiter_core::time::Micros;
 
-/// Wraps a key store and counts the calls made through it: lookups by hash apart, every call
-/// in total. Calls are forwarded unchanged.
+/// Wraps a key store and counts the calls made through it: lookups by hash and touches (last
+/// use written) apart, every call in total. Calls are forwarded unchanged.
 ///
 /// For tests that assert what verification asks of the key store (nothing for a malformed
 /// key; nothing for a cached one).
@@ -18,6 +18,7 @@ use limiter_core::time::Micros;
 pub struct CountingKeyStore<S> {
     inner: S,
     lookups: AtomicU64,
+    touches: AtomicU64,
     calls: AtomicU64,
 }
 
@@ -27,6 +28,7 @@ impl<S: KeyStore> CountingKeyStore<S> {
         CountingKeyStore {
             inner,
             lookups: AtomicU64::new(0),
+            touches: AtomicU64::new(0),
             calls: AtomicU64::new(0),
         }
     }
@@ -34,6 +36,11 @@ impl<S: KeyStore> CountingKeyStore<S> {
     /// The [`KeyStore::find_by_hash`] calls so far.
     pub fn lookups(&self) -> u64 {
         self.lookups.load(Ordering::SeqCst)
+    }
+
+    /// The [`KeyChange::Touch`] updates so far: writes of a key's last use.
+    pub fn touches(&self) -> u64 {
+        self.touches.load(Ordering::SeqCst)
     }
 
     /// Every call so far.
@@ -78,6 +85,9 @@ impl<S: KeyStore> KeyStore for CountingKeyStore<S> {
         now: Micros,
     ) -> Result<Option<Updated>, Error> {
         self.count();
+        if *change == KeyChange::Touch {
+            self.touches.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.update(tenant, id, change, now).await
     }
     async fn rotate(
