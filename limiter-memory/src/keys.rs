@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::{PoisonError, RwLock, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use limiter_core::api_key::{KeyChange, KeyHash, KeyId, KeyRecord, KeyStore, KeyUpdate, Updated};
+use limiter_core::api_key::{
+    KeyChange, KeyHash, KeyId, KeyRecord, KeyStore, KeyUpdate, Updated, check_rotation,
+};
 use limiter_core::time::Micros;
 use limiter_core::{Error, ErrorKind};
 
@@ -154,8 +156,9 @@ impl KeyStore for MemoryKeyStore {
         until: Micros,
         now: Micros,
     ) -> Result<Option<Updated>, Error> {
+        check_rotation(tenant, new)?;
         let mut records = self.write();
-        if new.tenant != tenant || records.taken(new) {
+        if records.taken(new) {
             return Err(self.conflict(new));
         }
         let Some(record) = records.find_mut(tenant, old) else {

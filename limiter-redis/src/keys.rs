@@ -17,7 +17,9 @@ use std::time::Duration;
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::types::Value;
-use limiter_core::api_key::{KeyChange, KeyHash, KeyId, KeyRecord, KeyStore, KeyUpdate, Updated};
+use limiter_core::api_key::{
+    KeyChange, KeyHash, KeyId, KeyRecord, KeyStore, KeyUpdate, Updated, check_rotation,
+};
 use limiter_core::{Error, ErrorKind, Key, Micros, SubjectKind};
 
 use crate::RedisStore;
@@ -347,13 +349,7 @@ impl KeyStore for RedisKeyStore {
         until: Micros,
         now: Micros,
     ) -> Result<Option<Updated>, Error> {
-        if new.tenant != tenant {
-            return Err(Error::InvalidRequest(format!(
-                "the new key of a rotation in tenant {tenant:?} belongs to tenant {:?}; \
-                 expected the same tenant",
-                new.tenant
-            )));
-        }
+        check_rotation(tenant, new)?;
         let new_json = self.encode(new)?;
         let entry = self.index(new).await?;
         let result = self

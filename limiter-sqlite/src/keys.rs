@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use limiter_core::api_key::{KeyChange, KeyHash, KeyId, KeyRecord, KeyStore, KeyUpdate, Updated};
+use limiter_core::api_key::{
+    KeyChange, KeyHash, KeyId, KeyRecord, KeyStore, KeyUpdate, Updated, check_rotation,
+};
 use limiter_core::{Error, ErrorKind, Micros};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -324,13 +326,7 @@ impl KeyStore for SqliteKeyStore {
         until: Micros,
         now: Micros,
     ) -> Result<Option<Updated>, Error> {
-        if new.tenant != tenant {
-            return Err(Error::InvalidRequest(format!(
-                "the new key of a rotation in tenant {tenant:?} belongs to tenant {:?}; \
-                 expected the same tenant",
-                new.tenant
-            )));
-        }
+        check_rotation(tenant, new)?;
         let job = KeyJob::Rotate {
             tenant: tenant.to_owned(),
             old: old.clone(),

@@ -6,7 +6,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use limiter_core::api_key::{KeyChange, KeyHash, KeyId, KeyRecord, KeyStore, KeyUpdate, Updated};
+use limiter_core::api_key::{
+    KeyChange, KeyHash, KeyId, KeyRecord, KeyStore, KeyUpdate, Updated, check_rotation,
+};
 use limiter_core::time::Micros;
 use limiter_core::{Error, ErrorKind};
 
@@ -112,8 +114,9 @@ impl KeyStore for ModelKeyStore {
         until: Micros,
         now: Micros,
     ) -> Result<Option<Updated>, Error> {
+        check_rotation(tenant, new)?;
         let mut records = self.lock();
-        if taken(&records, new) || new.tenant != tenant {
+        if taken(&records, new) {
             return Err(self.conflict(new));
         }
         let Some(record) = find(&mut records, tenant, old) else {

@@ -22,4 +22,4 @@ pub use record::{
     KeyChange, KeyHash, KeyId, KeyRecord, KeyRejection, KeyUpdate, NewKey, Refusal, Secret,
     TOUCH_INTERVAL, VerifiedKey,
 };
-pub use store::{KeyStore, Updated};
+pub use store::{KeyStore, Updated, check_rotation};

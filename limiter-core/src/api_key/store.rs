@@ -12,6 +12,20 @@ use crate::time::Micros;
 /// A record after an update, and what the update did ([`KeyRecord::apply`]).
 pub type Updated = (KeyUpdate, KeyRecord);
 
+/// Refuses a rotation in `tenant` whose new key belongs to another tenant, as every
+/// [`KeyStore::rotate`] must, before it changes anything: [`Error::InvalidRequest`] naming
+/// both tenants.
+pub fn check_rotation(tenant: &str, new: &KeyRecord) -> Result<(), Error> {
+    if new.tenant == tenant {
+        return Ok(());
+    }
+    Err(Error::InvalidRequest(format!(
+        "the new key of a rotation in tenant {tenant:?} belongs to tenant {:?}; expected the \
+         same tenant",
+        new.tenant
+    )))
+}
+
 /// Where API key records live: process memory, a SQLite file, Redis.
 ///
 /// Records hold no secret, only the [`KeyHash`] that verification looks them up by. Every

@@ -238,6 +238,24 @@ pub async fn rotation_overlaps(store: &dyn KeyStore, tenants: &str) {
     let missing = KeyId::new("key_missing");
     let none = store.rotate(&tenant, &missing, &newer, until, T0).await;
     assert!(matches!(none, Ok(None)), "{store}: {none:?}");
+
+    // A new key of another tenant is refused as invalid, and nothing changes.
+    let live = record(&tenant, "live", T0 + 8);
+    store.insert(&live).await.expect("insert");
+    let stranger = record(&format!("{tenants}-b"), "ci", T0 + 9);
+    let refused = store
+        .rotate(&tenant, &live.id, &stranger, until, T0 + 9)
+        .await;
+    assert!(
+        matches!(refused, Err(limiter_core::Error::InvalidRequest(_))),
+        "{store}: {refused:?}"
+    );
+    assert_eq!(stored(store, &live).await, live, "{store}");
+    assert_eq!(
+        store.find_by_hash(&stranger.hash).await.expect("find"),
+        None,
+        "{store}: a refused rotation stored the new key"
+    );
 }
 
 /// A tenant sees, changes and rotates only its own keys.
