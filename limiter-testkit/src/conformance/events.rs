@@ -546,7 +546,8 @@ pub const FLEET_TENANTS: [&str; 5] = ["ant", "bee", "cat", "dog", "elk"];
 /// requests for two days: [`FLEET_REQUESTS`] per tenant each, twice the daily quota of
 /// [`trace_policies`] in all. `query` (a log that sees every append) must then hold exactly one
 /// approaching and one exhausted event of `plan_daily` per tenant per day, and one restore on
-/// the second day.
+/// the second day. Between the days every drain writes what it holds, as a day's time gives it
+/// to: a restore is judged against the earlier exhaustion the log holds when it arrives.
 pub async fn fleet_records_one_crossing_per_window(
     members: Vec<(Arc<dyn limiter_core::Store>, Arc<dyn EventLog>)>,
     query: &dyn EventLog,
@@ -591,6 +592,16 @@ pub async fn fleet_records_one_crossing_per_window(
             tenants * TRACE_QUOTA,
             "the fleet admits exactly the quota"
         );
+        // A day passes before the next one starts: every drain has long written the day's
+        // events, the exhaustion that a restore is judged against among them.
+        for limiter in &limiters {
+            while limiter
+                .event_stats()
+                .is_some_and(|s| s.written + s.failed + s.dropped < s.recorded)
+            {
+                tokio::task::yield_now().await;
+            }
+        }
     }
     let dropped: u64 = limiters
         .iter()
