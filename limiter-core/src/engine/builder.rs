@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::limiter::Inner;
+use super::telemetry::Metrics;
 use super::verify::Keys;
 use super::{FailMode, Hook, HookPanics, Limiter};
 use crate::api_key::{KeyFormat, KeyStore};
@@ -129,6 +130,7 @@ impl LimiterBuilder {
 
     /// The limiter.
     pub fn build(self) -> Limiter {
+        let metrics = self.metrics.then(|| Metrics::new(&*self.store));
         Limiter {
             inner: Arc::new(Inner {
                 policies: self.policies,
@@ -142,7 +144,7 @@ impl LimiterBuilder {
                 hook_panics: HookPanics::default(),
                 keys: self.keys,
                 recorder: self.recorder,
-                metrics: self.metrics,
+                metrics,
             }),
         }
     }

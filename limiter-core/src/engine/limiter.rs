@@ -54,7 +54,8 @@ pub(super) struct Inner {
     pub(super) hook_panics: HookPanics,
     pub(super) keys: Option<super::verify::Keys>,
     pub(super) recorder: Option<EventRecorder>,
-    pub(super) metrics: bool,
+    /// Present when the limiter emits metrics.
+    pub(super) metrics: Option<super::telemetry::Metrics>,
 }
 
 impl Limiter {

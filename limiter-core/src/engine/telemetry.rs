@@ -8,12 +8,35 @@
 //! [`LimiterBuilder::metrics`]: super::LimiterBuilder::metrics
 //! [`LimiterBuilder::events`]: super::LimiterBuilder::events
 
+use std::sync::Arc;
+
+use metrics::SharedString;
+
 use crate::decision::{Decision, FailModeUsed};
 use crate::event::{bypass_label, derive_events};
 use crate::time::Micros;
-use crate::{Error, ErrorKind, Request};
+use crate::{Error, ErrorKind, Request, Store};
 
 use super::limiter::Inner;
+
+/// What metrics need that does not change between decisions: present only when the limiter
+/// emits metrics.
+#[derive(Debug)]
+pub(super) struct Metrics {
+    /// The `backend` label: the store's name without its details (a path, a capacity), one
+    /// value per backend, worked out once rather than on every store call.
+    backend: SharedString,
+}
+
+impl Metrics {
+    pub(super) fn new(store: &dyn Store) -> Metrics {
+        let shown = store.to_string();
+        let name: Arc<str> = shown.split('(').next().unwrap_or_default().into();
+        Metrics {
+            backend: SharedString::from(name),
+        }
+    }
+}
 
 /// The span of one decision, with the tenant as a field.
 pub(super) fn span(request: &Request) -> tracing::Span {
@@ -22,15 +45,15 @@ pub(super) fn span(request: &Request) -> tracing::Span {
 
 /// The clock's reading before a store call, if metrics want its latency.
 pub(super) fn store_started(inner: &Inner) -> Option<Micros> {
-    inner.metrics.then(|| inner.clock.now())
+    inner.metrics.as_ref().map(|_| inner.clock.now())
 }
 
 /// Records a store call's latency (by the limiter's clock) and its error, if any.
 pub(super) fn store_finished(inner: &Inner, started: Option<Micros>, error: Option<&Error>) {
-    let Some(started) = started else { return };
-    // The store's name without its details (a path, a capacity): one value per backend.
-    let shown = inner.store.to_string();
-    let backend = shown.split('(').next().unwrap_or_default().to_owned();
+    let (Some(started), Some(metrics)) = (started, &inner.metrics) else {
+        return;
+    };
+    let backend = &metrics.backend;
     let seconds = Micros::saturating_sub(inner.clock.now(), started) as f64 / 1e6;
     metrics::histogram!("limiter_store_duration_seconds", "backend" => backend.clone())
         .record(seconds);
@@ -44,7 +67,7 @@ pub(super) fn store_finished(inner: &Inner, started: Option<Micros>, error: Opti
             },
             _ => "other",
         };
-        metrics::counter!("limiter_store_errors_total", "backend" => backend, "kind" => kind)
+        metrics::counter!("limiter_store_errors_total", "backend" => backend.clone(), "kind" => kind)
             .increment(1);
     }
 }
@@ -57,7 +80,7 @@ pub(super) async fn decided(
     decision: &Decision,
     now: Option<Micros>,
 ) {
-    if inner.metrics {
+    if inner.metrics.is_some() {
         count(decision);
     }
     let Some(recorder) = &inner.recorder else {
