@@ -208,7 +208,7 @@ impl Limiter {
     }
 
     /// The options of a store call in `mode`: the clock's `now` and the limiter's timeout.
-    fn options(&self, mode: Mode) -> EvalOptions {
+    pub(super) fn options(&self, mode: Mode) -> EvalOptions {
         let options = EvalOptions::at(self.inner.clock.now()).with_mode(mode);
         match self.inner.timeout {
             Some(timeout) => options.with_timeout(timeout),
@@ -248,10 +248,7 @@ impl Limiter {
             )),
             // If the fallback fails too, the caller returns the primary store's error.
             FailMode::Fallback(fallback) => {
-                let outcome = match ask_now(&**fallback, &batch, options) {
-                    Some(answer) => answer,
-                    None => ask(&**fallback, &batch, options).await,
-                };
+                let outcome = ask_any(&**fallback, &batch, options).await;
                 outcome.ok().map(|outcome| {
                     let failure = Some(failure(FailModeUsed::Fallback));
                     let mut decision = to_decision(batch, outcome, cost, failure, options.mode);
@@ -304,9 +301,9 @@ impl Limiter {
 }
 
 /// What a store answered for one batch.
-struct Answer {
+pub(super) struct Answer {
     allowed: bool,
-    statuses: Statuses,
+    pub(super) statuses: Statuses,
     /// When the store charged it (its own clock, for a store that keeps one).
     at: Micros,
 }
@@ -324,6 +321,20 @@ async fn ask(store: &dyn Store, batch: &Batch, options: &EvalOptions) -> Result<
             at: outcome.at,
         },
     )
+}
+
+/// Asks `store` to evaluate `batch`, at once if it can, else through its future: for the
+/// paths off the warm decision (a fallback store, a failed key), where the size of the future
+/// does not matter.
+pub(super) async fn ask_any(
+    store: &dyn Store,
+    batch: &Batch,
+    options: &EvalOptions,
+) -> Result<Answer, Error> {
+    match ask_now(store, batch, options) {
+        Some(answer) => answer,
+        None => ask(store, batch, options).await,
+    }
 }
 
 /// What `store` answers for `batch` at once, if it can answer without waiting.

@@ -10,12 +10,13 @@
 
 use std::sync::Arc;
 
+use super::limiter::ask_any;
 use super::{Event, Limiter};
 use crate::api_key::{KeyChange, KeyFormat, KeyHash, KeyRejection, KeyStore, VerifiedKey};
 use crate::batch::{Batch, Mode};
 use crate::decision::{Decision, PolicyStatus};
 use crate::time::Micros;
-use crate::{Error, EvalOptions, Request};
+use crate::{Error, Request};
 
 /// The outcome of verifying a presented key: who it acts for, or why it was refused.
 pub type Verification = Result<VerifiedKey, KeyRejection>;
@@ -157,12 +158,9 @@ impl Limiter {
         let Ok(batch) = Batch::new(vec![check]) else {
             return Vec::new();
         };
-        let mut options = EvalOptions::at(inner.clock.now()).with_mode(Mode::Consume);
-        if let Some(timeout) = inner.timeout {
-            options = options.with_timeout(timeout);
-        }
+        let options = self.options(Mode::Consume);
         // The key is refused whatever the store says: a failed charge only loses the count.
-        let Ok(outcome) = inner.store.evaluate(&batch, &options).await else {
+        let Ok(outcome) = ask_any(&*inner.store, &batch, &options).await else {
             return Vec::new();
         };
         batch
