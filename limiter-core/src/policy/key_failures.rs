@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use super::PolicySet;
-use super::ip::IpNet;
 use super::kind::PolicyKind;
+use super::resolve::subject_of;
 use crate::{Check, Key, Limit, Request, SubjectKind};
 
 impl PolicySet {
@@ -31,20 +31,14 @@ impl PolicySet {
         if !policy.enabled {
             return None;
         }
-        let (kind, value) = policy.key.iter().find_map(|&kind| {
-            let value = match kind {
-                SubjectKind::Tenant => request.tenant.clone()?,
-                SubjectKind::User => request.user.clone()?,
-                SubjectKind::Ip => {
-                    let ip = request.client_ip?;
-                    IpNet::client(ip, policy.ipv4_prefix, policy.ipv6_prefix).to_string()
-                }
-                _ => return None,
-            };
-            Some((kind, value))
-        })?;
+        // Never the API key: the one presented failed.
+        let (kind, value) = policy
+            .key
+            .iter()
+            .filter(|&&kind| kind != SubjectKind::ApiKey)
+            .find_map(|&kind| Some((kind, subject_of(request, policy, kind)?)))?;
         Some(Check {
-            key: Key::with_prefix(&policy.key_prefix, kind, &value),
+            key: Key::with_prefix(&policy.key_prefix, kind, value.as_str()),
             policy: Arc::clone(&policy.name),
             limit: Arc::clone(&self.key_failures),
             cost: 1,

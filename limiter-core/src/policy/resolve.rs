@@ -364,7 +364,7 @@ impl PolicySet {
 }
 
 /// A subject's value: an id the request carries, or a client network rendered on the stack.
-enum Subject<'r> {
+pub(super) enum Subject<'r> {
     Id(&'r str),
     Net(ArrayString<NET_LEN>),
     /// Never built: no network renders longer than `NET_LEN`.
@@ -375,7 +375,7 @@ enum Subject<'r> {
 const NET_LEN: usize = 48;
 
 impl Subject<'_> {
-    fn as_str(&self) -> &str {
+    pub(super) fn as_str(&self) -> &str {
         match self {
             Subject::Id(id) => id,
             Subject::Net(net) => net.as_str(),
@@ -386,23 +386,32 @@ impl Subject<'_> {
 
 /// The first subject of `policy`'s key that the request has.
 fn subject<'r>(request: &'r Request, policy: &Policy) -> Option<(SubjectKind, Subject<'r>)> {
-    policy.key.iter().find_map(|&kind| {
-        let value = match kind {
-            SubjectKind::Tenant => Subject::Id(request.tenant.as_deref()?),
-            SubjectKind::User => Subject::Id(request.user.as_deref()?),
-            SubjectKind::ApiKey => Subject::Id(request.api_key.as_ref()?.id.as_str()),
-            // The client's network, not its address: a client holding a whole IPv6 /64 is one
-            // subject, not 2^64.
-            SubjectKind::Ip => {
-                let net = IpNet::client(request.client_ip?, policy.ipv4_prefix, policy.ipv6_prefix);
-                let mut text = ArrayString::new();
-                match write!(text, "{net}") {
-                    Ok(()) => Subject::Net(text),
-                    Err(_) => Subject::Long(net.to_string()),
-                }
+    policy
+        .key
+        .iter()
+        .find_map(|&kind| Some((kind, subject_of(request, policy, kind)?)))
+}
+
+/// The request's subject of `kind`, as `policy` counts it, if the request has one.
+pub(super) fn subject_of<'r>(
+    request: &'r Request,
+    policy: &Policy,
+    kind: SubjectKind,
+) -> Option<Subject<'r>> {
+    Some(match kind {
+        SubjectKind::Tenant => Subject::Id(request.tenant.as_deref()?),
+        SubjectKind::User => Subject::Id(request.user.as_deref()?),
+        SubjectKind::ApiKey => Subject::Id(request.api_key.as_ref()?.id.as_str()),
+        // The client's network, not its address: a client holding a whole IPv6 /64 is one
+        // subject, not 2^64.
+        SubjectKind::Ip => {
+            let net = IpNet::client(request.client_ip?, policy.ipv4_prefix, policy.ipv6_prefix);
+            let mut text = ArrayString::new();
+            match write!(text, "{net}") {
+                Ok(()) => Subject::Net(text),
+                Err(_) => Subject::Long(net.to_string()),
             }
-        };
-        Some((kind, value))
+        }
     })
 }
 
