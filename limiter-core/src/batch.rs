@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::algorithm::{Limit, LimitStatus, State};
 pub use crate::inline::{INLINE_CHECKS, InlineVec, StatusSink};
+use crate::notify::NoticePlan;
 use crate::time::Micros;
 use crate::{Error, Key};
 
@@ -67,6 +68,9 @@ pub type Statuses = InlineVec<LimitStatus>;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
     checks: Checks,
+    /// Present when the limiter notifies and a check's limit notifies: a store that keeps an
+    /// outbox writes the charge's notices with the charge.
+    notices: Option<Arc<NoticePlan>>,
 }
 
 impl Batch {
@@ -79,7 +83,22 @@ impl Batch {
                 "two checks in one batch share the key {key}; keys must be distinct"
             )));
         }
-        Ok(Batch { checks })
+        Ok(Batch {
+            checks,
+            notices: None,
+        })
+    }
+
+    /// The same batch, asking the store to write the notices of its charge ([`NoticePlan`]).
+    #[must_use]
+    pub fn with_notices(mut self, plan: Arc<NoticePlan>) -> Batch {
+        self.notices = Some(plan);
+        self
+    }
+
+    /// The notices the store is asked to write with the charge, if any.
+    pub fn notices(&self) -> Option<&NoticePlan> {
+        self.notices.as_deref()
     }
 
     /// The checks, in the order their statuses are reported.

@@ -124,6 +124,13 @@ pub trait Store: fmt::Debug + fmt::Display + Send + Sync {
         let _ = (batch, options, out);
         None
     }
+
+    /// Whether the store writes the notices a batch asks for ([`Batch::notices`]) to an
+    /// outbox with the charge. A limiter that notifies needs such a store
+    /// ([`LimiterBuilder::notify`](crate::LimiterBuilder::notify)); the default is `false`.
+    fn keeps_notices(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -141,6 +148,9 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         out: &mut Statuses,
     ) -> Option<Result<bool, Error>> {
         (**self).evaluate_now(batch, options, out)
+    }
+    fn keeps_notices(&self) -> bool {
+        (**self).keeps_notices()
     }
 }
 

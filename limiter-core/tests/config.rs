@@ -383,7 +383,7 @@ fn malformed_files_name_the_path_the_value_and_what_is_expected() {
             "rate_limit = true",
             "invalid configuration at rate_limit: unknown field `rate_limit`, expected one of \
              `namespace`, `default_plan`, `time_zone`, `ip_burst`, `key_failures`, `client`, `bypass`, `plans`, `roles`, \
-             `scopes`, `policies`"
+             `scopes`, `policies`, `notify`"
                 .into(),
         ),
         (
@@ -621,7 +621,7 @@ fn malformed_environment_variables_are_named() {
             &[("LIMITER_NAMESPACE", "ok"), ("LIMITER_TIMEZONE", "Europe/Paris")],
             "invalid configuration at LIMITER_TIMEZONE: unknown field `timezone`, expected one \
              of `namespace`, `default_plan`, `time_zone`, `ip_burst`, `key_failures`, `client`, `bypass`, `plans`, `roles`, \
-             `scopes`, `policies`"
+             `scopes`, `policies`, `notify`"
                 .into(),
         ),
         (
@@ -675,7 +675,7 @@ fn malformed_environment_variables_are_named() {
             &[("LIMITER_PLANS_FREE_BURST", "10/minute")],
             "invalid configuration at LIMITER_PLANS_FREE_BURST: unknown field `plans_free_burst`, \
              expected one of `namespace`, `default_plan`, `time_zone`, `ip_burst`, `key_failures`, `client`, `bypass`, \
-             `plans`, `roles`, `scopes`, `policies`"
+             `plans`, `roles`, `scopes`, `policies`, `notify`"
                 .into(),
         ),
         (

@@ -9,7 +9,8 @@ use super::verify::Keys;
 use super::{FailMode, Hook, HookPanics, Limiter};
 use crate::api_key::{KeyFormat, KeyStore};
 use crate::event::EventRecorder;
-use crate::{Clock, PolicySet, Store, SystemClock};
+use crate::notify::NotifyRules;
+use crate::{Clock, Error, PolicySet, Store, SystemClock};
 
 /// Builds a [`Limiter`]. Defaults: the system clock, [`FailMode::Open`], no timeout beyond the
 /// store's own, no hooks, an approaching threshold of 80%.
@@ -27,6 +28,7 @@ pub struct LimiterBuilder {
     keys: Option<Keys>,
     recorder: Option<EventRecorder>,
     metrics: bool,
+    notify: Option<Arc<NotifyRules>>,
 }
 
 // The constructors live beside the builder they return, so that the engine, which the builder
@@ -57,6 +59,7 @@ impl LimiterBuilder {
             keys: None,
             recorder: None,
             metrics: false,
+            notify: None,
         }
     }
 
@@ -128,6 +131,24 @@ impl LimiterBuilder {
         self
     }
 
+    /// Notifies under `rules` (often [`PolicySet::notify_rules`], the file's `[notify]`): every
+    /// admitted charge that crosses a threshold of a notifying limit has its notices written
+    /// by the store to its outbox, with the charge where the store can
+    /// ([`Store::keeps_notices`]). An error if the store keeps no outbox.
+    pub fn notify(mut self, rules: NotifyRules) -> Result<Self, Error> {
+        if !self.store.keeps_notices() {
+            return Err(Error::config(
+                "notify",
+                format!(
+                    "the store {} keeps no outbox; expected a store whose keeps_notices() is                      true (memory, SQLite or Redis)",
+                    self.store
+                ),
+            ));
+        }
+        self.notify = Some(Arc::new(rules));
+        Ok(self)
+    }
+
     /// The limiter.
     pub fn build(self) -> Limiter {
         let metrics = self.metrics.then(|| Metrics::new(&*self.store));
@@ -145,6 +166,7 @@ impl LimiterBuilder {
                 keys: self.keys,
                 recorder: self.recorder,
                 metrics,
+                notify: self.notify,
             }),
         }
     }

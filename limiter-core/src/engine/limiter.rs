@@ -9,6 +9,7 @@ use super::{Event, FailMode, Hook, HookPanics, Threshold, telemetry};
 use crate::batch::{Batch, Checks, InlineVec, Mode, Statuses};
 use crate::decision::{Charge, Decision, FailModeUsed, PolicyStatus, StoreFailure};
 use crate::event::{EventRecorder, RecorderStats, crossing};
+use crate::notify::{NoticePlan, NotifyRules};
 use crate::{
     Clock, Error, ErrorKind, EvalOptions, Key, Micros, PolicySet, Request, Resolution, Store,
 };
@@ -56,6 +57,8 @@ pub(super) struct Inner {
     pub(super) recorder: Option<EventRecorder>,
     /// Present when the limiter emits metrics.
     pub(super) metrics: Option<super::telemetry::Metrics>,
+    /// Present when the limiter notifies.
+    pub(super) notify: Option<Arc<NotifyRules>>,
 }
 
 impl Limiter {
@@ -174,7 +177,18 @@ impl Limiter {
             // Bypassed, but kept abuse limits still decide.
             Resolution::Kept { bypass, checks } => (checks, Some(bypass)),
         };
-        let batch = Batch::new(checks)?;
+        let mut batch = Batch::new(checks)?;
+        if mode == Mode::Consume
+            && let Some(rules) = &inner.notify
+            && batch.checks().iter().any(|c| rules.notifies(&c.policy))
+        {
+            let plan = NoticePlan::new(
+                Arc::clone(rules),
+                request,
+                Some(inner.policies.default_plan()),
+            );
+            batch = batch.with_notices(Arc::new(plan));
+        }
         let options = self.options(mode);
         let cost = u64::from(request.cost);
         let started = telemetry::store_started(inner);

@@ -35,7 +35,7 @@ pub(crate) fn crossing(status: &LimitStatus, cost: u64, percent: u8) -> Crossing
 }
 
 /// The start and period of the window of `limit` that holds `at`.
-fn window(limit: &Limit, at: Micros) -> (Micros, Micros) {
+pub(crate) fn window(limit: &Limit, at: Micros) -> (Micros, Micros) {
     let period = limit.rate().period().micros().max(1);
     match limit.algorithm() {
         Algorithm::Calendar(calendar) => (calendar.day_bounds(at).0, period),

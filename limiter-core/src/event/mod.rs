@@ -12,7 +12,7 @@ mod log;
 mod record;
 mod recorder;
 
-pub(crate) use derive::{bypass_label, crossing, derive_events};
+pub(crate) use derive::{bypass_label, crossing, derive_events, window};
 pub use log::{
     EventCursor, EventLog, EventPage, EventQuery, Pruned, QuotaUsage, Retention, TenantCount,
     TenantHits,

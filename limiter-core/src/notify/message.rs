@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::NotifyKind;
 use crate::policy::{PlanLimits, PolicyKind, PolicySet};
@@ -31,7 +31,7 @@ pub const PLACEHOLDERS: [&str; 7] = [
 
 /// The templates as written in a file (`[notify.messages]`), before
 /// [`Messages::from_config`] checks them. Every field defaults to the text shown.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MessagesConfig {
     /// "approaching": `You're at {percent}% of your {period} limit`.

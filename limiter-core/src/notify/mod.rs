@@ -2,8 +2,10 @@
 //! ([`NotifyRules`]), the kinds of notice ([`NotifyKind`]), the identity that makes each notice
 //! unique per window ([`NotificationId`]), and the texts ([`Messages`]).
 //!
-//! Nothing here reads a clock or does I/O: the store decides when a threshold is crossed, an
-//! outbox keyed by [`NotificationId::id`] keeps each notice once, and a worker delivers it.
+//! Nothing here reads a clock or does I/O: the store decides when a threshold is crossed and
+//! writes the [`Notice`]s of the crossing ([`NoticePlan`]) to its [`Outbox`], keyed by
+//! [`NotificationId::id`] so that each is kept once; a worker (the `limiter-notify` crate)
+//! claims and delivers them, to webhooks, an [`Inbox`] per tenant, or a sink of your own.
 //!
 //! ```
 //! use limiter_core::PolicySet;
@@ -30,8 +32,14 @@
 //! );
 //! ```
 
+mod inbox;
 mod message;
+mod notice;
+mod outbox;
 mod rules;
 
+pub use inbox::{Inbox, InboxItem, InboxQuery};
 pub use message::{MessageVars, Messages, MessagesConfig, PLACEHOLDERS, capitalise};
+pub use notice::{Notice, NoticePlan};
+pub use outbox::{ClaimRequest, Claimed, Outbox, OutboxStats, Settlement};
 pub use rules::{NotificationId, NotifyConfig, NotifyKind, NotifyRules};

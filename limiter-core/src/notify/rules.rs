@@ -3,16 +3,18 @@
 use std::fmt;
 use std::fmt::Write as _;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::MessagesConfig;
 use crate::Error;
 use crate::event::EventKind;
 use crate::policy::PolicyKind;
 use crate::time::Micros;
 
 /// What a notice says about a limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NotifyKind {
     /// Usage reached one of the threshold shares of the limit (80% by default).
@@ -79,7 +81,7 @@ impl fmt::Display for NotifyKind {
 /// assert!(!rules.notifies("plan_sustained"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotifyConfig {
     /// The policies whose limits notify, by name (`plan_daily`, `plan_sustained`, ...; `scope`
@@ -88,6 +90,11 @@ pub struct NotifyConfig {
     /// The shares of a limit, in percent (1 to 100), whose crossing sends "approaching".
     /// Default: `[80]`.
     pub thresholds: Vec<u64>,
+    /// How long before the reset of an exhausted limit "resets soon" is sent, in minutes (1 to
+    /// 10080, a week). Default: 60.
+    pub resets_soon_minutes: u64,
+    /// The texts (`[notify.messages]`).
+    pub messages: MessagesConfig,
 }
 
 impl Default for NotifyConfig {
@@ -98,9 +105,17 @@ impl Default for NotifyConfig {
                 PolicyKind::PlanSustained.name().to_owned(),
             ],
             thresholds: vec![80],
+            resets_soon_minutes: DEFAULT_LEAD_MINUTES,
+            messages: MessagesConfig::default(),
         }
     }
 }
+
+/// The default lead time of "resets soon": one hour.
+const DEFAULT_LEAD_MINUTES: u64 = 60;
+/// The longest lead time of "resets soon": one week.
+const MAX_LEAD_MINUTES: u64 = 7 * 24 * 60;
+const MICROS_PER_MINUTE: Micros = 60_000_000;
 
 /// Which limits notify and at which shares: validated, pure rules.
 ///
@@ -124,6 +139,7 @@ impl Default for NotifyConfig {
 pub struct NotifyRules {
     policies: Vec<PolicyKind>,
     thresholds: Vec<u8>,
+    lead: Micros,
 }
 
 impl Default for NotifyRules {
@@ -131,6 +147,7 @@ impl Default for NotifyRules {
         NotifyRules {
             policies: vec![PolicyKind::PlanSustained, PolicyKind::PlanDaily],
             thresholds: vec![80],
+            lead: DEFAULT_LEAD_MINUTES * MICROS_PER_MINUTE,
         }
     }
 }
@@ -149,6 +166,7 @@ impl NotifyRules {
         Ok(NotifyRules {
             policies,
             thresholds: check_thresholds(&thresholds)?,
+            lead: DEFAULT_LEAD_MINUTES * MICROS_PER_MINUTE,
         })
     }
 
@@ -171,10 +189,31 @@ impl NotifyRules {
         }
         policies.sort();
         policies.dedup();
+        let minutes = config.resets_soon_minutes;
+        if !(1..=MAX_LEAD_MINUTES).contains(&minutes) {
+            return Err(Error::config(
+                "notify.resets_soon_minutes",
+                format!("{minutes} is out of range; expected 1 to {MAX_LEAD_MINUTES} minutes"),
+            ));
+        }
         Ok(NotifyRules {
             policies,
             thresholds: check_thresholds(&config.thresholds)?,
+            lead: minutes * MICROS_PER_MINUTE,
         })
+    }
+
+    /// The same rules with "resets soon" sent `lead` before the reset of an exhausted limit.
+    #[must_use]
+    pub fn with_resets_soon_lead(mut self, lead: std::time::Duration) -> NotifyRules {
+        self.lead = Micros::try_from(lead.as_micros()).unwrap_or(Micros::MAX);
+        self
+    }
+
+    /// How long before the reset of an exhausted limit "resets soon" is due, in microseconds
+    /// (one hour by default).
+    pub fn resets_soon_lead(&self) -> Micros {
+        self.lead
     }
 
     /// The policies that notify.
@@ -246,7 +285,7 @@ fn check_thresholds(thresholds: &[u64]) -> Result<Vec<u8>, Error> {
 /// assert_ne!(id.id(), upgraded.id());
 /// assert_eq!(id.to_string(), "approaching 80% of plan_daily for tenant=acme, window 0, limit 5000");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NotificationId {
     /// Whom the limit counts: the subject of its key (`tenant=acme`, `user=u-1`).
     pub subject: String,

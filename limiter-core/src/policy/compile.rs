@@ -13,6 +13,7 @@ use super::kind::PolicyKind;
 use super::resolve::{Kept, PlanLimits, Policy, PolicySet, ScopeLimit, compare_rates};
 use crate::algorithm::Algorithm;
 use crate::key::KeyPrefix;
+use crate::notify::{Messages, NotifyRules};
 use crate::{Calendar, Error, Limit, Rate};
 
 impl Default for PolicySet {
@@ -124,7 +125,11 @@ impl PolicySet {
 
         let b = &config.bypass;
         let kept = Kept::compile(&b.keep, &scopes)?;
+        let notify_rules = NotifyRules::from_config(&config.notify)?;
+        let messages = Messages::from_config(&config.notify.messages)?;
         Ok(PolicySet {
+            notify_rules,
+            messages,
             namespace: config.namespace.as_str().into(),
             bypass_staff: b.staff,
             bypass_superuser: b.superuser,

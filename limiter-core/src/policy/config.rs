@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::ip::IpNet;
 use super::kind::{NAMES, PolicyKind, read_list, read_table};
+use crate::notify::NotifyConfig;
 use crate::{Error, Rate, SubjectKind, Unit};
 
 /// The complete configuration of a [`PolicySet`](super::PolicySet).
@@ -72,6 +73,8 @@ pub struct Config {
     pub key_failures: Rate,
     /// How each policy counts and keys its limits.
     pub policies: PoliciesConfig,
+    /// Which limits notify, at which shares, and the texts (`[notify]`).
+    pub notify: NotifyConfig,
 }
 
 /// How clients are told apart by their address: the networks IP-keyed limits count, and what an
@@ -418,6 +421,7 @@ impl Default for Config {
             ip_burst: rate((600, Unit::Minute)),
             key_failures: rate((20, Unit::Minute)),
             policies: PoliciesConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }

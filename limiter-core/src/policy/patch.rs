@@ -18,6 +18,7 @@ use super::config::{
 };
 use super::ip::IpNet;
 use super::kind::{NAMES, PolicyKind, read_list, read_table};
+use crate::notify::{Messages, NotifyConfig, NotifyRules};
 use crate::{Calendar, Error, Rate, SubjectKind};
 
 /// The word that removes a plan, role or scope.
@@ -36,6 +37,7 @@ pub(super) const SETTINGS: &[&str] = &[
     "roles",
     "scopes",
     "policies",
+    "notify",
 ];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -63,6 +65,10 @@ pub(super) struct ConfigPatch {
     scopes: Option<BTreeMap<String, Entry<Rate>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     policies: Option<PoliciesPatch>,
+    /// Replaces the notification settings as a whole (fields it leaves out take their
+    /// defaults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify: Option<NotifyConfig>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -242,6 +248,11 @@ impl ConfigPatch {
         if let Some(rate) = self.key_failures {
             base.key_failures = rate;
         }
+        if let Some(notify) = self.notify {
+            NotifyRules::from_config(&notify)?;
+            Messages::from_config(&notify.messages)?;
+            base.notify = notify;
+        }
         if let Some(c) = self.client {
             let base = &mut base.client;
             set(&mut base.ipv4_prefix, c.ipv4_prefix);
@@ -406,6 +417,7 @@ impl From<Config> for ConfigPatch {
             roles: Some(rates_patch(config.roles, defaults.roles)),
             scopes: Some(rates_patch(config.scopes, defaults.scopes)),
             policies: Some(policies_patch(&config.policies)),
+            notify: Some(config.notify),
         }
     }
 }

@@ -12,6 +12,7 @@ use arrayvec::ArrayString;
 
 use crate::batch::Checks;
 use crate::key::KeyPrefix;
+use crate::notify::{Messages, NotifyRules};
 use crate::{Check, Error, Key, Limit, Rate, Request, SubjectKind};
 
 /// Why a request was let through without counting.
@@ -183,12 +184,27 @@ pub struct PolicySet {
     pub(super) require_client_ip: bool,
     /// How each kind applies, indexed by kind.
     pub(super) policies: [Policy; PolicyKind::COUNT],
+    /// Which limits notify (`[notify]`).
+    pub(super) notify_rules: NotifyRules,
+    /// The notification texts (`[notify.messages]`).
+    pub(super) messages: Messages,
 }
 
 impl PolicySet {
     /// The namespace every key starts with.
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// The notification rules of the configuration's `[notify]` (the defaults without one),
+    /// for [`LimiterBuilder::notify`](crate::LimiterBuilder::notify).
+    pub fn notify_rules(&self) -> &NotifyRules {
+        &self.notify_rules
+    }
+
+    /// The notification texts of the configuration's `[notify.messages]`.
+    pub fn messages(&self) -> &Messages {
+        &self.messages
     }
 
     /// The limits of the plan `name`, if configured.
