@@ -34,9 +34,11 @@ mod batch;
 mod concurrency;
 mod differential;
 pub mod events;
+pub mod inbox;
 pub mod keys;
 mod lifecycle;
 mod numbers;
+pub mod outbox;
 mod retry_after;
 mod run;
 
