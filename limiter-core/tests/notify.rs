@@ -326,3 +326,272 @@ fn kinds_follow_the_events() {
     );
     assert_eq!(NotifyKind::of_event(EventKind::Denied), None);
 }
+
+mod plans {
+    //! What a store writes for one charge: the notices `NoticePlan` derives from statuses.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use limiter_core::notify::{Notice, NoticePlan, NotifyKind, NotifyRules};
+    use limiter_core::policy::PolicyKind;
+    use limiter_core::{
+        Calendar, Check, Key, Limit, LimitStatus, Micros, Rate, Request, State, SubjectKind,
+    };
+
+    const HOUR: Micros = 3_600_000_000;
+
+    fn rules(thresholds: &[u8]) -> Arc<NotifyRules> {
+        let rules = NotifyRules::new(
+            [PolicyKind::PlanDaily, PolicyKind::PlanSustained],
+            thresholds.iter().copied(),
+        )
+        .expect("valid rules");
+        Arc::new(rules)
+    }
+
+    fn check(policy: &str, limit: Limit, cost: u64) -> Check {
+        let key = Key::new("test", policy, SubjectKind::Tenant, "acme");
+        Check::new(policy, key, limit, cost)
+    }
+
+    fn daily(limit: u64, zone: &str) -> Limit {
+        let rate: Rate = format!("{limit}/day").parse().expect("a rate");
+        Limit::calendar(rate, Calendar::new(zone).expect("a zone")).expect("a limit")
+    }
+
+    /// Charges `check` `times` times from a fresh state at `at`, and returns the notices
+    /// each admitted charge crossed.
+    fn charge(plan: &NoticePlan, check: &Check, times: u64, at: Micros) -> Vec<Notice> {
+        let mut state = State::Fresh;
+        let mut out = Vec::new();
+        for _ in 0..times {
+            let status = check.limit.check(&state, at, check.cost);
+            if status.is_allowed() {
+                check.limit.apply(&mut state, at, check.cost);
+                plan.crossed(std::slice::from_ref(check), &[status], at, &mut out);
+            }
+        }
+        out
+    }
+
+    fn kinds(notices: &[Notice]) -> Vec<(NotifyKind, Option<u8>)> {
+        notices
+            .iter()
+            .map(|n| (n.kind(), n.identity.threshold))
+            .collect()
+    }
+
+    #[test]
+    fn a_day_crosses_each_threshold_once_then_exhausts_with_its_follow_ups() {
+        let request = Request::new().tenant("acme");
+        let plan = NoticePlan::new(rules(&[50, 80]), &request, Some("starter"));
+        let check = check("plan_daily", daily(10, "UTC"), 1);
+        let notices = charge(&plan, &check, 15, 9 * HOUR);
+        assert_eq!(
+            kinds(&notices),
+            [
+                (NotifyKind::Approaching, Some(50)),
+                (NotifyKind::Approaching, Some(80)),
+                (NotifyKind::ResetsSoon, None),
+                (NotifyKind::Restored, None),
+                (NotifyKind::Exhausted, None),
+            ]
+        );
+        let by_kind = |kind| notices.iter().find(|n| n.kind() == kind).expect("present");
+        assert_eq!(by_kind(NotifyKind::Exhausted).used, 10);
+        assert_eq!(by_kind(NotifyKind::Exhausted).reset_at, 24 * HOUR);
+        assert_eq!(by_kind(NotifyKind::ResetsSoon).due, 23 * HOUR);
+        assert_eq!(by_kind(NotifyKind::Restored).due, 24 * HOUR);
+        // The plan defaulted: the request named a tenant but no plan.
+        assert!(notices.iter().all(|n| n.plan.as_deref() == Some("starter")));
+        let ids: std::collections::HashSet<String> = notices.iter().map(Notice::id).collect();
+        assert_eq!(ids.len(), notices.len(), "every notice has its own id");
+    }
+
+    #[test]
+    fn a_charge_that_jumps_several_thresholds_crosses_them_all() {
+        let plan = NoticePlan::new(rules(&[50, 80]), &Request::new().tenant("acme"), None);
+        let check = check("plan_daily", daily(10, "UTC"), 10);
+        let notices = charge(&plan, &check, 1, 0);
+        assert_eq!(
+            kinds(&notices),
+            [
+                (NotifyKind::Approaching, Some(50)),
+                (NotifyKind::Approaching, Some(80)),
+                (NotifyKind::ResetsSoon, None),
+                (NotifyKind::Restored, None),
+                (NotifyKind::Exhausted, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn limits_that_do_not_notify_and_denials_cross_nothing() {
+        let plan = NoticePlan::new(rules(&[80]), &Request::new().tenant("acme"), None);
+        let burst = check(
+            "plan_burst",
+            Limit::gcra("10/minute".parse().expect("rate")),
+            1,
+        );
+        assert!(charge(&plan, &burst, 20, 0).is_empty());
+        let daily = check("plan_daily", daily(10, "UTC"), 1);
+        let denied = LimitStatus {
+            remaining: 0,
+            ..daily.limit.check(&State::Fresh, 0, 11)
+        };
+        let mut out = Vec::new();
+        plan.crossed(std::slice::from_ref(&daily), &[denied], 0, &mut out);
+        assert!(out.is_empty(), "a denial crosses nothing: {out:?}");
+    }
+
+    #[test]
+    fn reached_proposes_what_a_denied_status_shows_is_owed() {
+        let plan = NoticePlan::new(rules(&[50, 80]), &Request::new().tenant("acme"), None);
+        let check = check("plan_daily", daily(10, "UTC"), 1);
+        let mut state = State::Fresh;
+        check.limit.apply(&mut state, HOUR, 10);
+        let denied = check.limit.check(&state, 2 * HOUR, 1);
+        assert!(!denied.is_allowed());
+        let mut reached = Vec::new();
+        plan.reached(
+            std::slice::from_ref(&check),
+            &[denied],
+            2 * HOUR,
+            &mut reached,
+        );
+        // The same ids as the crossing at 1h would have written: a re-proposal dedups.
+        let whole_day = Check {
+            cost: 10,
+            ..check.clone()
+        };
+        let crossed = charge(&plan, &whole_day, 1, HOUR);
+        let ids = |n: &[Notice]| {
+            let mut ids: Vec<String> = n.iter().map(Notice::id).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&reached), ids(&crossed));
+    }
+
+    #[test]
+    fn a_lead_longer_than_what_is_left_of_the_window_sends_no_resets_soon() {
+        let rules = NotifyRules::new([PolicyKind::PlanDaily], [80])
+            .expect("valid")
+            .with_resets_soon_lead(Duration::from_secs(3 * 3600));
+        let plan = NoticePlan::new(Arc::new(rules), &Request::new().tenant("acme"), None);
+        let check = check("plan_daily", daily(10, "UTC"), 10);
+        let late = charge(&plan, &check, 1, 22 * HOUR);
+        assert!(late.iter().all(|n| n.kind() != NotifyKind::ResetsSoon));
+        assert!(late.iter().any(|n| n.kind() == NotifyKind::Restored));
+        let early = charge(&plan, &check, 1, 20 * HOUR);
+        let soon = early.iter().find(|n| n.kind() == NotifyKind::ResetsSoon);
+        assert_eq!(soon.map(|n| n.due), Some(21 * HOUR));
+    }
+
+    #[test]
+    fn resets_soon_is_an_hour_before_local_midnight_across_dst_days() {
+        let plan = NoticePlan::new(rules(&[80]), &Request::new().tenant("acme"), None);
+        let check = check("plan_daily", daily(10, "America/New_York"), 10);
+        // (local noon of the day in UTC, local midnight that ends it in UTC)
+        let days: [(&str, &str, &str); 3] = [
+            // 2026-03-08: clocks spring forward, a 23-hour day (EST until 2:00, then EDT).
+            (
+                "2026-03-08T17:00:00Z",
+                "2026-03-09T04:00:00Z",
+                "2026-03-09T03:00:00Z",
+            ),
+            // 2026-11-01: clocks fall back, a 25-hour day (EDT until 2:00, then EST).
+            (
+                "2026-11-01T16:00:00Z",
+                "2026-11-02T05:00:00Z",
+                "2026-11-02T04:00:00Z",
+            ),
+            // An ordinary day for comparison.
+            (
+                "2026-11-03T17:00:00Z",
+                "2026-11-04T05:00:00Z",
+                "2026-11-04T04:00:00Z",
+            ),
+        ];
+        for (noon, midnight, soon) in days {
+            let micros = |s: &str| -> Micros {
+                let ts: jiff::Timestamp = s.parse().expect("a timestamp");
+                Micros::try_from(ts.as_microsecond()).expect("after 1970")
+            };
+            let notices = charge(&plan, &check, 1, micros(noon));
+            let due = |kind| {
+                notices
+                    .iter()
+                    .find(|n| n.kind() == kind)
+                    .map(|n| n.due)
+                    .expect("present")
+            };
+            assert_eq!(due(NotifyKind::ResetsSoon), micros(soon), "{noon}");
+            assert_eq!(due(NotifyKind::Restored), micros(midnight), "{noon}");
+        }
+    }
+}
+
+#[test]
+fn the_notify_table_of_a_config_file_reaches_the_policy_set() {
+    let config = Config::from_toml_str(
+        "[notify]\npolicies = [\"plan_daily\"]\nthresholds = [90, 50]\nresets_soon_minutes = 30\n\
+         [notify.messages]\nrestored = \"Back in business\"\n",
+    )
+    .expect("a valid file");
+    let policies = PolicySet::from_config(&config).expect("valid");
+    let rules = policies.notify_rules();
+    assert_eq!(rules.thresholds(), [50, 90]);
+    assert!(!rules.notifies("plan_sustained"));
+    assert_eq!(rules.resets_soon_lead(), 30 * 60 * 1_000_000);
+    let vars = MessageVars::new("5/day".parse().expect("a rate"));
+    assert_eq!(
+        policies
+            .messages()
+            .render(NotifyKind::Restored, &vars)
+            .as_deref(),
+        Some("Back in business")
+    );
+    // The defaults, without a [notify] table.
+    let defaults = PolicySet::default();
+    assert_eq!(defaults.notify_rules(), &NotifyRules::default());
+}
+
+#[test]
+fn a_bad_notify_table_names_the_setting() {
+    for (text, path, expected) in [
+        (
+            "[notify]\nresets_soon_minutes = 0",
+            "notify.resets_soon_minutes",
+            "expected 1 to 10080 minutes",
+        ),
+        (
+            "[notify]\nthresholds = [101]",
+            "notify.thresholds[0]",
+            "expected a percentage from 1 to 100",
+        ),
+        (
+            "[notify.messages]\nrestored = \"{nope}\"",
+            "notify.messages.restored",
+            "nope",
+        ),
+        ("[notify]\nlead = 5", "notify", "unknown field `lead`"),
+    ] {
+        let err = Config::from_toml_str(text).expect_err(text).to_string();
+        assert!(err.contains(path), "{text}: {err}");
+        assert!(err.contains(expected), "{text}: {err}");
+    }
+}
+
+#[test]
+fn a_limiter_notifies_only_through_a_store_that_keeps_an_outbox() {
+    let builder =
+        limiter_core::Limiter::builder(PolicySet::default(), limiter_testkit::ModelStore::new());
+    let err = builder
+        .notify(NotifyRules::default())
+        .expect_err("the model store keeps no outbox");
+    let message = err.to_string();
+    assert!(message.contains("keeps no outbox"), "{message}");
+    assert!(message.contains("notify"), "{message}");
+}
