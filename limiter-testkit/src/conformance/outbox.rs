@@ -139,15 +139,19 @@ pub async fn claims_due_notices_earliest_first(outbox: &dyn Outbox) {
         (1, 0, 4),
         "{outbox:?}"
     );
+    // An hour on, "later" is due and the four leases have long ended: all five come back,
+    // in due order, the four on their second attempt.
     let later = outbox
         .claim(&claim("w", BASE_NOW + HOUR, 10))
         .await
         .unwrap();
     assert_eq!(
         later.iter().map(tenant).collect::<Vec<_>>(),
-        ["later"],
+        ["a", "b", "c", "d", "later"],
         "{outbox:?}"
     );
+    let attempts: Vec<u32> = later.iter().map(|c| c.attempt).collect();
+    assert_eq!(attempts, [2, 2, 2, 2, 1], "{outbox:?}");
 }
 
 /// A lease that ended is claimed again with the next attempt, and the earlier attempt can no
