@@ -7,22 +7,20 @@
 //! before. Calls run on tokio's blocking pool, one at a time per log.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use limiter_core::event::{
     EventCursor, EventKind, EventLog, EventPage, EventQuery, LimitEvent, Pruned, QuotaUsage,
     Retention, TenantCount, TenantHits,
 };
-use limiter_core::{Calendar, Error, ErrorKind, Micros};
+use limiter_core::{Calendar, Error, Micros};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
-use crate::error::{Site, SqliteError, into_core_error, is_busy};
-use crate::schema;
+use crate::blocking::Blocking;
+use crate::error::SqliteError;
 
 /// Microseconds in a day: the period of a daily quota.
 const DAY: Micros = 86_400_000_000;
@@ -30,13 +28,12 @@ const DAY: Micros = 86_400_000_000;
 /// An [`EventLog`] in a SQLite file.
 pub struct SqliteEventLog {
     calendar: Calendar,
-    site: Arc<Site>,
-    conn: Arc<Mutex<Connection>>,
+    conn: Blocking,
 }
 
 impl fmt::Debug for SqliteEventLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.site.backend)
+        f.write_str(self.conn.backend())
     }
 }
 
@@ -60,32 +57,8 @@ impl SqliteEventLog {
         calendar: Calendar,
         busy_timeout: Duration,
     ) -> Result<SqliteEventLog, Error> {
-        let path: PathBuf = path.as_ref().to_path_buf();
-        let site = Arc::new(Site {
-            backend: format!("SqliteEventLog({})", path.display()),
-            path: path.display().to_string(),
-            busy_timeout,
-        });
-        let opened = {
-            let site = Arc::clone(&site);
-            tokio::task::spawn_blocking(move || {
-                connect(&path, busy_timeout).map_err(|e| into_core_error(&site, e))
-            })
-            .await
-        };
-        let conn = opened.map_err(|e| {
-            Error::store(
-                &site.backend,
-                ErrorKind::Permanent,
-                format!("the task opening the file failed: {e}"),
-                None,
-            )
-        })??;
-        Ok(SqliteEventLog {
-            calendar,
-            site,
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let conn = Blocking::open("SqliteEventLog", path.as_ref(), busy_timeout).await?;
+        Ok(SqliteEventLog { calendar, conn })
     }
 
     /// Runs `work` on the connection on the blocking pool.
@@ -93,46 +66,8 @@ impl SqliteEventLog {
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, SqliteError> + Send + 'static,
     ) -> Result<T, Error> {
-        let conn = Arc::clone(&self.conn);
-        let site = Arc::clone(&self.site);
-        let joined = tokio::task::spawn_blocking(move || {
-            // A panic inside `work` rolls its transaction back: the connection stays usable.
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut conn).map_err(|e| into_core_error(&site, e))
-        })
-        .await;
-        joined.map_err(|e| {
-            Error::store(
-                &self.site.backend,
-                ErrorKind::Indeterminate,
-                format!("the task running the query failed: {e}"),
-                None,
-            )
-        })?
+        self.conn.run(work).await
     }
-}
-
-fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, SqliteError> {
-    let mut conn = Connection::open(path).map_err(SqliteError::sqlite("opening the database"))?;
-    conn.busy_timeout(busy_timeout)
-        .map_err(SqliteError::sqlite("setting the busy timeout"))?;
-    schema::migrate(&mut conn)?;
-    // As the store does: WAL, whose switch may answer BUSY at once while several processes
-    // open a new file; wait within the busy timeout.
-    let deadline = Instant::now() + busy_timeout;
-    loop {
-        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
-            Ok(mode) if mode.eq_ignore_ascii_case("wal") => break,
-            Ok(mode) => return Err(SqliteError::NoWal { mode }),
-            Err(e) if is_busy(&e) && Instant::now() < deadline => {
-                thread::sleep(Duration::from_millis(2));
-            }
-            Err(e) => return Err(SqliteError::sqlite("switching to WAL mode")(e)),
-        }
-    }
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(SqliteError::sqlite("setting synchronous=NORMAL"))?;
-    Ok(conn)
 }
 
 const INSERT: &str = "INSERT INTO limit_events (at, kind, tenant, user, key_id, policy, lim, \

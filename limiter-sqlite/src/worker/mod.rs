@@ -15,7 +15,7 @@ mod connection;
 mod job;
 mod serve;
 
-pub(crate) use connection::Target;
+pub(crate) use connection::{Target, connect};
 #[cfg(test)]
 pub(crate) use job::test_hooks;
 pub(crate) use job::{Call, Reply, Ticket};
