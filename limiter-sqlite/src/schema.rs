@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_limiter_state.sql"),
     include_str!("migrations/0002_api_keys.sql"),
     include_str!("migrations/0003_events.sql"),
+    include_str!("migrations/0004_notify.sql"),
 ];
 
 /// The schema version this build writes.
@@ -112,6 +113,28 @@ mod tests {
         assert_eq!(
             events,
             ["limit_events_kind_window", "limit_events_tenant_at"]
+        );
+        let notify: Vec<String> = {
+            let mut statement = conn
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+                     AND tbl_name IN ('notify_outbox', 'notify_inbox') ORDER BY name",
+                )
+                .expect("prepare");
+            statement
+                .query_map([], |r| r.get(0))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("names")
+        };
+        assert_eq!(
+            notify,
+            [
+                "notify_inbox_tenant_at",
+                "notify_inbox_unread",
+                "notify_outbox_ready",
+                "notify_outbox_settled"
+            ]
         );
         // Running again changes nothing.
         migrate(&mut conn).expect("migrate again");

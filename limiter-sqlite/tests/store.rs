@@ -105,7 +105,7 @@ async fn the_file_is_in_wal_mode_at_the_current_schema_version() {
         version,
         i64::try_from(limiter_sqlite::SCHEMA_VERSION).expect("small")
     );
-    assert_eq!(limiter_sqlite::SCHEMA_VERSION, 3);
+    assert_eq!(limiter_sqlite::SCHEMA_VERSION, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
