@@ -62,6 +62,11 @@ impl Blocking {
         &self.site.backend
     }
 
+    /// `error` as the public error, naming this connection's file.
+    pub(crate) fn error(&self, error: SqliteError) -> Error {
+        into_core_error(&self.site, error)
+    }
+
     /// Runs `work` on the connection on the blocking pool.
     pub(crate) async fn run<T: Send + 'static>(
         &self,

@@ -28,6 +28,11 @@ pub(crate) enum SqliteError {
     NoWal { mode: String },
     /// A row holds bytes that `State::decode` rejects, and its `fresh_at` is still ahead.
     CorruptState { key: String, fresh_at: u64 },
+    /// Notice `id` could not be written as JSON for the outbox.
+    EncodeNotice {
+        id: String,
+        source: Arc<serde_json::Error>,
+    },
     /// The queue stayed full (`capacity` calls) for the whole `waited`: the call was never
     /// queued.
     QueueFull { capacity: usize, waited: Duration },
@@ -169,6 +174,14 @@ pub(crate) fn into_core_error(site: &Site, error: SqliteError) -> Error {
                  start it over now"
             ),
             None,
+        ),
+        SqliteError::EncodeNotice { id, source } => (
+            ErrorKind::Permanent,
+            format!(
+                "notice {id} cannot be written to the outbox of {path} as JSON ({source}); \
+                 expected a notice that serde_json encodes: report it as a bug of limiter-sqlite"
+            ),
+            Some(Box::new(source)),
         ),
         SqliteError::QueueFull { capacity, waited } => (
             ErrorKind::Temporary,

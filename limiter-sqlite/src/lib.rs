@@ -5,6 +5,7 @@ mod config;
 mod error;
 mod events;
 mod keys;
+mod outbox;
 mod schema;
 mod store;
 mod worker;
@@ -12,6 +13,7 @@ mod worker;
 pub use config::SqliteConfig;
 pub use events::SqliteEventLog;
 pub use keys::SqliteKeyStore;
+pub use outbox::SqliteOutbox;
 pub use store::SqliteStore;
 
 /// The schema version this version of the crate writes (`PRAGMA user_version`). Files at a

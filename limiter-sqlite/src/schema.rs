@@ -136,6 +136,26 @@ mod tests {
                 "notify_outbox_settled"
             ]
         );
+        // A claim reads the due rows through the partial index, in its order: no sort, and no
+        // scan of the rows already settled.
+        let plan: Vec<String> = {
+            let mut statement = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::outbox::CANDIDATES))
+                .expect("prepare");
+            statement
+                .query_map([5, 10], |r| r.get::<_, String>(3))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("plan")
+        };
+        assert!(
+            plan.iter().any(|step| step.contains("notify_outbox_ready")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
         // Running again changes nothing.
         migrate(&mut conn).expect("migrate again");
         assert_eq!(user_version(&conn), i64::try_from(LATEST).expect("small"));

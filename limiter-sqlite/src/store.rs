@@ -216,6 +216,13 @@ impl Store for SqliteStore {
         let key = key.clone();
         self.call(|reply| Call::Reset { key, reply }, None).await
     }
+
+    /// `true` for a store on a file: an admitted charge writes its notices to the file's
+    /// outbox ([`SqliteOutbox`](crate::SqliteOutbox)) in the transaction of the charge.
+    /// `false` in memory, where no outbox could read them.
+    fn keeps_notices(&self) -> bool {
+        self.path.is_some()
+    }
 }
 
 impl fmt::Display for SqliteStore {

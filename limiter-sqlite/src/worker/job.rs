@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use limiter_core::batch::{self, Batch, BatchOutcome, Mode};
-use limiter_core::{Key, Micros, State};
+use limiter_core::{Key, LimitStatus, Micros, State};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::error::SqliteError;
+use crate::outbox;
 
 /// Where the answer of a call goes, typed by what the call answers, with the ticket that
 /// decides between the caller giving up and the worker starting the job.
@@ -153,6 +154,7 @@ pub(crate) fn evaluate(
     let mut refs: Vec<&mut State> = states.iter_mut().collect();
     let mut statuses = Vec::with_capacity(batch.len());
     let allowed = batch::evaluate(batch.checks(), &mut refs, now, mode, &mut statuses);
+    let notices = owed_notices(batch, &statuses, now, mode, allowed).map_err(JobFailure::Skip)?;
     for (i, (check, state)) in batch.checks().iter().zip(&states).enumerate() {
         let changed = match (mode, &before) {
             // `evaluate` applied exactly the checks that allowed.
@@ -165,11 +167,33 @@ pub(crate) fn evaluate(
                 .map_err(JobFailure::Abort)?;
         }
     }
+    // In the transaction of the charge: committed with it, or rolled back with it.
+    outbox::insert(conn, &notices).map_err(JobFailure::Abort)?;
     Ok(BatchOutcome {
         allowed,
         statuses,
         at: now,
     })
+}
+
+/// The outbox rows of the notices that an admitted charge of `batch` owes, if its limiter
+/// notifies: encoded before any write, so that one that fails to encode fails the call alone.
+fn owed_notices(
+    batch: &Batch,
+    statuses: &[LimitStatus],
+    now: Micros,
+    mode: Mode,
+    allowed: bool,
+) -> Result<Vec<outbox::Encoded>, SqliteError> {
+    let Some(plan) = batch.notices() else {
+        return Ok(Vec::new());
+    };
+    if mode != Mode::Consume || !allowed {
+        return Ok(Vec::new());
+    }
+    let mut notices = Vec::new();
+    plan.crossed(batch.checks(), statuses, now, &mut notices);
+    outbox::encode(&notices)
 }
 
 /// Deletes the row of `key`, if any.
