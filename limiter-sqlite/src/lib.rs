@@ -4,6 +4,7 @@ mod blocking;
 mod config;
 mod error;
 mod events;
+mod inbox;
 mod keys;
 mod outbox;
 mod schema;
@@ -12,6 +13,7 @@ mod worker;
 
 pub use config::SqliteConfig;
 pub use events::SqliteEventLog;
+pub use inbox::SqliteInbox;
 pub use keys::SqliteKeyStore;
 pub use outbox::SqliteOutbox;
 pub use store::SqliteStore;

@@ -1,4 +1,4 @@
-//! Notifications on SQLite: the outbox suite on files, four stores on one file
+//! Notifications on SQLite: the outbox and inbox suites on files, four stores on one file
 //! writing each notice once with its charge, and a charge that rolls back taking its notices
 //! with it.
 
@@ -13,7 +13,7 @@ use limiter_core::notify::{ClaimRequest, NoticePlan, NotifyKind, NotifyRules, Ou
 use limiter_core::{
     Batch, Check, EvalOptions, Key, Limit, Limiter, PolicySet, Rate, Request, Store, SubjectKind,
 };
-use limiter_sqlite::{SqliteConfig, SqliteOutbox, SqliteStore};
+use limiter_sqlite::{SqliteConfig, SqliteInbox, SqliteOutbox, SqliteStore};
 use limiter_testkit::conformance::outbox::fleet_notifies_once_per_window;
 use rusqlite::Connection;
 
@@ -32,6 +32,20 @@ mod outbox {
     }
 
     limiter_testkit::outbox_suite!(new_outbox);
+}
+
+mod inbox {
+    use super::*;
+
+    async fn new_inbox() -> Option<(SqliteInbox, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = SqliteInbox::open(dir.path().join("inbox.db"), BUSY)
+            .await
+            .expect("open");
+        Some((inbox, dir))
+    }
+
+    limiter_testkit::inbox_suite!(new_inbox);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
