@@ -147,6 +147,18 @@ pub(crate) const CANDIDATES: &str = "SELECT id, notice, attempt FROM notify_outb
     AND (state = 'pending' OR lease_until <= ?1) \
     ORDER BY due, id LIMIT ?2";
 
+/// Whether any notice is claimable at `?1`: [`CANDIDATES`] without reading the rows.
+const ANY_DUE: &str = "SELECT EXISTS (SELECT 1 FROM notify_outbox \
+    WHERE state IN ('pending', 'claimed') AND due <= ?1 \
+    AND (state = 'pending' OR lease_until <= ?1))";
+
+/// Whether a claim at `now` would find anything, read outside any write transaction.
+fn any_due(conn: &Connection, now: Micros) -> Result<bool, SqliteError> {
+    conn.prepare_cached(ANY_DUE)
+        .and_then(|mut s| s.query_row(params![int(now)], |r| r.get(0)))
+        .map_err(SqliteError::sqlite("looking for due notices"))
+}
+
 const CLAIM: &str = "UPDATE notify_outbox SET state = 'claimed', attempt = ?2, worker = ?3, \
     lease_until = ?4 WHERE id = ?1";
 
@@ -281,6 +293,11 @@ impl Outbox for SqliteOutbox {
         let request = request.clone();
         self.conn
             .run(move |conn| {
+                // A poll that finds nothing due reads without the write lock, so idle workers
+                // never compete with decisions for the file.
+                if !any_due(conn, request.now)? {
+                    return Ok(Vec::new());
+                }
                 // The write lock is taken before the candidates are read: no other connection
                 // can claim them between the read and the update.
                 let tx = conn
