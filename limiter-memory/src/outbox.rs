@@ -1,10 +1,15 @@
-//! [`MemoryOutbox`]: notices waiting in process memory for the workers that deliver them.
+//! [`MemoryOutbox`]: the notices a [`MemoryStore`](crate::MemoryStore) writes with its charges,
+//! waiting in process memory for the workers that deliver them.
 //!
 //! One mutex guards the whole outbox: every operation is a few map and index updates. Notices
 //! are held by id, and indexed by stage: pending ones by (due, id), claimed ones by (lease end,
 //! id), settled ones by (settled at, id). A claim reads the front of the first two (the due
 //! notices, and the leases that ended), never the notices that are not due; a prune reads the
 //! front of the third.
+//!
+//! Lock order: the store enqueues while it holds the shard locks of the batch it charged (so
+//! that the charge and its notices are one step), so the outbox's mutex is taken after shard
+//! locks, and nothing here ever takes a shard lock: no two calls wait on each other in a cycle.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -17,8 +22,11 @@ use parking_lot::Mutex;
 
 /// An [`Outbox`] in process memory: for a single process, tests and development.
 ///
-/// It is not durable: a restart loses the notices waiting here. Use the SQLite or Redis
-/// backends to keep notices across a restart or share them between processes.
+/// The outbox of a [`MemoryStore`](crate::MemoryStore)
+/// ([`MemoryStore::outbox`](crate::MemoryStore::outbox)) receives the notices of each charge in
+/// the same locked step as the charge. It is not durable: a restart loses the notices waiting
+/// here, as it loses the store's counts that led to them, so the two stay consistent. Use the
+/// SQLite or Redis backends to keep notices across a restart or share them between processes.
 ///
 /// A notice is *pending* until a worker claims it, then *claimed* until its lease ends or the
 /// worker settles the attempt: *delivered*, *failed*, or pending again until a retry time. The
@@ -190,8 +198,9 @@ impl MemoryOutbox {
         MemoryOutbox::default()
     }
 
-    /// Adds the notices whose id is new, as pending; returns how many. The ids are worked out
-    /// before the lock is taken.
+    /// Adds the notices whose id is new, as pending; returns how many. The store calls it with
+    /// the shard locks of a charge held (see the module's lock order), so the ids are worked
+    /// out before the outbox's lock is taken.
     pub(crate) fn add(&self, notices: &[Notice]) -> u64 {
         let ids: Vec<Arc<str>> = notices.iter().map(|n| Arc::from(n.id())).collect();
         let mut state = self.state.lock();

@@ -5,10 +5,12 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use limiter_core::batch::{self, Batch, BatchOutcome, Check, Mode, StatusSink, Statuses};
+use limiter_core::notify::NoticePlan;
 use limiter_core::time::micros;
 use limiter_core::{Error, EvalOptions, Key, LimitStatus, Micros, State, Store};
 use parking_lot::{Mutex, MutexGuard};
@@ -16,7 +18,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::error::{MemoryError, into_core_error};
 use crate::fingerprint::{Fingerprint, Fingerprinter};
 use crate::shard::Shard;
-use crate::{AtCapacity, MemoryConfig};
+use crate::{AtCapacity, MemoryConfig, MemoryOutbox};
 
 /// Batches up to this many checks keep their working buffers on the stack: a warm decision
 /// allocates nothing.
@@ -95,6 +97,8 @@ pub struct MemoryStore {
     counters: Counters,
     sweeper: Sweeper,
     config: MemoryConfig,
+    /// Where admitted charges' notices go, written under the charge's shard locks.
+    outbox: Arc<MemoryOutbox>,
 }
 
 /// How many shards a store has: a power of two, well above the number of threads that may
@@ -124,12 +128,51 @@ impl MemoryStore {
             counters: Counters::default(),
             sweeper: Sweeper::default(),
             config,
+            outbox: Arc::new(MemoryOutbox::new()),
         }
     }
 
     /// The options the store was built with.
     pub fn config(&self) -> &MemoryConfig {
         &self.config
+    }
+
+    /// The outbox this store writes notices to: a batch that carries a
+    /// [`NoticePlan`] ([`Batch::notices`], attached by a limiter built with
+    /// [`notify`](limiter_core::LimiterBuilder::notify)) and is admitted in [`Mode::Consume`]
+    /// has the notices of its crossings ([`NoticePlan::crossed`]) enqueued here before its
+    /// shard locks are released, so no call sees the charge without its notices. Hand it to the
+    /// workers that deliver them.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use limiter_core::notify::{NoticePlan, NotifyRules, Outbox};
+    /// use limiter_core::{Batch, Check, Key, Limit, Rate, Request, SubjectKind};
+    /// use limiter_memory::MemoryStore;
+    ///
+    /// let store = MemoryStore::default();
+    /// let limit = Arc::new(Limit::gcra("100/hour".parse::<Rate>()?));
+    /// let key = Key::new("api", "plan_sustained", SubjectKind::Tenant, "acme");
+    /// let request = Request::new().tenant("acme").plan("starter");
+    /// let plan = NoticePlan::new(Arc::new(NotifyRules::default()), &request, None);
+    /// let batch = Batch::new(vec![Check::new("plan_sustained", key, limit, 1)])?
+    ///     .with_notices(Arc::new(plan));
+    ///
+    /// let now = 1_795_651_200_000_000;
+    /// let mut statuses = Vec::new();
+    /// for _ in 0..80 {
+    ///     assert!(store.evaluate_sync(&batch, now, &mut statuses)?);
+    /// }
+    /// // The 80th request crossed 80% of the limit: one "approaching" notice waits.
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let stats = store.outbox().stats(now).await?;
+    /// assert_eq!((stats.pending, stats.due), (1, 1));
+    /// # Ok::<(), limiter_core::Error>(())
+    /// # }).unwrap();
+    /// # Ok::<(), limiter_core::Error>(())
+    /// ```
+    pub fn outbox(&self) -> Arc<MemoryOutbox> {
+        Arc::clone(&self.outbox)
     }
 
     /// Evaluates `batch` at `now` and charges it if admitted, as [`Store::evaluate`] does,
@@ -142,7 +185,7 @@ impl MemoryStore {
         now: Micros,
         out: &mut Vec<LimitStatus>,
     ) -> Result<bool, Error> {
-        self.run(batch.checks(), now, Mode::Consume, out)
+        self.run(batch, now, Mode::Consume, out)
     }
 
     /// [`evaluate_sync`](Self::evaluate_sync) in any mode: charge, peek or refund as
@@ -174,7 +217,7 @@ impl MemoryStore {
         options: &EvalOptions,
         out: &mut Vec<LimitStatus>,
     ) -> Result<bool, Error> {
-        self.run(batch.checks(), options.now, options.mode, out)
+        self.run(batch, options.now, options.mode, out)
     }
 
     /// Removes every key whose state has been droppable (indistinguishable from fresh for at
@@ -219,29 +262,32 @@ impl MemoryStore {
 
     fn run(
         &self,
-        checks: &[Check],
+        batch: &Batch,
         now: Micros,
         mode: Mode,
         out: &mut impl StatusSink,
     ) -> Result<bool, Error> {
+        let (checks, plan) = (batch.checks(), batch.notices());
         // Buffers sized to the batch: filling eight slots for a one-check batch costs more
         // than deciding it.
         let result = match checks.len() {
-            0 | 1 => self.decide::<Inline<1>>(checks, now, mode, out),
-            2 => self.decide::<Inline<2>>(checks, now, mode, out),
-            3 | 4 => self.decide::<Inline<4>>(checks, now, mode, out),
-            n if n <= INLINE => self.decide::<Inline<INLINE>>(checks, now, mode, out),
-            _ => self.decide::<Heap>(checks, now, mode, out),
+            0 | 1 => self.decide::<Inline<1>>(checks, plan, now, mode, out),
+            2 => self.decide::<Inline<2>>(checks, plan, now, mode, out),
+            3 | 4 => self.decide::<Inline<4>>(checks, plan, now, mode, out),
+            n if n <= INLINE => self.decide::<Inline<INLINE>>(checks, plan, now, mode, out),
+            _ => self.decide::<Heap>(checks, plan, now, mode, out),
         };
         // After every lock of the batch is released.
         self.maybe_sweep(now);
         result.map_err(|e| into_core_error(self, e))
     }
 
-    /// Evaluates `checks` in `mode` with their shards locked, in ascending shard order.
+    /// Evaluates `checks` in `mode` with their shards locked, in ascending shard order, and
+    /// enqueues the notices of an admitted charge under `plan` before unlocking.
     fn decide<St: Storage>(
         &self,
         checks: &[Check],
+        plan: Option<&NoticePlan>,
         now: Micros,
         mode: Mode,
         out: &mut impl StatusSink,
@@ -357,6 +403,18 @@ impl MemoryStore {
             self.counters
                 .keys
                 .fetch_sub(reserved - added, Ordering::Relaxed);
+        }
+        // The shard locks are still held: no call can read this charge before its notices are
+        // in the outbox. Lock order: shards, then the outbox's mutex (never the reverse).
+        if mode == Mode::Consume
+            && allowed
+            && let Some(plan) = plan
+        {
+            let mut notices = Vec::new();
+            plan.crossed(checks, out.as_mut(), now, &mut notices);
+            if !notices.is_empty() {
+                self.outbox.add(&notices);
+            }
         }
         // A read first: the longest period rarely changes, and a write per decision would
         // contend across threads.
@@ -666,6 +724,7 @@ impl fmt::Debug for MemoryStore {
             .field("config", &self.config)
             .field("shards", &self.shards.len())
             .field("stats", &self.stats())
+            .field("outbox", &self.outbox)
             .finish_non_exhaustive()
     }
 }
@@ -675,7 +734,7 @@ impl Store for MemoryStore {
     /// Never waits on I/O: `options.timeout` is not needed and not used.
     async fn evaluate(&self, batch: &Batch, options: &EvalOptions) -> Result<BatchOutcome, Error> {
         let mut statuses = Vec::with_capacity(batch.len());
-        let allowed = self.run(batch.checks(), options.now, options.mode, &mut statuses)?;
+        let allowed = self.run(batch, options.now, options.mode, &mut statuses)?;
         Ok(BatchOutcome {
             allowed,
             statuses,
@@ -695,6 +754,11 @@ impl Store for MemoryStore {
         options: &EvalOptions,
         out: &mut Statuses,
     ) -> Option<Result<bool, Error>> {
-        Some(self.run(batch.checks(), options.now, options.mode, out))
+        Some(self.run(batch, options.now, options.mode, out))
+    }
+
+    /// Writes the notices a batch asks for to [`MemoryStore::outbox`], with the charge.
+    fn keeps_notices(&self) -> bool {
+        true
     }
 }
