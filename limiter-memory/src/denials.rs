@@ -287,6 +287,12 @@ impl<S: Store> Store for LocalDenials<S> {
         self.remembered.invalidate(key);
         result
     }
+
+    /// As the inner store: every charge is the inner store's, made with the batch and its
+    /// notices; a local denial charges nothing, so it owes no notice.
+    fn keeps_notices(&self) -> bool {
+        self.inner.keeps_notices()
+    }
 }
 
 impl<S: fmt::Display> fmt::Display for LocalDenials<S> {

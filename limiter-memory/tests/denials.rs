@@ -273,3 +273,31 @@ async fn a_reset_or_refund_through_the_wrapper_ends_the_denial_and_elsewhere_wit
             .allowed
     );
 }
+
+#[tokio::test]
+async fn notices_go_through_to_a_store_that_keeps_them() {
+    use limiter_core::notify::{NotifyRules, Outbox};
+    use limiter_core::policy::PolicyKind;
+    use limiter_core::{Limiter, ManualClock, Request};
+    use limiter_testkit::conformance::events::{TRACE_QUOTA, trace_policies};
+
+    assert!(!LocalDenials::new(ModelStore::new()).keeps_notices());
+    let store = Arc::new(MemoryStore::default());
+    let denials = LocalDenials::new(Arc::clone(&store));
+    assert!(denials.keeps_notices());
+    let rules = NotifyRules::new([PolicyKind::PlanDaily], [80]).expect("valid rules");
+    let limiter = Limiter::builder(trace_policies(), denials)
+        .clock(ManualClock::new(NOW))
+        .notify(rules)
+        .expect("the wrapped store keeps notices")
+        .build();
+    let request = Request::new().tenant("acme").plan("tiny").user("u");
+    let mut admitted = 0;
+    for _ in 0..TRACE_QUOTA + 5 {
+        admitted += u64::from(limiter.check(&request).await.expect("decided").is_allowed());
+    }
+    assert_eq!(admitted, TRACE_QUOTA);
+    // Approaching, exhausted, resets soon and restored: each once, whoever denied the rest.
+    let stats = store.outbox().stats(NOW).await.expect("stats");
+    assert_eq!(stats.pending, 4, "{:?}", store.outbox());
+}
