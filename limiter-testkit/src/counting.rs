@@ -59,6 +59,11 @@ impl<S: Store> Store for CountingStore<S> {
         self.count();
         self.inner.reset(key).await
     }
+
+    // Counting changes nothing the inner store writes, notices included.
+    fn keeps_notices(&self) -> bool {
+        self.inner.keeps_notices()
+    }
 }
 
 impl<S: fmt::Display> fmt::Display for CountingStore<S> {
