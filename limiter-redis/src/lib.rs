@@ -4,13 +4,16 @@ mod cluster;
 mod config;
 mod error;
 mod events;
+mod inbox;
 mod keys;
+mod lua;
 mod script;
 mod store;
 mod subject;
 
 pub use config::{RedisConfig, TimeSource};
 pub use events::RedisEventLog;
+pub use inbox::RedisInbox;
 pub use keys::RedisKeyStore;
 pub use store::RedisStore;
 
