@@ -7,6 +7,8 @@ mod events;
 mod inbox;
 mod keys;
 mod lua;
+mod notices;
+mod outbox;
 mod script;
 mod store;
 mod subject;
@@ -15,6 +17,7 @@ pub use config::{RedisConfig, TimeSource};
 pub use events::RedisEventLog;
 pub use inbox::RedisInbox;
 pub use keys::RedisKeyStore;
+pub use outbox::RedisOutbox;
 pub use store::RedisStore;
 
 /// The Redis client this store is built on, for its configuration types

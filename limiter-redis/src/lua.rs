@@ -1,4 +1,4 @@
-//! [`Lua`]: a script of the inbox, sent by its SHA1 (`EVALSHA`) and loaded again
+//! [`Lua`]: a script of the outbox or the inbox, sent by its SHA1 (`EVALSHA`) and loaded again
 //! when the server lost it, as the decision script is.
 
 use std::fmt;

@@ -21,6 +21,7 @@ use limiter_core::{
 use crate::cluster::{Decide, SlotGroups, Taken, join_all};
 use crate::config::{RedisConfig, TimeSource, redact};
 use crate::error::{RedisError, into_core_error};
+use crate::notices::Notices;
 use crate::script::{
     Call, DECIDE_LUA, DayBounds, Reply, Restore, ScriptMode, ScriptTime, arguments, parse_reply,
     reset_arguments,
@@ -62,6 +63,11 @@ const SCHEMES: &[&str] = &[
 /// A [`Store`] on Redis or Redis Cluster: one `EVALSHA` per decision (on a cluster, per
 /// decision whose keys share a slot; see the crate documentation for the others).
 ///
+/// It keeps notices ([`Store::keeps_notices`]): for a limiter that notifies, it writes each
+/// decision's notices to the [`RedisOutbox`](crate::RedisOutbox) of its limits' namespace
+/// right after the decision, and proposes them again on later decisions so that a lost write
+/// is made good (see the crate documentation's "Notifications").
+///
 /// Cheap to clone (clones share the connections); the connections close when the last clone
 /// is dropped. See the [crate documentation](crate) for the guarantees and how they are kept.
 #[derive(Clone)]
@@ -84,6 +90,8 @@ struct Inner {
     server_offset: AtomicI64,
     /// Cross-slot give-backs that failed (see [`RedisStore::give_back_failures`]).
     give_back_failures: AtomicU64,
+    /// The ids of the notices this process wrote.
+    notices: Notices,
     /// How long a charge, and a refund, wait before they are sent: for tests that act between
     /// a cross-slot decision's rounds.
     #[cfg(test)]
@@ -189,6 +197,7 @@ impl RedisStore {
                 clock: config.client_clock(),
                 server_offset: AtomicI64::new(0),
                 give_back_failures: AtomicU64::new(0),
+                notices: Notices::new(),
                 #[cfg(test)]
                 delays: std::sync::Mutex::new((Duration::ZERO, Duration::ZERO)),
             }),
@@ -587,19 +596,38 @@ impl Store for RedisStore {
             Mode::Peek => ScriptMode::Peek,
             Mode::Refund { charged_at } => ScriptMode::Refund(charged_at.min(MAX_TIMESTAMP)),
         };
-        if self.inner.clustered {
-            let groups = SlotGroups::of(batch.checks());
-            if groups.slots() > 1 {
-                return groups.evaluate(self, mode, options).await;
+        let groups = self
+            .inner
+            .clustered
+            .then(|| SlotGroups::of(batch.checks()))
+            .filter(|groups| groups.slots() > 1);
+        let outcome = match groups {
+            Some(groups) => groups.evaluate(self, mode, options).await?,
+            None => {
+                // One server, or one slot: one script call decides the whole batch atomically.
+                let reply = self.decide(mode, batch.checks(), options).await?;
+                BatchOutcome {
+                    allowed: reply.admitted,
+                    statuses: reply.statuses,
+                    at: reply.at,
+                }
             }
+        };
+        // The notices of the decision, after it (see notices.rs and the crate documentation).
+        if options.mode == Mode::Consume
+            && let Some(plan) = batch.notices()
+        {
+            let timeout = self.timeout(options).unwrap_or(self.inner.command_timeout);
+            let notices = &self.inner.notices;
+            notices
+                .write(self, plan, batch.checks(), &outcome, timeout)
+                .await;
         }
-        // One server, or one slot: one script call decides the whole batch atomically.
-        let reply = self.decide(mode, batch.checks(), options).await?;
-        Ok(BatchOutcome {
-            allowed: reply.admitted,
-            statuses: reply.statuses,
-            at: reply.at,
-        })
+        Ok(outcome)
+    }
+
+    fn keeps_notices(&self) -> bool {
+        true
     }
 
     async fn reset(&self, key: &Key) -> Result<(), Error> {
