@@ -5,6 +5,7 @@ mod log;
 mod render;
 mod sink;
 mod webhook;
+mod worker;
 
 pub use inbox::InboxSink;
 pub use log::LogSink;
@@ -15,3 +16,4 @@ pub use webhook::{
     TIMESTAMP_HEADER, VerifyError, WebhookData, WebhookEvent, WebhookSecret, WebhookSink, sign,
     verify, verify_parts,
 };
+pub use worker::{Counts, Worker, WorkerBuilder, WorkerConfig};

@@ -84,7 +84,9 @@ impl Delivery {
 /// `deliver` returns `Ok` once the notice is safely taken, a [`SinkError::retryable`] when a
 /// later attempt may succeed (a timeout, a 503), and a [`SinkError::permanent`] when no retry
 /// can change the answer (a 404, a malformed address). It should bound its own time (the
-/// webhook sink has a request timeout).
+/// webhook sink has a request timeout); the worker also gives up on a delivery after its
+/// [`delivery_timeout`](crate::WorkerConfig::with_delivery_timeout). A panic is caught and
+/// counted as a retryable failure, never taken down with the worker.
 ///
 /// `Display` names the sink in logs and in the outbox's settlement errors, without secrets:
 /// `WebhookSink(https://hooks.example.com)`.

@@ -1,7 +1,9 @@
-//! What the tests share: a webhook receiver on a free port, a sink that records, and an inbox.
+//! What the tests share: a webhook receiver on a free port, a sink that records, and the
+//! outbox and inbox the worker runs over.
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,9 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use limiter_core::notify::{Inbox, InboxItem, InboxQuery};
+use limiter_core::notify::{
+    ClaimRequest, Claimed, Inbox, InboxItem, InboxQuery, Notice, Outbox, OutboxStats, Settlement,
+};
 use limiter_core::{Error, Micros};
 use limiter_notify::{Delivery, Sink, SinkError};
 
@@ -127,6 +131,148 @@ impl Sink for Recording {
         }
         self.got.lock().unwrap().push(delivery.clone());
         Ok(())
+    }
+}
+
+/// An outbox for the worker's tests, held to the outbox contract: pending, claimed under a
+/// lease, settled once per attempt.
+#[derive(Debug, Default)]
+pub struct ListOutbox {
+    rows: Mutex<BTreeMap<String, Row>>,
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    notice: Notice,
+    state: State_,
+    attempt: u32,
+    due: Micros,
+    lease_until: Micros,
+    settled_at: Micros,
+    error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State_ {
+    Pending,
+    Claimed,
+    Delivered,
+    Failed,
+}
+
+impl ListOutbox {
+    /// The last error settled on the notice `id`.
+    pub fn error(&self, id: &str) -> Option<String> {
+        self.rows.lock().unwrap().get(id)?.error.clone()
+    }
+
+    /// The attempts the notice `id` has been claimed for.
+    pub fn attempts(&self, id: &str) -> u32 {
+        self.rows.lock().unwrap().get(id).map_or(0, |r| r.attempt)
+    }
+}
+
+#[async_trait]
+impl Outbox for ListOutbox {
+    async fn enqueue(&self, notices: &[Notice]) -> Result<u64, Error> {
+        let mut rows = self.rows.lock().unwrap();
+        let mut added = 0;
+        for n in notices {
+            rows.entry(n.id()).or_insert_with(|| {
+                added += 1;
+                Row {
+                    notice: n.clone(),
+                    state: State_::Pending,
+                    attempt: 0,
+                    due: n.due,
+                    lease_until: 0,
+                    settled_at: 0,
+                    error: None,
+                }
+            });
+        }
+        Ok(added)
+    }
+
+    async fn claim(&self, claim: &ClaimRequest) -> Result<Vec<Claimed>, Error> {
+        let mut rows = self.rows.lock().unwrap();
+        let mut due: Vec<(Micros, String)> = rows
+            .iter()
+            .filter(|(_, r)| match r.state {
+                State_::Pending => r.due <= claim.now,
+                State_::Claimed => r.lease_until <= claim.now,
+                _ => false,
+            })
+            .map(|(id, r)| (r.due, id.clone()))
+            .collect();
+        due.sort();
+        let mut out = Vec::new();
+        for (_, id) in due.into_iter().take(claim.max.max(1)) {
+            let row = rows.get_mut(&id).unwrap();
+            row.state = State_::Claimed;
+            row.attempt += 1;
+            row.lease_until = claim.now + claim.lease;
+            out.push(Claimed {
+                notice: row.notice.clone(),
+                attempt: row.attempt,
+                lease_until: row.lease_until,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn settle(&self, claimed: &Claimed, settlement: &Settlement) -> Result<bool, Error> {
+        let mut rows = self.rows.lock().unwrap();
+        let Some(row) = rows.get_mut(&claimed.notice.id()) else {
+            return Ok(false);
+        };
+        if row.state != State_::Claimed || row.attempt != claimed.attempt {
+            return Ok(false);
+        }
+        match settlement {
+            Settlement::Delivered { at } => {
+                row.state = State_::Delivered;
+                row.settled_at = *at;
+            }
+            Settlement::Retry { retry_at, error } => {
+                row.state = State_::Pending;
+                row.due = *retry_at;
+                row.error = Some(error.clone());
+            }
+            Settlement::Failed { at, error } => {
+                row.state = State_::Failed;
+                row.settled_at = *at;
+                row.error = Some(error.clone());
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    async fn stats(&self, now: Micros) -> Result<OutboxStats, Error> {
+        let rows = self.rows.lock().unwrap();
+        let mut stats = OutboxStats::default();
+        for r in rows.values() {
+            match r.state {
+                State_::Pending => {
+                    stats.pending += 1;
+                    stats.due += u64::from(r.due <= now);
+                }
+                State_::Claimed => stats.claimed += 1,
+                State_::Delivered => stats.delivered += 1,
+                State_::Failed => stats.failed += 1,
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn prune(&self, before: Micros) -> Result<u64, Error> {
+        let mut rows = self.rows.lock().unwrap();
+        let n = rows.len();
+        rows.retain(|_, r| {
+            !matches!(r.state, State_::Delivered | State_::Failed) || r.settled_at >= before
+        });
+        Ok(u64::try_from(n - rows.len()).unwrap())
     }
 }
 
