@@ -1,13 +1,11 @@
 //! The inbox sink keeps notices per tenant; the log sink writes one event per notice.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::ListInbox;
 use limiter_core::PolicySet;
 use limiter_core::notify::{Inbox, InboxQuery, NotifyKind};
+use limiter_memory::MemoryInbox;
 use limiter_notify::{Delivery, InboxSink, LogSink, Renderer, Sink};
 use limiter_testkit::conformance::events::DAY;
 use limiter_testkit::conformance::outbox::notice;
@@ -25,7 +23,7 @@ fn delivery(tenant: Option<&str>, kind: NotifyKind, due: u64) -> Delivery {
 
 #[tokio::test]
 async fn the_inbox_sink_lists_notices_per_tenant_once_each() {
-    let inbox = Arc::new(ListInbox::default());
+    let inbox = Arc::new(MemoryInbox::new());
     let sink = InboxSink::new(inbox.clone());
     let acme_80 = delivery(Some("acme"), NotifyKind::Approaching, BASE_NOW);
     let acme_out = delivery(Some("acme"), NotifyKind::Exhausted, BASE_NOW);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{ListOutbox, Recording};
+use common::{Recording, Watched};
 use limiter_core::notify::{Notice, NotifyKind, Outbox};
 use limiter_core::{Clock, ManualClock, PolicySet};
 use limiter_notify::{
@@ -42,7 +42,7 @@ async fn notices_are_retried_with_backoff_until_the_receiver_recovers() {
     // Three notices; the receiver answers 503 to the first six requests: two failed rounds.
     let (addr, script) = common::receiver(503, 6).await;
     let secret = WebhookSecret::generate().unwrap();
-    let outbox = Arc::new(ListOutbox::default());
+    let outbox = Arc::new(Watched::default());
     let notices = tenants(3);
     outbox.enqueue(&notices).await.unwrap();
     let clock = ManualClock::new(BASE_NOW);
@@ -107,7 +107,7 @@ async fn notices_are_retried_with_backoff_until_the_receiver_recovers() {
 #[tokio::test]
 async fn a_permanent_refusal_fails_the_notice_at_once() {
     let (addr, script) = common::receiver(404, usize::MAX).await;
-    let outbox = Arc::new(ListOutbox::default());
+    let outbox = Arc::new(Watched::default());
     let notices = tenants(1);
     outbox.enqueue(&notices).await.unwrap();
     let clock = ManualClock::new(BASE_NOW);
@@ -139,7 +139,7 @@ async fn a_permanent_refusal_fails_the_notice_at_once() {
 
 #[tokio::test]
 async fn the_last_attempt_gives_up() {
-    let outbox = Arc::new(ListOutbox::default());
+    let outbox = Arc::new(Watched::default());
     outbox.enqueue(&tenants(1)).await.unwrap();
     let clock = ManualClock::new(BASE_NOW);
     let sink = Arc::new(Recording {
@@ -168,7 +168,7 @@ async fn the_last_attempt_gives_up() {
 
 #[tokio::test]
 async fn every_sink_gets_the_notice_and_a_refusal_by_one_is_retried_for_all() {
-    let outbox = Arc::new(ListOutbox::default());
+    let outbox = Arc::new(Watched::default());
     outbox.enqueue(&tenants(2)).await.unwrap();
     let clock = ManualClock::new(BASE_NOW);
     let steady = Arc::new(Recording::default());
@@ -224,7 +224,7 @@ impl Sink for Panics {
 
 #[tokio::test]
 async fn a_panicking_sink_is_a_retryable_failure_and_the_worker_goes_on() {
-    let outbox = Arc::new(ListOutbox::default());
+    let outbox = Arc::new(Watched::default());
     let notices = tenants(2);
     outbox.enqueue(&notices).await.unwrap();
     let clock = ManualClock::new(BASE_NOW);
@@ -261,7 +261,7 @@ async fn a_sink_that_hangs_is_given_up_on_after_the_delivery_timeout() {
             std::future::pending().await
         }
     }
-    let outbox = Arc::new(ListOutbox::default());
+    let outbox = Arc::new(Watched::default());
     let notices = tenants(1);
     outbox.enqueue(&notices).await.unwrap();
     let worker = Worker::builder(outbox.clone(), renderer())
@@ -310,7 +310,7 @@ impl Sink for LeaseRunsOut {
 
 #[tokio::test]
 async fn a_worker_whose_lease_ended_is_fenced_off() {
-    let outbox = Arc::new(ListOutbox::default());
+    let outbox = Arc::new(Watched::default());
     let notices = tenants(1);
     outbox.enqueue(&notices).await.unwrap();
     let clock = ManualClock::new(BASE_NOW);
@@ -342,7 +342,7 @@ async fn a_worker_whose_lease_ended_is_fenced_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_sharing_an_outbox_deliver_each_notice_once() {
-    let outbox = Arc::new(ListOutbox::default());
+    let outbox = Arc::new(Watched::default());
     let notices = tenants(120);
     outbox.enqueue(&notices).await.unwrap();
     let recording = Arc::new(Recording::default());
@@ -379,7 +379,7 @@ async fn workers_sharing_an_outbox_deliver_each_notice_once() {
 
 #[tokio::test]
 async fn run_delivers_until_shutdown_and_returns_the_totals() {
-    let outbox = Arc::new(ListOutbox::default());
+    let outbox = Arc::new(Watched::default());
     let recording = Arc::new(Recording::default());
     let worker = Worker::builder(outbox.clone(), renderer())
         .shared_sink(recording.clone())
@@ -410,7 +410,7 @@ async fn run_delivers_until_shutdown_and_returns_the_totals() {
 
 #[test]
 fn a_worker_needs_a_sink_and_settings_that_work() {
-    let outbox: Arc<dyn Outbox> = Arc::new(ListOutbox::default());
+    let outbox: Arc<dyn Outbox> = Arc::new(Watched::default());
     let err = Worker::builder(outbox.clone(), renderer())
         .build()
         .unwrap_err()
@@ -429,15 +429,4 @@ fn a_worker_needs_a_sink_and_settings_that_work() {
         err.contains("worker.lease: 10s is not longer than the delivery timeout 30s"),
         "{err}"
     );
-}
-
-#[tokio::test]
-async fn the_outbox_double_meets_the_outbox_contract() {
-    // The worker's tests run over `ListOutbox`: hold it to the same contract as the backends.
-    let outbox = ListOutbox::default();
-    limiter_testkit::conformance::outbox::an_ended_lease_is_claimed_again_and_fences_the_old_attempt(&outbox).await;
-    let outbox = ListOutbox::default();
-    limiter_testkit::conformance::outbox::retries_wait_and_failures_are_final(&outbox).await;
-    let outbox = ListOutbox::default();
-    limiter_testkit::conformance::outbox::claims_due_notices_earliest_first(&outbox).await;
 }

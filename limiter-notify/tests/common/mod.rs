@@ -1,5 +1,5 @@
-//! What the tests share: a webhook receiver on a free port, a sink that records, and the
-//! outbox and inbox the worker runs over.
+//! What the tests share: a webhook receiver on a free port, a sink that records, and an outbox
+//! that keeps what the worker settled.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -13,10 +13,9 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use limiter_core::notify::{
-    ClaimRequest, Claimed, Inbox, InboxItem, InboxQuery, Notice, Outbox, OutboxStats, Settlement,
-};
+use limiter_core::notify::{ClaimRequest, Claimed, Notice, Outbox, OutboxStats, Settlement};
 use limiter_core::{Error, Micros};
+use limiter_memory::MemoryOutbox;
 use limiter_notify::{Delivery, Sink, SinkError};
 
 /// One request the receiver got.
@@ -134,201 +133,68 @@ impl Sink for Recording {
     }
 }
 
-/// An outbox for the worker's tests, held to the outbox contract: pending, claimed under a
-/// lease, settled once per attempt.
+/// An outbox that keeps what the worker settled, around a [`MemoryOutbox`].
 #[derive(Debug, Default)]
-pub struct ListOutbox {
-    rows: Mutex<BTreeMap<String, Row>>,
+pub struct Watched {
+    inner: MemoryOutbox,
+    settled: Mutex<Vec<(String, u32, Settlement)>>,
+    attempts: Mutex<BTreeMap<String, u32>>,
 }
 
-#[derive(Debug, Clone)]
-struct Row {
-    notice: Notice,
-    state: State_,
-    attempt: u32,
-    due: Micros,
-    lease_until: Micros,
-    settled_at: Micros,
-    error: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State_ {
-    Pending,
-    Claimed,
-    Delivered,
-    Failed,
-}
-
-impl ListOutbox {
-    /// The last error settled on the notice `id`.
+impl Watched {
+    /// The error of the last accepted settlement of the notice `id` that had one.
     pub fn error(&self, id: &str) -> Option<String> {
-        self.rows.lock().unwrap().get(id)?.error.clone()
+        let settled = self.settled.lock().unwrap();
+        settled
+            .iter()
+            .rev()
+            .filter(|(s, _, _)| s == id)
+            .find_map(|(_, _, settlement)| match settlement {
+                Settlement::Retry { error, .. } | Settlement::Failed { error, .. } => {
+                    Some(error.clone())
+                }
+                _ => None,
+            })
     }
 
-    /// The attempts the notice `id` has been claimed for.
+    /// The last attempt the notice `id` was claimed for.
     pub fn attempts(&self, id: &str) -> u32 {
-        self.rows.lock().unwrap().get(id).map_or(0, |r| r.attempt)
+        self.attempts.lock().unwrap().get(id).copied().unwrap_or(0)
     }
 }
 
 #[async_trait]
-impl Outbox for ListOutbox {
+impl Outbox for Watched {
     async fn enqueue(&self, notices: &[Notice]) -> Result<u64, Error> {
-        let mut rows = self.rows.lock().unwrap();
-        let mut added = 0;
-        for n in notices {
-            rows.entry(n.id()).or_insert_with(|| {
-                added += 1;
-                Row {
-                    notice: n.clone(),
-                    state: State_::Pending,
-                    attempt: 0,
-                    due: n.due,
-                    lease_until: 0,
-                    settled_at: 0,
-                    error: None,
-                }
-            });
-        }
-        Ok(added)
+        self.inner.enqueue(notices).await
     }
 
     async fn claim(&self, claim: &ClaimRequest) -> Result<Vec<Claimed>, Error> {
-        let mut rows = self.rows.lock().unwrap();
-        let mut due: Vec<(Micros, String)> = rows
-            .iter()
-            .filter(|(_, r)| match r.state {
-                State_::Pending => r.due <= claim.now,
-                State_::Claimed => r.lease_until <= claim.now,
-                _ => false,
-            })
-            .map(|(id, r)| (r.due, id.clone()))
-            .collect();
-        due.sort();
-        let mut out = Vec::new();
-        for (_, id) in due.into_iter().take(claim.max.max(1)) {
-            let row = rows.get_mut(&id).unwrap();
-            row.state = State_::Claimed;
-            row.attempt += 1;
-            row.lease_until = claim.now + claim.lease;
-            out.push(Claimed {
-                notice: row.notice.clone(),
-                attempt: row.attempt,
-                lease_until: row.lease_until,
-            });
+        let claimed = self.inner.claim(claim).await?;
+        let mut attempts = self.attempts.lock().unwrap();
+        for c in &claimed {
+            attempts.insert(c.notice.id(), c.attempt);
         }
-        Ok(out)
+        Ok(claimed)
     }
 
     async fn settle(&self, claimed: &Claimed, settlement: &Settlement) -> Result<bool, Error> {
-        let mut rows = self.rows.lock().unwrap();
-        let Some(row) = rows.get_mut(&claimed.notice.id()) else {
-            return Ok(false);
-        };
-        if row.state != State_::Claimed || row.attempt != claimed.attempt {
-            return Ok(false);
+        let accepted = self.inner.settle(claimed, settlement).await?;
+        if accepted {
+            self.settled.lock().unwrap().push((
+                claimed.notice.id(),
+                claimed.attempt,
+                settlement.clone(),
+            ));
         }
-        match settlement {
-            Settlement::Delivered { at } => {
-                row.state = State_::Delivered;
-                row.settled_at = *at;
-            }
-            Settlement::Retry { retry_at, error } => {
-                row.state = State_::Pending;
-                row.due = *retry_at;
-                row.error = Some(error.clone());
-            }
-            Settlement::Failed { at, error } => {
-                row.state = State_::Failed;
-                row.settled_at = *at;
-                row.error = Some(error.clone());
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
+        Ok(accepted)
     }
 
     async fn stats(&self, now: Micros) -> Result<OutboxStats, Error> {
-        let rows = self.rows.lock().unwrap();
-        let mut stats = OutboxStats::default();
-        for r in rows.values() {
-            match r.state {
-                State_::Pending => {
-                    stats.pending += 1;
-                    stats.due += u64::from(r.due <= now);
-                }
-                State_::Claimed => stats.claimed += 1,
-                State_::Delivered => stats.delivered += 1,
-                State_::Failed => stats.failed += 1,
-            }
-        }
-        Ok(stats)
+        self.inner.stats(now).await
     }
 
     async fn prune(&self, before: Micros) -> Result<u64, Error> {
-        let mut rows = self.rows.lock().unwrap();
-        let n = rows.len();
-        rows.retain(|_, r| {
-            !matches!(r.state, State_::Delivered | State_::Failed) || r.settled_at >= before
-        });
-        Ok(u64::try_from(n - rows.len()).unwrap())
-    }
-}
-
-/// An inbox for the inbox sink's tests.
-#[derive(Debug, Default)]
-pub struct ListInbox {
-    items: Mutex<Vec<InboxItem>>,
-}
-
-#[async_trait]
-impl Inbox for ListInbox {
-    async fn put(&self, item: &InboxItem) -> Result<bool, Error> {
-        let mut items = self.items.lock().unwrap();
-        if items
-            .iter()
-            .any(|i| i.tenant == item.tenant && i.id == item.id)
-        {
-            return Ok(false);
-        }
-        items.push(item.clone());
-        Ok(true)
-    }
-
-    async fn list(&self, query: &InboxQuery) -> Result<Vec<InboxItem>, Error> {
-        let mut out: Vec<InboxItem> = self
-            .items
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|i| i.tenant == query.tenant && (!query.unread_only || i.read_at.is_none()))
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
-        out.truncate(query.limit);
-        Ok(out)
-    }
-
-    async fn mark_read(&self, tenant: &str, id: &str, at: Micros) -> Result<bool, Error> {
-        let mut items = self.items.lock().unwrap();
-        match items
-            .iter_mut()
-            .find(|i| i.tenant == tenant && i.id == id && i.read_at.is_none())
-        {
-            Some(item) => {
-                item.read_at = Some(at);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
-    async fn unread(&self, tenant: &str) -> Result<u64, Error> {
-        let items = self.items.lock().unwrap();
-        Ok(items
-            .iter()
-            .filter(|i| i.tenant == tenant && i.read_at.is_none())
-            .count() as u64)
+        self.inner.prune(before).await
     }
 }
