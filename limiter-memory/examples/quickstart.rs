@@ -8,6 +8,12 @@
 //! top hit tenants, and the tenants at 80% or more of their daily quota (one of them, `ember`,
 //! has been busy since midnight).
 //!
+//! The limiter also notifies: the store writes a notice to its outbox when a charge crosses
+//! 80% of a plan's daily or sustained limit and when it uses the last unit, and a worker
+//! delivers them to each tenant's in-app inbox. `ember` goes on through the day until its quota
+//! runs out; the clock then reaches an hour before midnight ("resets soon") and midnight
+//! ("restored"), and the quickstart ends with the inboxes as the product would list them.
+//!
 //! Run: `cargo run --release --example quickstart`
 
 use std::collections::BTreeMap;
@@ -16,10 +22,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use limiter_core::event::{EventLog, EventRecorder, RecorderConfig};
+use limiter_core::notify::{Inbox, InboxQuery};
 use limiter_core::{
     Calendar, Clock, Decision, HeaderStyle, Limiter, ManualClock, PolicySet, Request,
 };
-use limiter_memory::{MemoryEventLog, MemoryStore};
+use limiter_memory::{MemoryEventLog, MemoryInbox, MemoryStore};
+use limiter_notify::{InboxSink, Renderer, Worker};
 
 /// 2026-11-26T09:00:00Z.
 const START: u64 = 1_795_683_600_000_000;
@@ -113,10 +121,21 @@ async fn main() -> Result<(), limiter_core::Error> {
     let log = Arc::new(MemoryEventLog::new(Calendar::utc()));
     // The drain is flushed by hand each simulated second; a service spawns `drain.run()`.
     let (recorder, drain) = EventRecorder::new(log.clone(), RecorderConfig::default());
-    let limiter = Limiter::builder(PolicySet::default(), MemoryStore::default())
+    let policies = PolicySet::default();
+    let store = MemoryStore::default();
+    let outbox = store.outbox();
+    let limiter = Limiter::builder(policies.clone(), store)
         .clock(clock.clone())
         .events(recorder)
+        .notify(policies.notify_rules().clone())?
         .build();
+    // The worker a service runs beside its limiters (`worker.run(shutdown)` on its runtime);
+    // here it is driven a round at a time.
+    let inbox = Arc::new(MemoryInbox::new());
+    let worker = Worker::builder(outbox, Renderer::new(policies.clone()))
+        .sink(InboxSink::new(inbox.clone()))
+        .clock(clock.clone())
+        .build()?;
 
     // Since midnight, ember (free plan, 500/day) has sent one request every 72 seconds: 450
     // by 09:00, 90% of its daily quota, never fast enough to meet its hourly or burst limits.
@@ -194,7 +213,45 @@ async fn main() -> Result<(), limiter_core::Error> {
             println!("  body: {message}");
         }
     }
-    report(&*log, clock.now(), &limiter).await
+    report(&*log, clock.now(), &limiter).await?;
+    notifications(&limiter, &ember, &clock, &worker, &*inbox).await
+}
+
+/// The rest of `ember`'s day, then the notifications every tenant's inbox holds.
+async fn notifications(
+    limiter: &Limiter,
+    ember: &Request,
+    clock: &ManualClock,
+    worker: &Worker,
+    inbox: &dyn Inbox,
+) -> Result<(), limiter_core::Error> {
+    worker.run_once().await?;
+    // ember keeps its pace until the quota runs out (a denial ends it).
+    while limiter.check(ember).await?.is_allowed() {
+        clock.advance(Duration::from_secs(72));
+    }
+    worker.run_once().await?;
+    let day = 24 * 3_600_000_000;
+    for at in [MIDNIGHT + day - 3_600_000_000, MIDNIGHT + day] {
+        clock.set(at);
+        worker.run_once().await?;
+    }
+    println!("\nNotifications, as each tenant's inbox lists them (newest first):");
+    for tenant in ["acme", "bolt", "core", "dyna", "ember"] {
+        for item in inbox.list(&InboxQuery::tenant(tenant)).await? {
+            let minute = item.at % day / 60_000_000;
+            let at = format!("{:02}:{:02}", minute / 60, minute % 60);
+            println!(
+                "  {tenant:<6} {at}  {:<12} {}",
+                item.kind.name(),
+                item.message
+            );
+            if let Some(upgrade) = &item.upgrade {
+                println!("  {:<6} {:<5}  {:<12} {upgrade}", "", "", "");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The dashboard's three questions, answered from the recorded events.
