@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::clients::Client;
-use fred::interfaces::{ClientLike, SortedSetsInterface};
+use fred::interfaces::SortedSetsInterface;
 use fred::types::{Key as FredKey, Value};
 use limiter_core::notify::{Inbox, InboxItem, InboxQuery};
+use limiter_core::policy::check_namespace;
 use limiter_core::{Error, ErrorKind, Key, Micros, SubjectKind};
 
 use crate::RedisStore;
@@ -58,15 +59,7 @@ impl RedisInbox {
     /// cluster. `namespace` follows the rule of the configuration's: not empty, without `:`,
     /// `{` or `}`.
     pub fn new(store: &RedisStore, namespace: &str) -> Result<RedisInbox, Error> {
-        if namespace.is_empty() || namespace.contains([':', '{', '}']) {
-            return Err(Error::InvalidConfig {
-                path: "RedisInbox::namespace".into(),
-                message: format!(
-                    "invalid namespace {namespace:?}: expected a non-empty name without ':', \
-                     '{{' or '}}', the policies' namespace"
-                ),
-            });
-        }
+        check_namespace(namespace, "RedisInbox::namespace")?;
         Ok(RedisInbox {
             store: store.clone(),
             namespace: namespace.to_owned(),
@@ -81,15 +74,11 @@ impl RedisInbox {
     }
 
     fn client(&self) -> Client {
-        self.store.pool().next_connected().clone()
+        self.store.client()
     }
 
     fn timeout(&self) -> Duration {
-        self.store
-            .pool()
-            .next()
-            .perf_config()
-            .default_command_timeout
+        self.store.command_timeout()
     }
 
     async fn run(&self, lua: &Lua, tenant: &str, args: Vec<Value>) -> Result<Value, Error> {

@@ -15,7 +15,7 @@ use std::fmt;
 use std::time::Duration;
 
 use fred::clients::Client;
-use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
+use fred::interfaces::{KeysInterface, LuaInterface};
 use fred::types::Value;
 use limiter_core::api_key::{
     KeyChange, KeyHash, KeyId, KeyRecord, KeyStore, KeyUpdate, Updated, check_rotation,
@@ -98,15 +98,11 @@ impl RedisKeyStore {
     }
 
     fn client(&self) -> Client {
-        self.store.pool().next_connected().clone()
+        self.store.client()
     }
 
     fn timeout(&self) -> Duration {
-        self.store
-            .pool()
-            .next()
-            .perf_config()
-            .default_command_timeout
+        self.store.command_timeout()
     }
 
     fn fail(&self, e: fred::error::Error) -> Error {

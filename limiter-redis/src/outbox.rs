@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::clients::Client;
-use fred::interfaces::ClientLike;
 use fred::types::{Key as FredKey, Value};
 use limiter_core::notify::{ClaimRequest, Claimed, Notice, Outbox, OutboxStats, Settlement};
+use limiter_core::policy::check_namespace;
 use limiter_core::{Error, ErrorKind, Key, Micros, SubjectKind};
 
 use crate::RedisStore;
@@ -98,15 +98,7 @@ impl RedisOutbox {
     /// outbox of its limits' namespace) on `store`'s server or cluster. `namespace` follows the
     /// rule of the configuration's: not empty, without `:`, `{` or `}`.
     pub fn new(store: &RedisStore, namespace: &str) -> Result<RedisOutbox, Error> {
-        if namespace.is_empty() || namespace.contains([':', '{', '}']) {
-            return Err(Error::InvalidConfig {
-                path: "RedisOutbox::namespace".into(),
-                message: format!(
-                    "invalid namespace {namespace:?}: expected a non-empty name without ':', \
-                     '{{' or '}}', the policies' namespace"
-                ),
-            });
-        }
+        check_namespace(namespace, "RedisOutbox::namespace")?;
         // Escaped as in the limits' keys, whose namespace part names the outbox the store
         // writes to.
         let key = Key::new(namespace, "notify", SubjectKind::Tenant, "");
@@ -128,15 +120,11 @@ impl RedisOutbox {
     }
 
     fn client(&self) -> Client {
-        self.store.pool().next_connected().clone()
+        self.store.client()
     }
 
     fn timeout(&self) -> Duration {
-        self.store
-            .pool()
-            .next()
-            .perf_config()
-            .default_command_timeout
+        self.store.command_timeout()
     }
 
     async fn run(&self, lua: &Lua, args: Vec<Value>, timeout: Duration) -> Result<Value, Error> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::bytes_utils::Str;
-use fred::clients::Pool;
+use fred::clients::{Client, Pool};
 use fred::interfaces::{ClientLike, LuaInterface};
 use fred::types::config::{Config, Options, ServerConfig};
 use fred::types::{Builder, ClusterHash, CustomCommand, Key as FredKey, Value};
@@ -263,6 +263,16 @@ impl RedisStore {
     /// closed when the last clone of the store is dropped, even if you cloned it.
     pub fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// A connected client of the pool, for the crate's other scripts (keys, outbox, inbox).
+    pub(crate) fn client(&self) -> Client {
+        self.inner.pool.next_connected().clone()
+    }
+
+    /// The timeout the store was configured with for one command.
+    pub(crate) fn command_timeout(&self) -> Duration {
+        self.inner.pool.next().perf_config().default_command_timeout
     }
 
     /// How many refunds of a cross-slot give-back have failed since the store connected.

@@ -434,8 +434,16 @@ fn rate((limit, unit): (u64, Unit)) -> Rate {
 }
 
 /// Checks a namespace: it starts every store key, so it must not be empty nor hold the
-/// characters that delimit a key's parts.
-pub(super) fn check_namespace(namespace: &str, path: &str) -> Result<(), Error> {
+/// characters that delimit a key's parts. The error names `path` and the namespace.
+///
+/// ```
+/// use limiter_core::policy::check_namespace;
+///
+/// assert!(check_namespace("api", "namespace").is_ok());
+/// let err = check_namespace("a:b", "RedisOutbox::namespace").unwrap_err();
+/// assert!(err.to_string().contains("RedisOutbox::namespace"));
+/// ```
+pub fn check_namespace(namespace: &str, path: &str) -> Result<(), Error> {
     if namespace.is_empty() || namespace.contains([':', '{', '}']) {
         return Err(Error::config(
             path,

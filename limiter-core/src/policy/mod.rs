@@ -115,7 +115,7 @@ mod resolve;
 
 pub use config::{
     AUTO_SLIDING_LOG_MAX, AlgorithmChoice, BypassConfig, ClientConfig, Config, PlanConfig,
-    PoliciesConfig, PolicyConfig,
+    PoliciesConfig, PolicyConfig, check_namespace,
 };
 pub use ip::{IpNet, client_address};
 pub use kind::PolicyKind;
