@@ -222,6 +222,9 @@ async fn no_reader_sees_a_crossing_without_its_notice() {
         let before = 4 * u64::try_from(round).expect("few rounds");
         let mut out = Vec::new();
         loop {
+            // Read before the peek: once every charger has finished, this peek sees their
+            // last charge, and the round ends on what it shows.
+            let finished = chargers.iter().all(|c| c.is_finished());
             let peek = EvalOptions::peek(NOW);
             store
                 .evaluate_mode(&batch, &peek, &mut out)
@@ -241,7 +244,7 @@ async fn no_reader_sees_a_crossing_without_its_notice() {
                 seen_crossed += 1;
             }
             // A charger that stopped early (it panicked) never lets the limit fill up.
-            if used == 100 || chargers.iter().all(|c| c.is_finished()) {
+            if used == 100 || finished {
                 break;
             }
         }
