@@ -535,6 +535,31 @@ macro_rules! __event_log_tests {
     };
 }
 
+/// Every limiter of `limiters` sends `requests` requests for each of `tenants` (plan `tiny` of
+/// [`trace_policies`]), all at once from concurrent tasks; returns how many were admitted.
+pub async fn fleet_day(limiters: &[Limiter], tenants: &[&'static str], requests: u32) -> u64 {
+    let mut tasks = Vec::new();
+    for limiter in limiters {
+        for &tenant in tenants {
+            let limiter = limiter.clone();
+            tasks.push(tokio::spawn(async move {
+                let request = Request::new().tenant(tenant).plan("tiny").user("u");
+                let mut admitted = 0;
+                for _ in 0..requests {
+                    let decision = limiter.check(&request).await.expect("decided");
+                    admitted += u64::from(decision.is_allowed());
+                }
+                admitted
+            }));
+        }
+    }
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += task.await.expect("a task");
+    }
+    admitted
+}
+
 /// Requests each limiter of [`fleet_records_one_crossing_per_window`] sends per tenant per day.
 pub const FLEET_REQUESTS: u32 = 10;
 
@@ -567,25 +592,7 @@ pub async fn fleet_records_one_crossing_per_window(
     }
     for day in 0..2 {
         clock.set(BASE_NOW + day * DAY + HOUR);
-        let mut tasks = Vec::new();
-        for limiter in &limiters {
-            for tenant in FLEET_TENANTS {
-                let limiter = limiter.clone();
-                tasks.push(tokio::spawn(async move {
-                    let request = Request::new().tenant(tenant).plan("tiny").user("u");
-                    let mut admitted = 0;
-                    for _ in 0..FLEET_REQUESTS {
-                        let decision = limiter.check(&request).await.expect("decided");
-                        admitted += u64::from(decision.is_allowed());
-                    }
-                    admitted
-                }));
-            }
-        }
-        let mut admitted = 0;
-        for task in tasks {
-            admitted += task.await.expect("a task");
-        }
+        let admitted = fleet_day(&limiters, &FLEET_TENANTS, FLEET_REQUESTS).await;
         let tenants = u64::try_from(FLEET_TENANTS.len()).expect("small");
         assert_eq!(
             admitted,

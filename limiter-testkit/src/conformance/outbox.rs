@@ -8,9 +8,9 @@ use std::sync::Arc;
 use limiter_core::notify::{
     ClaimRequest, Claimed, Notice, NotificationId, NotifyKind, NotifyRules, Outbox, Settlement,
 };
-use limiter_core::{Limiter, ManualClock, Micros, Request, Store};
+use limiter_core::{Limiter, ManualClock, Micros, Store};
 
-use super::events::{DAY, TRACE_QUOTA, trace_policies};
+use super::events::{DAY, TRACE_QUOTA, fleet_day, trace_policies};
 use crate::fixtures::{BASE_NOW, HOUR, MINUTE, SECOND};
 
 /// A notice of tenant `tenant`'s daily quota, of `kind`, due at `due`.
@@ -405,25 +405,7 @@ pub async fn fleet_notifies_once_per_window(
         .collect();
     for day in 0..2 {
         clock.set(BASE_NOW + day * DAY + HOUR);
-        let mut tasks = Vec::new();
-        for limiter in &limiters {
-            for tenant in FLEET_TENANTS {
-                let limiter = limiter.clone();
-                tasks.push(tokio::spawn(async move {
-                    let request = Request::new().tenant(tenant).plan("tiny").user("u");
-                    let mut admitted = 0;
-                    for _ in 0..FLEET_REQUESTS {
-                        let decision = limiter.check(&request).await.expect("decided");
-                        admitted += u64::from(decision.is_allowed());
-                    }
-                    admitted
-                }));
-            }
-        }
-        let mut admitted = 0;
-        for task in tasks {
-            admitted += task.await.expect("a task");
-        }
+        let admitted = fleet_day(&limiters, &FLEET_TENANTS, FLEET_REQUESTS).await;
         let tenants = u64::try_from(FLEET_TENANTS.len()).expect("small");
         assert_eq!(
             admitted,
