@@ -20,9 +20,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use limiter_core::notify::{Notice, NotificationId, NotifyKind, NotifyRules, Outbox};
-use limiter_core::policy::{Config, PlanConfig, PolicyKind};
+use limiter_core::policy::PolicyKind;
 use limiter_core::{
-    Clock, Key, Limiter, ManualClock, Micros, PolicySet, Request, Store, SubjectKind, Unit,
+    Clock, Key, Limiter, ManualClock, Micros, PolicySet, Request, Store, SubjectKind,
 };
 use limiter_memory::MemoryStore;
 use limiter_notify::{
@@ -31,9 +31,9 @@ use limiter_notify::{
 };
 use limiter_redis::{RedisConfig, RedisOutbox, RedisStore, TimeSource};
 use limiter_sqlite::{SqliteConfig, SqliteOutbox, SqliteStore};
-use limiter_testkit::conformance::events::{DAY, TRACE_QUOTA, trace_policies};
+use limiter_testkit::conformance::events::{DAY, TRACE_QUOTA, trace_policies, trace_policies_in};
 use limiter_testkit::conformance::outbox::{FLEET_REQUESTS, FLEET_TENANTS};
-use limiter_testkit::fixtures::{BASE_NOW, HOUR, MINUTE, SECOND, rate};
+use limiter_testkit::fixtures::{BASE_NOW, HOUR, MINUTE, SECOND};
 
 /// Days of traffic: two daily windows per tenant.
 const DAYS: u64 = 2;
@@ -139,30 +139,6 @@ async fn receive(
         body,
     });
     status
-}
-
-/// The policies of [`trace_policies`] under `namespace`, so that runs against one server
-/// (`LIMITER_REDIS_URL`) never share keys.
-fn trace_policies_in(namespace: &str) -> PolicySet {
-    let mut config = Config::default();
-    config.namespace = namespace.to_owned();
-    config.plans.insert(
-        "tiny".into(),
-        PlanConfig::new(
-            rate(10_000, Unit::Hour),
-            rate(1_000, Unit::Minute),
-            rate(TRACE_QUOTA, Unit::Day),
-        ),
-    );
-    let policies = PolicySet::from_config(&config).unwrap();
-    let (ours, trace) = (policies.plan("tiny").unwrap(), trace_policies());
-    let theirs = trace.plan("tiny").unwrap();
-    assert_eq!(
-        [ours.sustained(), ours.burst(), ours.daily()].map(ToString::to_string),
-        [theirs.sustained(), theirs.burst(), theirs.daily()].map(ToString::to_string),
-        "the plan of trace_policies()"
-    );
-    policies
 }
 
 /// The instants after a day's burst (at 01:00 of the window starting at `start`) at which the

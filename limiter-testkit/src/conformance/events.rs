@@ -34,7 +34,14 @@ pub const TRACE_QUOTA: u64 = 20;
 /// A policy set whose plan `tiny` has a daily quota of [`TRACE_QUOTA`] (and burst and
 /// sustained limits that never bind in the trace).
 pub fn trace_policies() -> PolicySet {
+    trace_policies_in(&Config::default().namespace)
+}
+
+/// [`trace_policies`] with every key under `namespace`, so that runs against one long-lived
+/// server (`LIMITER_REDIS_URL`) never meet each other's limits or notices.
+pub fn trace_policies_in(namespace: &str) -> PolicySet {
     let mut config = Config::default();
+    config.namespace = namespace.to_owned();
     config.plans.insert(
         "tiny".into(),
         PlanConfig::new(
