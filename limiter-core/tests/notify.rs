@@ -475,6 +475,41 @@ mod plans {
     }
 
     #[test]
+    fn a_raised_limit_re_arms_the_thresholds_of_the_same_window() {
+        let plan = NoticePlan::new(rules(&[80]), &Request::new().tenant("acme"), None);
+        let (starter, professional) = (
+            check("plan_daily", daily(10, "UTC"), 1),
+            check("plan_daily", daily(40, "UTC"), 1),
+        );
+        // The same key and day: the upgrade keeps the day's usage and raises the limit.
+        assert_eq!(starter.key, professional.key);
+        let mut state = State::Fresh;
+        let mut notices = Vec::new();
+        for check in [&starter, &professional] {
+            loop {
+                let status = check.limit.check(&state, HOUR, 1);
+                if !status.is_allowed() {
+                    break;
+                }
+                check.limit.apply(&mut state, HOUR, 1);
+                plan.crossed(std::slice::from_ref(check), &[status], HOUR, &mut notices);
+            }
+        }
+        let approaching: Vec<&Notice> = notices
+            .iter()
+            .filter(|n| n.kind() == NotifyKind::Approaching)
+            .collect();
+        let limits: Vec<u64> = approaching.iter().map(|n| n.identity.limit).collect();
+        assert_eq!(limits, [10, 40], "one per limit");
+        assert_eq!(approaching[1].used, 32);
+        assert_ne!(approaching[0].id(), approaching[1].id());
+        assert_eq!(
+            approaching[0].identity.window_start,
+            approaching[1].identity.window_start
+        );
+    }
+
+    #[test]
     fn a_lead_longer_than_what_is_left_of_the_window_sends_no_resets_soon() {
         let rules = NotifyRules::new([PolicyKind::PlanDaily], [80])
             .expect("valid")
