@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
 use limiter_core::api_key::{IssuedKey, KeyAdmin, KeyFormat, KeyId, KeyRecord, KeyStore, NewKey};
 use limiter_core::request_log::format_ts;
@@ -13,7 +12,7 @@ use serde::Serialize;
 
 use crate::args::{Format, KeyStoreArgs, KeysAction, KeysArgs};
 use crate::table::Table;
-use crate::{CliError, Outcome};
+use crate::{CliError, Outcome, stores};
 
 /// A key as `keys list` shows it: never its secret, nor its hash.
 #[derive(Debug, Serialize)]
@@ -146,22 +145,12 @@ async fn open(args: &KeyStoreArgs) -> Result<Arc<dyn KeyStore>, CliError> {
     if let Some(path) = &args.sqlite {
         let store = limiter_sqlite::SqliteStore::open(path, limiter_sqlite::SqliteConfig::new())
             .await
-            .map_err(|e| CliError::Store {
-                at: path.display().to_string(),
-                source: e,
-            })?;
+            .map_err(stores::sqlite_failed(path))?;
         return Ok(Arc::new(limiter_sqlite::SqliteKeyStore::new(Arc::new(
             store,
         ))));
     }
-    let url = args.redis.as_deref().unwrap_or_default();
-    let config = limiter_redis::RedisConfig::new(url).with_connect_timeout(Duration::from_secs(5));
-    let store = limiter_redis::RedisStore::connect(config)
-        .await
-        .map_err(|e| CliError::Store {
-            at: url.to_owned(),
-            source: e,
-        })?;
+    let store = stores::redis(args.redis.as_deref().unwrap_or_default()).await?;
     Ok(Arc::new(limiter_redis::RedisKeyStore::new(
         store,
         args.namespace.clone(),

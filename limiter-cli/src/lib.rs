@@ -26,6 +26,7 @@ mod keys;
 mod load;
 pub mod replay;
 mod report;
+mod stores;
 mod table;
 
 pub use error::CliError;

@@ -14,10 +14,7 @@ use serde::Serialize;
 
 use crate::args::{EventStoreArgs, Format, PruneArgs, ReportAction, ReportArgs};
 use crate::table::Table;
-use crate::{CliError, Outcome};
-
-/// How long `--sqlite` waits for a writer's lock.
-const BUSY: Duration = Duration::from_secs(5);
+use crate::{CliError, Outcome, stores};
 
 pub(crate) fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -143,28 +140,13 @@ fn span(text: &str) -> Option<Micros> {
 /// The event log named on the command line.
 async fn open(args: &EventStoreArgs, calendar: Calendar) -> Result<Box<dyn EventLog>, CliError> {
     if let Some(path) = &args.sqlite {
-        // A report reads the service's file: never create an empty one in its place.
-        std::fs::metadata(path).map_err(|source| CliError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let log = limiter_sqlite::SqliteEventLog::open(path, calendar, BUSY)
+        stores::existing(path)?;
+        let log = limiter_sqlite::SqliteEventLog::open(path, calendar, stores::BUSY)
             .await
-            .map_err(|e| CliError::Store {
-                at: path.display().to_string(),
-                source: e,
-            })?;
+            .map_err(stores::sqlite_failed(path))?;
         return Ok(Box::new(log));
     }
-    let url = args.redis.as_deref().unwrap_or_default();
-    let store_error = |e| CliError::Store {
-        at: url.to_owned(),
-        source: e,
-    };
-    let config = limiter_redis::RedisConfig::new(url).with_connect_timeout(Duration::from_secs(5));
-    let store = limiter_redis::RedisStore::connect(config)
-        .await
-        .map_err(store_error)?;
+    let store = stores::redis(args.redis.as_deref().unwrap_or_default()).await?;
     let log = limiter_redis::RedisEventLog::new(&store, &args.prefix, calendar)
         .map_err(|e| CliError::Usage(format!("invalid --prefix: {e}")))?;
     Ok(Box::new(log))

@@ -178,4 +178,18 @@ fn a_store_must_be_named_once_and_reachable() {
          \"ftp://example.invalid\": unknown scheme \"ftp\"; expected redis://host:port[/db] or \
          redis-cluster://host:port?node=host:port (or rediss, valkey, -sentinel)\n"
     );
+    // A URL's password never reaches the error.
+    let run = keys(
+        dir.path(),
+        "list",
+        &["--tenant", "acme"],
+        &["--redis", "redis://ops:hunter2@cache:port"],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.starts_with("error: redis://***@cache:port: "),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
 }

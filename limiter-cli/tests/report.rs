@@ -407,6 +407,15 @@ fn bad_inputs_say_what_is_wrong() {
              or redis-cluster://host:port?node=host:port (or rediss, valkey, -sentinel)\n"
         )
     );
+    // A URL's password never reaches the error.
+    let run = report(d, &[], &["--redis", "redis://ops:hunter2@cache:port"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.starts_with("error: redis://***@cache:port: "),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
     // No store, or two.
     let run = report(d, &[], &[]);
     assert_eq!(run.code, 2);
