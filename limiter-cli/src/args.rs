@@ -11,15 +11,16 @@ use limiter_core::event::EventKind;
 /// Check, explain and replay rate-limit configurations, offline.
 ///
 /// Exit status: 0 when all is well, 1 for a finding (an invalid configuration, a warning under
-/// --deny-warnings, a replay over its --max-newly-denied gate, a report with no rows), 2 for a
-/// usage or I/O error.
+/// --deny-warnings, a replay over its --max-newly-denied gate, a report or an inbox with no
+/// rows, an inbox item not marked read), 2 for a usage or I/O error.
 #[derive(Debug, Parser)]
 #[command(name = "limiter", version, propagate_version = true)]
 #[command(after_help = "Examples:
   limiter check limits.toml
   limiter explain limits.toml --tenant acme --plan starter --user u-42 --ip 203.0.113.9
   limiter replay requests.jsonl --config new.toml --baseline limits.toml --max-newly-denied 0.1%
-  limiter report --sqlite limits.db --top 10")]
+  limiter report --sqlite limits.db --top 10
+  limiter notices status --sqlite limits.db")]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -39,6 +40,8 @@ pub enum Command {
     Keys(KeysArgs),
     /// Answer questions from the recorded events: who hits limits, who nears a daily quota.
     Report(Box<ReportArgs>),
+    /// Show whether notifications flow (the outbox by state) and a tenant's inbox; mark read.
+    Notices(NoticesArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -521,6 +524,130 @@ pub struct EventStoreArgs {
         default_value = "UTC"
     )]
     pub time_zone: String,
+}
+
+/// `limiter notices`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A limiter that notifies has its store write each notice to the outbox; the \
+service's workers deliver them to webhooks and to each tenant's in-app inbox.
+
+Examples:
+  limiter notices status --sqlite limits.db
+  limiter notices status --redis redis://cache:6379 --namespace api --format json
+  limiter notices inbox --sqlite limits.db --tenant acme --unread
+  limiter notices read --sqlite limits.db --tenant acme ntf_4a1f0c2e9b7d4e3a8c6b5d2f1e0a9b8c"
+)]
+pub struct NoticesArgs {
+    /// What to show or do.
+    #[command(subcommand)]
+    pub action: NoticesAction,
+}
+
+/// The notices' views and actions.
+#[derive(Debug, Subcommand)]
+pub enum NoticesAction {
+    /// Count the outbox's notices by state: pending (and due now), claimed, delivered, failed.
+    #[command(
+        after_help = "Pending notices wait for a worker; those due now are late if the \
+count stays up. Claimed ones are leased to a worker (a lease that ended is claimed again). \
+Failed ones were given up after their last attempt.
+
+Examples:
+  limiter notices status --sqlite limits.db
+  limiter notices status --redis redis://cache:6379 --namespace api --format json"
+    )]
+    Status(NoticesStatusArgs),
+    /// List a tenant's inbox, newest first.
+    #[command(
+        after_help = "Exit status: 0 with items to show, 1 when there are none, 2 for a \
+usage or I/O error.
+
+Examples:
+  limiter notices inbox --sqlite limits.db --tenant acme
+  limiter notices inbox --redis redis://cache:6379 --tenant acme --unread --limit 5 --format json"
+    )]
+    Inbox(InboxArgs),
+    /// Mark items of a tenant's inbox read, by id.
+    #[command(
+        after_help = "Each id is marked on its own: an id that is not an unread item of \
+the tenant is reported, and the others are still marked.
+
+Exit status: 0 when every id was marked read, 1 when some changed nothing (not in the \
+tenant's inbox, or read already), 2 for a usage or I/O error.
+
+Examples:
+  limiter notices read --sqlite limits.db --tenant acme ntf_4a1f0c2e9b7d4e3a8c6b5d2f1e0a9b8c
+  limiter notices read --redis redis://cache:6379 --tenant acme \\
+      ntf_4a1f0c2e9b7d4e3a8c6b5d2f1e0a9b8c ntf_77c05e1b2a3f4d6e8c9b0a1d2e3f4a5b"
+    )]
+    Read(ReadArgs),
+}
+
+/// Where the notices are.
+#[derive(Debug, Clone, Args)]
+#[group(skip)]
+pub struct NoticeStoreArgs {
+    /// The SQLite file the service keeps its limits and notices in.
+    #[arg(long, value_name = "FILE", group = "notice_store")]
+    pub sqlite: Option<PathBuf>,
+    /// The Redis (or Redis Cluster node) URL the service keeps its limits and notices in.
+    #[arg(long, value_name = "URL", group = "notice_store")]
+    pub redis: Option<String>,
+    /// The namespace of the notices in Redis (the service's `namespace`).
+    #[arg(long, env = "LIMITER_NAMESPACE", default_value = "limiter")]
+    pub namespace: String,
+}
+
+/// `notices status`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("notice_store").required(true).multiple(false)))]
+pub struct NoticesStatusArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Where the notices are.
+    #[command(flatten)]
+    pub store: NoticeStoreArgs,
+}
+
+/// `notices inbox`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("notice_store").required(true).multiple(false)))]
+pub struct InboxArgs {
+    /// The tenant.
+    #[arg(long)]
+    pub tenant: String,
+    /// Only the items not read yet.
+    #[arg(long)]
+    pub unread: bool,
+    /// The most items to show (the newest).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Where the notices are.
+    #[command(flatten)]
+    pub store: NoticeStoreArgs,
+}
+
+/// `notices read`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("notice_store").required(true).multiple(false)))]
+pub struct ReadArgs {
+    /// The tenant whose inbox holds the items.
+    #[arg(long)]
+    pub tenant: String,
+    /// The items' ids (`ntf_...`, as `notices inbox` lists them).
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Where the notices are.
+    #[command(flatten)]
+    pub store: NoticeStoreArgs,
 }
 
 fn parse_kind(text: &str) -> Result<EventKind, String> {

@@ -6,12 +6,14 @@
 //! limiter explain limits.toml --tenant acme --plan starter --user u-42 --ip 203.0.113.9
 //! limiter replay requests.jsonl --config new.toml --baseline limits.toml --max-newly-denied 0.1%
 //! limiter report --sqlite limits.db --near 80
+//! limiter notices status --sqlite limits.db
 //! limiter completions bash
 //! ```
 //!
 //! Exit status: 0 when all is well, 1 for a finding (an invalid configuration, warnings under
-//! `--deny-warnings`, a replay over its gate, a report with no rows), 2 for a usage or I/O error. The library part
-//! holds the [`replay`] engine, for benchmarks and tests.
+//! `--deny-warnings`, a replay over its gate, a report or an inbox with no rows, an inbox item
+//! not marked read), 2 for a usage or I/O error. The library part holds the [`replay`] engine,
+//! for benchmarks and tests.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -24,6 +26,7 @@ mod error;
 mod explain;
 mod keys;
 mod load;
+mod notices;
 pub mod replay;
 mod report;
 mod stores;
@@ -50,6 +53,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
         Command::Replay(args) => replay::run(args, out),
         Command::Keys(args) => keys::run(args, out),
         Command::Report(args) => report::run(args, out),
+        Command::Notices(args) => notices::run(args, out),
         Command::Completions(args) => {
             clap_complete::generate(args.shell, &mut Cli::command(), "limiter", out);
             Ok(Outcome::Ok)

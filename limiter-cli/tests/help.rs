@@ -22,6 +22,7 @@ fn every_subcommand_has_help_with_an_example() {
             "  limiter completions bash > /etc/bash_completion.d/limiter\n",
         ),
         ("report", "  limiter report --sqlite limits.db --near 80"),
+        ("notices", "  limiter notices status --sqlite limits.db\n"),
     ] {
         let run = limiter(dir.path(), &[sub, "--help"], &[]);
         assert_eq!(run.code, 0, "{sub}");
@@ -36,6 +37,26 @@ fn every_subcommand_has_help_with_an_example() {
         "{}",
         run.stdout
     );
+    for (action, example) in [
+        ("status", "  limiter notices status --sqlite limits.db\n"),
+        (
+            "inbox",
+            "  limiter notices inbox --sqlite limits.db --tenant acme\n",
+        ),
+        (
+            "read",
+            "  limiter notices read --sqlite limits.db --tenant acme \
+             ntf_4a1f0c2e9b7d4e3a8c6b5d2f1e0a9b8c\n",
+        ),
+    ] {
+        let run = limiter(dir.path(), &["notices", action, "--help"], &[]);
+        assert_eq!(run.code, 0, "{action}");
+        assert!(
+            run.stdout.contains(&format!("Examples:\n{example}")),
+            "{action}: {}",
+            run.stdout
+        );
+    }
     let run = limiter(dir.path(), &["--help"], &[]);
     assert_eq!(run.code, 0);
     assert!(
@@ -57,6 +78,7 @@ fn completions_are_printed_for_each_shell() {
         assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{shell}");
         assert!(run.stdout.contains(marker), "{shell}");
         assert!(run.stdout.contains("replay"), "{shell}");
+        assert!(run.stdout.contains("notices"), "{shell}");
     }
     let run = limiter(dir.path(), &["completions", "tcsh"], &[]);
     assert_eq!(run.code, 2);
