@@ -210,8 +210,13 @@ impl fmt::Debug for RedisConfig {
 }
 
 /// The URL with its credentials masked (`redis://***@host:port`, and the values of
-/// `sentinelUsername` and `sentinelPassword`), for messages and logs.
-pub(crate) fn redact(url: &str) -> String {
+/// `sentinelUsername` and `sentinelPassword`), for messages and logs: the store's own, and
+/// those of tools that print a URL they were given.
+///
+/// ```
+/// assert_eq!(limiter_redis::redact("redis://user:secret@cache:6379/0"), "redis://***@cache:6379/0");
+/// ```
+pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };

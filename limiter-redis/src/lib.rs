@@ -13,7 +13,7 @@ mod script;
 mod store;
 mod subject;
 
-pub use config::{RedisConfig, TimeSource};
+pub use config::{RedisConfig, TimeSource, redact};
 pub use events::RedisEventLog;
 pub use inbox::RedisInbox;
 pub use keys::RedisKeyStore;
