@@ -35,8 +35,13 @@
 //!
 //! Run: `cargo bench -p limiter-benches --bench redis -- --warm-up-time 1 --measurement-time 3`
 //!
-//! `LIMITER_BENCH_REPORT=<text>` keeps only the report rows whose `variant/tasks` contains the
-//! text (`none`: no report), to profile one of them.
+//! `LIMITER_BENCH_REPORT=<text>[,<text>...]` keeps only the report rows whose `variant/tasks`
+//! contains one of the texts (`none`: no report), to profile one of them.
+//!
+//! `LIMITER_BENCH_REDIS_URL=redis://127.0.0.1:<port>[/<db>]` runs the standalone variants on that
+//! server instead of a private one: two builds run one after the other against one server (each
+//! in its own database) compare on the same server, in the same run. Use a server of your own:
+//! the bench writes keys and reads its counters.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -52,7 +57,7 @@ use limiter_core::{
 };
 use limiter_memory::LocalDenials;
 use limiter_redis::{RedisConfig, RedisStore};
-use limiter_testkit::redis::{RedisCluster, RedisServer};
+use limiter_testkit::redis::{self, RedisCluster, RedisServer};
 
 const POOL: usize = 8;
 const SUBJECTS: usize = 4096;
@@ -116,10 +121,33 @@ struct Fixture {
 }
 
 /// The servers of the run: the standalone server every variant but the cluster's runs on, and
-/// the cluster (if it started).
+/// the cluster's nodes (none if it did not start).
 struct Servers {
-    standalone: RedisServer,
-    cluster: Option<RedisCluster>,
+    standalone: Node,
+    cluster: Vec<Node>,
+    /// The cluster, stopped when dropped.
+    _cluster: Option<RedisCluster>,
+}
+
+/// A server whose counters the report reads: `host:port`, and the server if this process started
+/// it (stopped when dropped).
+struct Node {
+    address: String,
+    _owned: Option<RedisServer>,
+}
+
+impl Node {
+    /// The server at `url`'s first address, not owned.
+    fn of_url(url: &str) -> Node {
+        Node {
+            address: redis::addresses(url).into_iter().next().unwrap_or_default(),
+            _owned: None,
+        }
+    }
+
+    fn command(&self, words: &[&str]) -> std::io::Result<String> {
+        redis::command(&self.address, words)
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -169,10 +197,9 @@ impl Variant {
     }
 
     /// The servers whose counters the variant moves.
-    fn servers(self, servers: &Servers) -> Vec<&RedisServer> {
-        match (self, &servers.cluster) {
-            (Variant::ClusterDefaultDecision, Some(cluster)) => cluster.nodes().iter().collect(),
-            (Variant::ClusterDefaultDecision, None) => Vec::new(),
+    fn servers(self, servers: &Servers) -> Vec<&Node> {
+        match self {
+            Variant::ClusterDefaultDecision => servers.cluster.iter().collect(),
             _ => vec![&servers.standalone],
         }
     }
@@ -463,7 +490,7 @@ impl Run {
 }
 
 /// The servers' CPU time so far (user + system), from `INFO cpu`.
-fn server_cpu(servers: &[&RedisServer]) -> Duration {
+fn server_cpu(servers: &[&Node]) -> Duration {
     let seconds: f64 = servers
         .iter()
         .map(|server| {
@@ -498,7 +525,7 @@ fn client_cpu() -> Duration {
 
 /// Per-command call counts and microseconds from `INFO commandstats`, summed over the
 /// servers, without `info` itself.
-fn command_stats(servers: &[&RedisServer]) -> BTreeMap<String, (u64, u64)> {
+fn command_stats(servers: &[&Node]) -> BTreeMap<String, (u64, u64)> {
     let mut stats: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for server in servers {
         let info = server
@@ -586,11 +613,15 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, servers: &Servers) {
         "client"
     );
     let only = std::env::var("LIMITER_BENCH_REPORT").unwrap_or_default();
+    let only: Vec<&str> = only.split(',').collect();
     let mut rows: BTreeMap<(usize, &str), Row> = BTreeMap::new();
     for tasks in CONCURRENCY {
         let variants: Vec<Variant> = VARIANTS
             .into_iter()
-            .filter(|v| format!("{}/{tasks}", v.name()).contains(only.as_str()))
+            .filter(|v| {
+                let row = format!("{}/{tasks}", v.name());
+                only.iter().any(|text| row.contains(text))
+            })
             .filter(|v| !v.servers(servers).is_empty())
             .collect();
         for &variant in &variants {
@@ -730,7 +761,7 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, servers: &Servers) {
         ratio("ours_default_decision", "floor_three_keys", 64),
         ratio("floor_five_keys", "trivial_evalsha", 64),
     );
-    if servers.cluster.is_some() {
+    if !servers.cluster.is_empty() {
         let cluster = "cluster_default_decision";
         eprintln!(
             "cluster (3 nodes on this machine): {:.2} EVALSHA and {:.2} commands per default \
@@ -771,12 +802,23 @@ fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, f: &Arc<Fixture>) {
 }
 
 fn main() {
-    let server = match RedisServer::start() {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("\n==== SKIPPED the Redis bench: cannot start redis-server: {e} ====\n");
-            return;
-        }
+    // The standalone server: the one named, or a private one.
+    let (standalone, url) = match std::env::var("LIMITER_BENCH_REDIS_URL") {
+        Ok(url) => (Node::of_url(&url), url),
+        Err(_) => match RedisServer::start() {
+            Ok(server) => {
+                let url = server.url();
+                let node = Node {
+                    _owned: Some(server),
+                    ..Node::of_url(&url)
+                };
+                (node, url)
+            }
+            Err(e) => {
+                eprintln!("\n==== SKIPPED the Redis bench: cannot start redis-server: {e} ====\n");
+                return;
+            }
+        },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -788,10 +830,14 @@ fn main() {
         .map_err(|e| eprintln!("\n==== the cluster variant is skipped: {e} ====\n"))
         .ok();
     let cluster_url = cluster.as_ref().map(RedisCluster::url);
-    let f = Arc::new(rt.block_on(fixture(&server.url(), cluster_url)));
+    let f = Arc::new(rt.block_on(fixture(&url, cluster_url)));
     let servers = Servers {
-        standalone: server,
-        cluster,
+        standalone,
+        cluster: cluster
+            .iter()
+            .flat_map(|c| c.nodes().iter().map(|node| Node::of_url(&node.url())))
+            .collect(),
+        _cluster: cluster,
     };
     // `cargo test --benches` runs without `--bench`: skip the long report there.
     if std::env::args().any(|a| a == "--bench") {
