@@ -57,7 +57,7 @@ pub(crate) enum ScriptTime {
 /// With injected time, added to every key's expiry: the store cannot know how fast the
 /// caller's clock moves (a frozen test clock does not move at all), so an expiry computed from
 /// it alone could drop a live state while the server's clock runs on.
-const INJECTED_TTL_GRACE_MS: i64 = 24 * 3_600_000;
+const INJECTED_TTL_GRACE_MS: u64 = 24 * 3_600_000;
 
 /// Costs above this are sent as this: every algorithm answers `Impossible` for any cost above
 /// its limit (at most 10^9), and a refund this large empties any state, so the script sees the
@@ -129,6 +129,19 @@ impl Restore {
 /// The mode code of a give-back: a refund with a [`Restore`] per check.
 const GIVE_BACK: u8 = 5;
 
+/// Added to the mode code for the server's clock.
+const SERVER_CLOCK: u8 = 8;
+
+/// Added to a check's algorithm code for a shadow check.
+const SHADOW: u8 = 8;
+
+/// Added to a check's algorithm code for the last check of its subject.
+const LAST_OF_SUBJECT: u8 = 16;
+
+/// The numbers after a check's field, in a consume or a peek: the script reads them all in one
+/// unpack, whatever the algorithm.
+const CHARGE_NUMBERS: usize = 6;
+
 /// The keys and the argument of one script call over `checks`: the key of each subject (in
 /// order of first appearance), and every number in one binary string. With the server's clock,
 /// calendar days are placed around `server_now`, the client's estimate of the server's time,
@@ -143,7 +156,7 @@ pub(crate) fn arguments<'c, C: Borrow<Check>>(
     server_now: &dyn Fn() -> Micros,
 ) -> Result<Call<'c>, Error> {
     let (clock, now, grace) = match time {
-        ScriptTime::Server => (1, 0, 0),
+        ScriptTime::Server => (SERVER_CLOCK, 0, 0),
         ScriptTime::Injected(now) => (0, now, INJECTED_TTL_GRACE_MS),
     };
     // Where calendar days are placed: the given time, or the estimate of the server's.
@@ -158,45 +171,70 @@ pub(crate) fn arguments<'c, C: Borrow<Check>>(
         ScriptMode::Refund(_) if !restores.is_empty() => GIVE_BACK,
         _ => mode.code(),
     };
-    let mut call = Call::new(mode_code, clock, now, grace, checks.len())?;
-    for (i, check) in checks.iter().enumerate() {
-        let check = check.borrow();
-        let rate = check.limit.rate();
-        let (limit, period) = (rate.limit(), rate.period().micros());
-        let (code, derived) = match (check.limit.algorithm(), mode) {
-            // A refund needs the time of the charge, and what locates it: GCRA's interval,
-            // the window's or the log's period, the end of the charged local day.
-            (Algorithm::Gcra, ScriptMode::Refund(at)) => (1, [period.div_ceil(limit), at, 0, 0]),
-            (Algorithm::SlidingWindow, ScriptMode::Refund(at)) => (2, [period, at, 0, 0]),
-            (Algorithm::SlidingLog, ScriptMode::Refund(at)) => (3, [period, at, 0, 0]),
-            (Algorithm::Calendar(calendar), ScriptMode::Refund(at)) => {
-                (4, [calendar.day_bounds(at).1, at, 0, 0])
+    let mut call = Call::new(mode_code + clock, now, grace, checks.len())?;
+    for check in checks {
+        call.place(&check.borrow().key)?;
+    }
+    // The checks of each subject in a row, in the batch's order: the script decides subject
+    // by subject, and writes a subject's records in this order, so that the next call finds
+    // each where it looks first.
+    for subject in 0..call.subjects.len() {
+        let last = call.places.iter().rposition(|&(s, _)| s == subject);
+        for (i, check) in checks.iter().enumerate() {
+            if call.places[i].0 != subject {
+                continue;
             }
-            (Algorithm::Gcra, _) => {
-                let interval = period.div_ceil(limit);
-                (1, [interval, limit * interval, 0, 0])
+            let check = check.borrow();
+            let rate = check.limit.rate();
+            let (limit, period) = (rate.limit(), rate.period().micros());
+            let cost = check.cost.min(MAX_SENT_COST);
+            let (code, numbers): (u8, [u64; CHARGE_NUMBERS]) = match (check.limit.algorithm(), mode)
+            {
+                // A refund needs the time of the charge, and what locates it: GCRA's
+                // interval, the window's or the log's period, the end of the charged day.
+                (Algorithm::Gcra, ScriptMode::Refund(at)) => {
+                    (1, [cost, period.div_ceil(limit), at, 0, 0, 0])
+                }
+                (Algorithm::SlidingWindow, ScriptMode::Refund(at)) => {
+                    (2, [cost, period, at, 0, 0, 0])
+                }
+                (Algorithm::SlidingLog, ScriptMode::Refund(at)) => (3, [cost, period, at, 0, 0, 0]),
+                (Algorithm::Calendar(calendar), ScriptMode::Refund(at)) => {
+                    (4, [cost, calendar.day_bounds(at).1, at, 0, 0, 0])
+                }
+                (Algorithm::Gcra, _) => {
+                    let interval = period.div_ceil(limit);
+                    (1, [cost, interval, limit * interval, 0, 0, 0])
+                }
+                (Algorithm::SlidingWindow, _) => {
+                    let unit = period.div_ceil(WEIGHT_STEPS);
+                    (2, [cost, limit, period, unit, period.div_ceil(unit), 0])
+                }
+                (Algorithm::SlidingLog, _) => (3, [cost, limit, period, 0, 0, 0]),
+                (Algorithm::Calendar(calendar), _) => {
+                    let [a, b, c, d] = days.around(calendar, client_now());
+                    (4, [cost, limit, a, b, c, d])
+                }
+                (other, _) => {
+                    return Err(Error::InvalidRequest(format!(
+                        "the algorithm {:?} of policy {} is not supported by the Redis store \
+                         (expected gcra, sliding_window, sliding_log or calendar)",
+                        other.name(),
+                        check.policy
+                    )));
+                }
+            };
+            let flags = code + SHADOW * u8::from(check.shadow);
+            let numbers = match mode {
+                ScriptMode::Refund(_) => &numbers[..3],
+                ScriptMode::Consume | ScriptMode::Peek => &numbers[..],
+            };
+            call.check(i, flags, Some(i) == last, numbers);
+            if mode_code == GIVE_BACK
+                && let Some(restore) = restores.get(i)
+            {
+                call.restore(restore);
             }
-            (Algorithm::SlidingWindow, _) => {
-                let unit = period.div_ceil(WEIGHT_STEPS);
-                (2, [period, unit, period.div_ceil(unit), 0])
-            }
-            (Algorithm::SlidingLog, _) => (3, [period, 0, 0, 0]),
-            (Algorithm::Calendar(calendar), _) => (4, days.around(calendar, client_now())),
-            (other, _) => {
-                return Err(Error::InvalidRequest(format!(
-                    "the algorithm {:?} of policy {} is not supported by the Redis store \
-                     (expected gcra, sliding_window, sliding_log or calendar)",
-                    other.name(),
-                    check.policy
-                )));
-            }
-        };
-        let numbers = [check.cost.min(MAX_SENT_COST), limit];
-        call.check(&check.key, [code, u8::from(check.shadow)], numbers, derived)?;
-        if mode_code == GIVE_BACK
-            && let Some(restore) = restores.get(i)
-        {
-            call.restore(restore);
         }
     }
     Ok(call)
@@ -205,8 +243,9 @@ pub(crate) fn arguments<'c, C: Borrow<Check>>(
 /// The keys and the argument of a script call that removes `key`'s state from its subject's
 /// value (and the value, once it holds no other).
 pub(crate) fn reset_arguments(key: &Key) -> Result<Call<'_>, Error> {
-    let mut call = Call::new(ScriptMode::RESET, 0, 0, 0, 1)?;
-    call.check(key, [0, 0], [0, 0], [0; 4])?;
+    let mut call = Call::new(ScriptMode::RESET, 0, 0, 1)?;
+    call.place(key)?;
+    call.check(0, 0, true, &[]);
     Ok(call)
 }
 
@@ -219,18 +258,20 @@ pub(crate) struct Call<'c> {
 }
 
 impl<'c> Call<'c> {
-    fn new(mode: u8, clock: u8, now: Micros, grace: i64, checks: usize) -> Result<Call<'c>, Error> {
-        let count = u16::try_from(checks).map_err(|_| {
-            Error::InvalidRequest(format!(
+    /// A call with the header `'<Bddd'`: the mode code (plus the clock's), the given time,
+    /// the expiry margin in milliseconds, and the number of checks.
+    fn new(mode: u8, now: Micros, grace: u64, checks: usize) -> Result<Call<'c>, Error> {
+        if checks > usize::from(u16::MAX) {
+            return Err(Error::InvalidRequest(format!(
                 "a batch of {checks} checks; the Redis store takes at most {} per call",
                 u16::MAX
-            ))
-        })?;
+            )));
+        }
         let mut arg = Vec::with_capacity(HEADER_SIZE + (CHECK_SIZE + 16) * checks);
-        arg.extend_from_slice(&[mode, clock]);
-        arg.extend_from_slice(&now.min(MAX_TIMESTAMP).to_le_bytes());
-        arg.extend_from_slice(&grace.to_le_bytes());
-        arg.extend_from_slice(&count.to_le_bytes());
+        arg.push(mode);
+        for word in [now.min(MAX_TIMESTAMP), grace, checks as u64] {
+            arg.extend_from_slice(&number(word));
+        }
         Ok(Call {
             subjects: Vec::with_capacity(checks),
             arg,
@@ -238,16 +279,16 @@ impl<'c> Call<'c> {
         })
     }
 
-    /// Appends the check of `key`: its subject's index (the subject added if new), the two
-    /// flag bytes, cost and limit, the derived numbers, and its field.
-    fn check(
-        &mut self,
-        key: &'c Key,
-        flags: [u8; 2],
-        numbers: [u64; 2],
-        derived: [u64; 4],
-    ) -> Result<(), Error> {
+    /// Places the next check, of `key`: its subject (added if new) and its field.
+    fn place(&mut self, key: &'c Key) -> Result<(), Error> {
         let (subject, field) = subject::place(key);
+        if field.len() > usize::from(u16::MAX) {
+            return Err(Error::InvalidRequest(format!(
+                "the policy of key {key} is {} bytes long; the Redis store takes at most {}",
+                field.len(),
+                u16::MAX
+            )));
+        }
         let index = match self.subjects.iter().position(|s| *s == subject) {
             Some(i) => i,
             None => {
@@ -255,30 +296,27 @@ impl<'c> Call<'c> {
                 self.subjects.len() - 1
             }
         };
-        // At most u16::MAX checks, so at most that many subjects: the index fits.
-        let index = u16::try_from(index + 1).unwrap_or(u16::MAX);
-        let field_len = u16::try_from(field.len()).map_err(|_| {
-            Error::InvalidRequest(format!(
-                "the policy of key {key} is {} bytes long; the Redis store takes at most {}",
-                field.len(),
-                u16::MAX
-            ))
-        })?;
-        self.places.push((usize::from(index) - 1, field));
-        self.arg.extend_from_slice(&index.to_le_bytes());
-        self.arg.extend_from_slice(&flags);
-        for word in numbers.into_iter().chain(derived) {
-            self.arg.extend_from_slice(&word.to_le_bytes());
-        }
-        self.arg.extend_from_slice(&field_len.to_le_bytes());
-        self.arg.extend_from_slice(field.as_bytes());
+        self.places.push((index, field));
         Ok(())
     }
 
-    /// Appends a give-back's restore to the check before it.
+    /// Appends the check placed `i`th: its flags (the algorithm, shadow, the last of its
+    /// subject), its field, and its numbers.
+    fn check(&mut self, i: usize, flags: u8, last: bool, numbers: &[u64]) {
+        let field = self.places[i].1;
+        self.arg.push(flags + LAST_OF_SUBJECT * u8::from(last));
+        // At most u16::MAX bytes: checked when placed.
+        let len = u16::try_from(field.len()).unwrap_or(u16::MAX);
+        self.arg.extend_from_slice(&len.to_le_bytes());
+        self.arg.extend_from_slice(field.as_bytes());
+        for &word in numbers {
+            self.arg.extend_from_slice(&number(word));
+        }
+    }
+
+    /// Appends a give-back's restore to the check before it: `'<dI4c0I4c0'`.
     fn restore(&mut self, restore: &Restore) {
-        self.arg
-            .extend_from_slice(&restore.previous_fresh.to_le_bytes());
+        self.arg.extend_from_slice(&number(restore.previous_fresh));
         for state in [&restore.written, &restore.previous] {
             // A state's size is bounded by the sliding log's largest limit.
             let len = u32::try_from(state.len()).unwrap_or(u32::MAX);
@@ -294,12 +332,24 @@ impl<'c> Call<'c> {
     }
 }
 
-/// The size of the argument's header: mode, clock, time, expiry margin, number of checks.
-const HEADER_SIZE: usize = 20;
+/// A number of the argument, as the script reads it: a little-endian double. Every number the
+/// client sends is an integer below 2^53 (times up to `MAX_TIMESTAMP`, costs up to
+/// `MAX_SENT_COST`, limits up to 10^9 and periods of at most a few years, in microseconds),
+/// which a double holds exactly; Lua's struct library reads a double several times faster than
+/// an 8-byte integer.
+fn number(value: u64) -> [u8; 8] {
+    // Exact below 2^53, which every value sent stays under.
+    #[allow(clippy::cast_precision_loss)]
+    let value = value as f64;
+    value.to_le_bytes()
+}
 
-/// The size of one check in the argument, before its field: subject, algorithm, shadow, cost,
-/// limit and four derived numbers, the field's length.
-const CHECK_SIZE: usize = 54;
+/// The size of the argument's header: mode and clock, time, expiry margin, number of checks.
+const HEADER_SIZE: usize = 25;
+
+/// The size of one check of a consume in the argument, before its field's bytes: flags, the
+/// field's length, and its numbers.
+const CHECK_SIZE: usize = 3 + 8 * CHARGE_NUMBERS;
 
 /// Splits `n` bytes off the front of `bytes`.
 fn take<'a>(bytes: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], RedisError> {
@@ -474,14 +524,19 @@ mod tests {
         Value::Bytes(Bytes::from(out))
     }
 
+    /// The double at `at` in `arg`, as the script reads it.
+    fn double(arg: &[u8], at: usize) -> f64 {
+        f64::from_le_bytes(arg[at..at + 8].try_into().expect("8 bytes"))
+    }
+
     #[test]
-    fn the_argument_packs_the_header_and_each_check_with_derived_numbers() {
-        // Two limits of one subject, and one of another.
+    fn the_argument_packs_the_header_and_each_subjects_checks_in_a_row() {
+        // Two limits of one subject, and one of another between them.
         let other = Key::new("t", "q", SubjectKind::Tenant, "acme");
         let checks = [
             check(gcra("10/second"), 3),
             Check::new("q", other, gcra("1/second"), 1),
-            Check::new("p2", key("p2"), gcra("7/minute"), 1),
+            Check::new("p2", key("p2"), gcra("7/minute"), 1).shadow(),
         ];
         let days = DayBounds::default();
         let (keys, arg, places) = arguments(
@@ -502,28 +557,42 @@ mod tests {
         let Value::Bytes(arg) = arg else {
             panic!("expected bytes, got {arg:?}")
         };
-        assert_eq!(arg.len(), HEADER_SIZE + 3 * CHECK_SIZE + 1 + 1 + 2);
-        assert_eq!(&arg[..2], &[1, 0], "consume, given time");
-        assert_eq!(le_u64(&arg[2..10]), NOW);
-        assert_eq!(&arg[18..20], &[3, 0], "three checks");
-        // Check i starts after the fields ("p", "q", "p2") of those before it.
-        let start = |check: usize| HEADER_SIZE + check * CHECK_SIZE + [0, 1, 2][check];
-        let word = |check: usize, i: usize| {
-            let at = start(check) + 4 + 8 * i;
-            le_u64(&arg[at..at + 8])
+        assert_eq!(arg.len(), HEADER_SIZE + 3 * CHECK_SIZE + 1 + 2 + 1);
+        assert_eq!(arg[0], 1, "consume, given time");
+        assert_eq!(double(&arg, 1), NOW as f64);
+        assert_eq!(double(&arg, 9), 86_400_000.0, "a day of margin");
+        assert_eq!(double(&arg, 17), 3.0, "three checks");
+        // The user's two checks come first ("p", then "p2"), then the tenant's ("q").
+        let starts = [
+            HEADER_SIZE,
+            HEADER_SIZE + CHECK_SIZE + 1,
+            HEADER_SIZE + 2 * CHECK_SIZE + 3,
+        ];
+        let numbers = |start: usize, field: usize| -> Vec<f64> {
+            (0..CHARGE_NUMBERS)
+                .map(|i| double(&arg, start + 3 + field + 8 * i))
+                .collect()
         };
-        // Subject 1, GCRA, enforced; 10/second: one unit every 100 ms, a capacity of ten.
-        assert_eq!(&arg[start(0)..start(0) + 4], &[1, 0, 1, 0]);
+        // GCRA, enforced, not the user's last; 10/second: one unit every 100 ms, a capacity
+        // of ten.
+        assert_eq!(&arg[starts[0]..starts[0] + 4], &[1, 1, 0, b'p']);
         assert_eq!(
-            [word(0, 0), word(0, 1), word(0, 2), word(0, 3)],
-            [3, 10, 100_000, 1_000_000]
+            numbers(starts[0], 1),
+            [3.0, 100_000.0, 1_000_000.0, 0.0, 0.0, 0.0]
         );
-        assert_eq!(&arg[start(0) + 52..start(0) + 55], &[1, 0, b'p']);
-        assert_eq!(&arg[start(1)..start(1) + 2], &[2, 0], "the tenant");
-        assert_eq!(&arg[start(2)..start(2) + 2], &[1, 0], "the user again");
-        // 7/minute: the interval rounds up, so the capacity is 7 of them.
-        assert_eq!([word(2, 2), word(2, 3)], [8_571_429, 7 * 8_571_429]);
-        assert_eq!(&arg[start(2) + 52..], &[2, 0, b'p', b'2']);
+        // GCRA, shadow, the user's last; 7/minute: the interval rounds up, so the capacity
+        // is 7 of them.
+        assert_eq!(
+            &arg[starts[1]..starts[1] + 5],
+            &[1 + 8 + 16, 2, 0, b'p', b'2']
+        );
+        assert_eq!(
+            numbers(starts[1], 2)[..3],
+            [1.0, 8_571_429.0, 7.0 * 8_571_429.0]
+        );
+        // The tenant's one check, its last.
+        assert_eq!(&arg[starts[2]..starts[2] + 4], &[1 + 16, 1, 0, b'q']);
+        assert_eq!(starts[2] + CHECK_SIZE + 1, arg.len());
     }
 
     #[test]

@@ -214,6 +214,38 @@ async fn a_denied_request_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_decision_over_four_subjects_writes_only_those_it_charges() {
+    let Some(url) = redis::standalone_url() else {
+        return;
+    };
+    let store = store(&url, 1).await;
+    let ns = redis::namespace("four_subjects");
+    let charged: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|subject| check(&ns, "p", subject, Limit::gcra(rate("10/minute")), 1))
+        .collect();
+    // The fourth subject's one check is a shadow check whose cost never fits: it denies
+    // nothing and writes nothing.
+    let shadow = check(&ns, "p", "d", Limit::gcra(rate("1/minute")), 2).shadow();
+    let mut checks = charged.clone();
+    checks.push(shadow.clone());
+    let outcome = store
+        .evaluate(&batch(checks), &at(NOW))
+        .await
+        .expect("evaluate");
+    assert!(outcome.allowed, "{outcome:?}");
+    assert_eq!(outcome.statuses[3].verdict, Verdict::Impossible);
+    for c in charged.iter().chain([&shadow]) {
+        let exists: i64 = store
+            .pool()
+            .exists(RedisStore::storage_key(&c.key))
+            .await
+            .expect("EXISTS");
+        assert_eq!(exists, i64::from(!c.shadow), "{}", c.key);
+    }
+}
+
+#[tokio::test]
 async fn state_of_another_algorithm_reads_as_fresh() {
     let Some(url) = redis::standalone_url() else {
         return;

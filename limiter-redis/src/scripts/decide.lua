@@ -10,39 +10,54 @@
 -- within half a unit in the last place of the next integer, so it cannot round up to it.
 --
 -- Redis runs the whole script body on every call, and the server's time per call is the
--- store's throughput: so numbers arrive packed in binary (struct.unpack: no decimal parsing),
--- states are stored in limiter-core's own encoding (State::encode: a tag byte, then
--- little-endian u64s), and every redis.call counts (they are most of the time spent).
+-- store's throughput. Besides its commands, what costs is calls into C (each struct.unpack or
+-- struct.pack costs about as much as 15 bytecodes, plus a little per value: a double less
+-- than an 8-byte integer), allocation (every table, closure and new string is garbage the
+-- collector visits) and bytecodes. So a charge (modes 1 and 2) reads each check with one
+-- unpack and each record, state included, with another, where it lies in the value; writes
+-- each record with one pack; and creates no table but the one holding the values to write,
+-- and no closure but `decide`, which takes everything as arguments (a closure over locals
+-- would allocate each of them). Refunds and resets, rare, take a general path with
+-- tables.
 --
 -- One key per subject: all the limits of one subject (a tenant's sustained, burst and daily
 -- limits) live in one value, a sequence of records '<I2c0I8I4c0': the field (the escaped
--- policy name), the instant its state goes fresh (Limit::fresh_at), and the state. A decision
--- reads every subject in one MGET and writes each subject it changes once, to expire when its
--- latest record goes fresh. Records of limits the call does not check are kept as they are,
--- until they go fresh (plus the margin).
+-- policy name), the instant its state goes fresh (Limit::fresh_at), and the state, in
+-- limiter-core's own encoding (State::encode: a tag byte, then little-endian u64s). A
+-- decision reads every subject in one MGET (GET for one) and writes each subject it changes
+-- once (PSETEX), to expire when its latest record goes fresh. A charge writes the records of
+-- the limits it checks first, in the order the client sent them, then the others: so the
+-- next decision with the same limits finds each record where it looks first. Records of
+-- limits the call does not check are kept as they are, until they go fresh (plus the
+-- margin).
 --
 -- KEYS[k]  the key of subject k.
 -- ARGV[1]  every number of the call, packed in one string (one argument converts cheaper than
---          many): a header '<BBI8I8I2': mode (1 consume, 2 peek, 3 refund, 4 reset, 5 give
---          back), clock (1
---          the server's TIME, 0 the given time), the given time in microseconds, milliseconds
---          added to every expiry (0 with the server's clock; with a given time, which may move
---          slower than the server's, a margin so that no key goes early), the number of checks;
---          then per check '<I2BBI8I8I8I8I8I8I2c0': the index of its subject in KEYS, algorithm
---          (1 GCRA, 2 sliding window, 3 sliding log, 4 calendar; 0 for a reset), shadow (1 or
---          0), cost, limit, four numbers the client derived, and its field. The derived
---          numbers: GCRA: emission interval, capacity (limit x interval); sliding window:
---          period, weight unit, weight steps; sliding log: period; calendar: the starts of the
---          previous, current and next local days around the client's estimate of the time and
---          the end of the next one (Lua knows no time zones). If the time is in none of them,
---          the script writes nothing and answers LIMITER_CLOCK_SKEW with the time: the client
---          then places the days around it and calls again. A refund's are the period (GCRA:
---          the interval; calendar: the end of the charged day) and the time of the charge. A
---          reset removes each check's record. A give back is a refund of a charge this script
---          made, each check followed by '<I8I4c0I4c0': the fresh_at of the state before the
---          charge, the state the charge wrote, and the state before it (empty: none); where the
---          record still holds what the charge wrote (no one charged since), the state before
---          is put back as it was; elsewhere the charge is refunded.
+--          many), every number a little-endian double (exact: each is an integer below
+--          2^53): a header '<Bddd': the mode plus 8 for the server's clock (modes: 1 consume,
+--          2 peek, 3 refund, 4 reset, 5 give back; without the 8, the given time), the given
+--          time in microseconds, milliseconds added to every expiry (0 with the server's
+--          clock; with a given time, which may move slower than the server's, a margin so that
+--          no key goes early), the number of checks. Then the checks, the checks of each
+--          subject in a row, subjects in KEYS' order, each '<BI2c0' then its numbers: a flag
+--          byte (the algorithm, 1 GCRA, 2 sliding window, 3 sliding log, 4 calendar, 0 for a
+--          reset; plus 8 for a shadow check; plus 16 for the last check of its subject), the
+--          field, then:
+--          - consume and peek, six numbers (unused ones 0), read in one unpack whatever the
+--            algorithm: the cost, then GCRA: emission interval, capacity (limit x interval);
+--            sliding window: limit, period, weight unit, weight steps; sliding log: limit,
+--            period; calendar: limit, then the starts of the previous, current and next local
+--            days around the client's estimate of the time and the end of the next one (Lua
+--            knows no time zones). If the time is in none of them, the script writes nothing
+--            and answers LIMITER_CLOCK_SKEW with the time: the client then places the days
+--            around it and calls again.
+--          - refund and give back, three: the amount, the period (GCRA: the interval;
+--            calendar: the end of the charged day) and the time of the charge; a give back's
+--            check is followed by '<dI4c0I4c0': the fresh_at of the state before the charge,
+--            the state the charge wrote, and the state before it (empty: none). Where the
+--            record still holds what the charge wrote (no one charged since), the state
+--            before is put back as it was; elsewhere the charge is refunded.
+--          - reset, none: it removes each check's record.
 --
 -- Reply: one binary string, '<BI8' admitted (1 or 0; always 0 for a peek or a refund, which
 -- decide nothing) and the time used, then for each subject '<I4' the length of its value
@@ -51,32 +66,20 @@
 -- field, at several times the cost.
 
 local unpack_bin, pack_bin = struct.unpack, struct.pack
-local floor, byte = math.floor, string.byte
 
 local MAX_TIMESTAMP = 8936830510563328 -- 2^53 - 2^46, limiter_core::time::MAX_TIMESTAMP
-local CHECK = '<I2BBI8I8I8I8I8I8I2c0'
-local RECORD = '<I2c0I8I4c0'
 
 local args = ARGV[1]
 local nkeys = #KEYS
-local ok, mode, clock, now, grace, n = pcall(unpack_bin, '<BBI8I8I2', args)
-if #ARGV ~= 1 or not ok or mode < 1 or mode > 5 then
+if #ARGV ~= 1 or #args < 25 or nkeys < 1 then
   return redis.error_reply('LIMITER_BAD_ARGUMENTS expected one argument holding a header')
 end
--- The checks are read as they are decided, from `pos`: no table per check.
-local pos = 21
--- Fails unless the checks took the whole argument: before anything is written.
-local function bad_arguments()
-  if pos ~= #args + 1 then
-    return redis.error_reply('LIMITER_BAD_ARGUMENTS ' .. (#args + 1 - pos)
-      .. ' bytes left over after ' .. n .. ' checks')
-  end
+local flags, now, grace, n, pos = unpack_bin('<Bddd', args)
+local mode = flags % 8
+if mode < 1 or mode > 5 or flags >= 16 then
+  return redis.error_reply('LIMITER_BAD_ARGUMENTS unknown mode ' .. flags)
 end
-local function bad_subject(k)
-  return redis.error_reply('LIMITER_BAD_ARGUMENTS a check names subject ' .. k .. ' of '
-    .. nkeys)
-end
-if clock == 1 then
+if flags >= 8 then
   local t = redis.call('TIME')
   now = t[1] * 1000000 + t[2]
 end
@@ -90,223 +93,447 @@ if mode == 4 then
   keep_after = -1
 end
 
--- When a state written at `now` goes fresh: in whole milliseconds, rounded up (at least 1).
-local function ttl(latest)
-  local t = 1
-  if latest > now then
-    local wait = latest - now
-    t = floor(wait / 1000)
-    if t * 1000 < wait then
-      t = t + 1
-    end
-  end
-  return t + grace
-end
-
--- Charges `cost` to `raw` (a state, or nil), the core's `check` and `apply`: the state left
--- and when it goes fresh, or nothing if the cost does not fit; (nil, nil, true) if the time is
--- in none of a calendar's local days.
-local function charge(alg, cost, limit, a, b, c, d, raw)
-  -- Each algorithm reads the tag with its state, once the size says it may be its own.
-  local size = raw and #raw
-  local value, f
-  -- A cost above the limit never fits (Outcome::Impossible).
-  if cost <= limit then
-    if alg == 1 then
-      -- gcra: a = emission interval, b = capacity. Allowed while the backlog after the cost
-      -- stays within the capacity; the TAT moves on by cost x interval.
-      local tat = now
-      if size == 9 then
-        local tag, stored = unpack_bin('<BI8', raw)
-        if tag == 1 and stored > now then
-          tat = stored
-        end
-      end
-      local after_cost = tat + cost * a
-      if after_cost - now <= b then
-        value, f = pack_bin('<BI8', 1, after_cost), after_cost
-      end
-    elseif alg == 2 then
-      -- sliding_window: a = period, b = weight unit, c = weight steps. The previous window
-      -- counts in proportion (in whole steps, rounded up) to how much of it the sliding
-      -- window still covers. The current window starts at the multiple of a below now.
-      local start = now - now % a
-      local s, previous, current = start, 0, 0
-      if size == 25 then
-        local tag, ss, pp, cc = unpack_bin('<BI8I8I8', raw)
-        if tag ~= 2 then
-          -- Another algorithm's state: fresh.
-        elseif ss >= start then
-          s, previous, current = ss, pp, cc
-        elseif ss + a == start then
-          previous = cc
-        end
-      end
-      local used = current
-      if previous > 0 then
-        local elapsed = now - s
-        if elapsed < 0 then
-          elapsed = 0
-        end
-        local rest = a - elapsed
-        local weight = floor(rest / b)
-        if weight * b < rest then
-          weight = weight + 1
-        end
-        local x = previous * weight
-        local share = floor(x / c)
-        if share * c < x then
-          share = share + 1
-        end
-        used = used + share
-      end
-      if used + cost <= limit then
-        value, f = pack_bin('<BI8I8I8', 2, s, previous, current + cost), s + 2 * a
-      end
-    elseif alg == 3 then
-      -- sliding_log: a = period. Entries are 8-byte words from byte 2, ascending; the live
-      -- ones are those still inside the window.
-      local total, first = 0, 1
-      if size and size % 8 == 1 and byte(raw, 1) == 3 then
-        total = (size - 1) / 8
-        local lo, hi = 1, total + 1
-        while lo < hi do
-          local mid = floor((lo + hi) / 2)
-          if unpack_bin('<I8', raw, 2 + 8 * (mid - 1)) + a <= now then
-            lo = mid + 1
-          else
-            hi = mid
-          end
-        end
-        first = lo
-      end
-      local count = total - first + 1
-      if count + cost <= limit then
-        -- New entries go at the end, at the last live entry if the clock went back.
-        local at, kept = now, ''
-        if count > 0 then
-          kept = string.sub(raw, 2 + 8 * (first - 1))
-          local last = unpack_bin('<I8', raw, size - 7)
-          if last > now then
-            at = last
-          end
-        end
-        value, f = '\3' .. kept .. string.rep(pack_bin('<I8', at), cost), at + a
-      end
-    else
-      -- calendar: a, b, c, d = the client's local-day bounds. The stored day holds while now
-      -- is before its end; otherwise the day holding now starts from zero.
-      local used, e = 0, nil
-      if size == 17 then
-        local tag, stored_end, stored_used = unpack_bin('<BI8I8', raw)
-        if tag == 4 and now < stored_end then
-          used, e = stored_used, stored_end
-        end
-      end
-      if not e then
-        if now >= a and now < b then
-          e = b
-        elseif now >= b and now < c then
-          e = c
-        elseif now >= c and now < d then
-          e = d
-        else
-          return nil, nil, true
-        end
-      end
-      if used + cost <= limit then
-        value, f = pack_bin('<BI8I8', 4, e, used + cost), e
-      end
-    end
-  end
-  return value, f
-end
-
--- The error of a calendar check whose local days [a, d) do not hold the time.
-local function skew(a, d, k)
-  return redis.error_reply(string.format(
-    'LIMITER_CLOCK_SKEW server time %.0f is outside the local days [%.0f, %.0f) the client sent for %s',
-    now, a, d, KEYS[k]))
-end
-
--- One limit of one subject whose value holds that limit alone (or nothing): charged without
--- the tables of the general path below, which any other case takes.
-local raws
-if mode == 1 and n == 1 and nkeys == 1 then
-  local k, alg, shadow, cost, limit, a, b, c, d, field, after = unpack_bin(CHECK, args, pos)
-  local raw = redis.call('GET', KEYS[1])
-  local alone, state = k == 1 and after == #args + 1, nil
-  if alone and raw then
-    local ok_record, f0, _, st0, next0 = pcall(unpack_bin, RECORD, raw, 1)
-    local tag, len = ok_record and byte(st0, 1), ok_record and #st0
-    -- Anything else (another record, a corrupt value) takes the general path.
-    alone = ok_record and f0 == field and next0 == #raw + 1
-      and ((tag == 1 and len == 9) or (tag == 2 and len == 25)
-        or (tag == 3 and len % 8 == 1) or (tag == 4 and len == 17))
-    state = st0
-  end
-  if alone then
-    local value, f, skewed = charge(alg, cost, limit, a, b, c, d, state)
-    if skewed then
-      return skew(a, d, 1)
-    end
-    local admitted = 1
-    if value then
-      redis.call('PSETEX', KEYS[1], ttl(f), pack_bin(RECORD, #field, field, f, #value, value))
-    elseif shadow == 0 then
-      admitted = 0
-    end
-    if raw then
-      return pack_bin('<BI8I4', admitted, now, #raw) .. raw
-    end
-    return pack_bin('<BI8', admitted, now) .. '\0\0\0\0'
-  end
-  raws = { raw }
-end
-
 -- One read for every subject.
-if raws then
-  -- Read above.
-elseif nkeys == 1 then
+local raws
+if nkeys == 1 then
   raws = { redis.call('GET', KEYS[1]) }
 else
   raws = redis.call('MGET', unpack(KEYS))
 end
 
--- Each subject's records: states[k][field], fresh[k][field], and the fields in their order.
--- A value that is no sequence of records, or a record holding no state of any algorithm
--- (State::decode would refuse it), is corrupt: read as fresh it would hand its subject a
--- whole budget. The call fails instead, naming the key and when the value expires (its TTL is
--- when its states would have been fresh); a state of another algorithm is not corrupt: it
--- reads as fresh, as a change of algorithm does.
-local states, fresh, order = {}, {}, {}
--- The subject being parsed, to name it when its value is corrupt.
-local parsing = 0
-local function parse()
+-- Charge and peek ------------------------------------------------------------------------------
+
+-- Decides a consume (mode 1) or validates the values for a peek (mode 2), over the checks at
+-- `pos` in `args`, writing nothing. Returns the verdict (1 or 0; for an admitted consume, with
+-- what to write), or 'skew' and the day bounds and subject of a calendar check whose days do
+-- not hold the time, or 'corrupt' and a subject, or 'bad' and a message.
+--
+-- Unless `careful`, a record is read with its state in one unpack, as the check's algorithm
+-- lays it out; where the record holds a shorter state (of another algorithm) at the end of the
+-- value, that unpack runs past the end and raises: the caller then calls again, careful (it
+-- may, as nothing was written).
+--
+-- A function of its arguments only: the one closure a charge creates.
+local function decide(mode, args, pos, raws, nkeys, now, keep_after, careful)
+  local unpack_bin, pack_bin = struct.unpack, struct.pack
+  local floor, sub = math.floor, string.sub
+  -- A record's head, then its state's tag: the state is the tag and what follows.
+  local HEAD = '<I2c0I8I4B'
+  local admitted = mode == 1
+  -- What to write if admitted: per subject, its new value ('' to delete; 0, or nothing past
+  -- the third subject, for none) and when its latest record goes fresh.
+  local writes = { 0, 0, 0, 0, 0, 0 }
   for k = 1, nkeys do
-    parsing = k
+    local raw = raws[k] or ''
+    local size = #raw
+    -- The next record, while the records are those of this subject's checks in order.
+    local cursor, in_order = 1, true
+    local index
+    local first = pos
+    -- The subject's new value, when its latest record goes fresh, and whether a charge
+    -- changed it (else it is not written).
+    local value, latest, changed = '', 0, false
+    local fl
+    repeat
+      local field, cost, x1, x2, x3, x4, x5, next_check
+      fl, field, cost, x1, x2, x3, x4, x5, next_check = unpack_bin('<BI2c0dddddd', args, pos)
+      pos = next_check
+      local alg = fl % 8
+      if alg < 1 or alg > 4 then
+        return 'bad', 'a check of algorithm ' .. alg
+      end
+      -- The check's record: where it starts, when it goes fresh, its state's tag, where the
+      -- rest of the state starts, and the state's size; and, if `fused`, its state's numbers
+      -- as the check's algorithm lays them out (which they are if the tag is its own).
+      local start, kept_until, tag, at, len
+      local fused, s1, s2, s3 = false, 0, 0, 0
+      if in_order and cursor <= size then
+        local f, fr, l, t
+        if careful or alg == 3 then
+          f, fr, l, t = unpack_bin(HEAD, raw, cursor)
+        elseif alg == 1 then
+          f, fr, l, t, s1 = unpack_bin('<I2c0I8I4BI8', raw, cursor)
+          fused = true
+        elseif alg == 2 then
+          f, fr, l, t, s1, s2, s3 = unpack_bin('<I2c0I8I4BI8I8I8', raw, cursor)
+          fused = true
+        else
+          f, fr, l, t, s1, s2 = unpack_bin('<I2c0I8I4BI8I8', raw, cursor)
+          fused = true
+        end
+        if f == field then
+          start, kept_until, tag, len = cursor, fr, t, l
+          at = cursor + 15 + #field
+          cursor = at + l - 1
+        else
+          in_order, fused = false, false
+        end
+      end
+      if not in_order then
+        -- Where each record starts, by field: read once per subject, and each record checked.
+        if not index then
+          index = {}
+          local from = 1
+          while from <= size do
+            local f, _, l, t, after = unpack_bin(HEAD, raw, from)
+            if after + l - 1 > size + 1 or not ((t == 1 and l == 9) or (t == 2 and l == 25)
+                or (t == 3 and l % 8 == 1) or (t == 4 and l == 17)) then
+              return 'corrupt', k
+            end
+            if not index[f] then
+              index[f] = from
+            end
+            from = after + l - 1
+          end
+        end
+        local from = index[field]
+        if from then
+          local _, fr, l, t, after = unpack_bin(HEAD, raw, from)
+          start, kept_until, tag, at, len = from, fr, t, after, l
+        end
+      elseif tag and (at + len - 1 > size + 1 or not ((tag == 1 and len == 9)
+          or (tag == 2 and len == 25) or (tag == 3 and len % 8 == 1)
+          or (tag == 4 and len == 17))) then
+        return 'corrupt', k
+      end
+      -- Charges `cost`: the core's `check` and `apply`. A state of another algorithm reads as
+      -- fresh. `record` is the record the charge leaves, if the cost fits.
+      local record, fresh_at
+      if not admitted then
+        -- A peek, or a consume already denied: the values need only be read.
+      elseif alg == 1 then
+        -- gcra: x1 = emission interval, x2 = capacity. Allowed while the backlog after the
+        -- cost stays within the capacity; the TAT moves on by cost x interval.
+        local tat = now
+        if tag == 1 then
+          if not fused then
+            s1 = unpack_bin('<I8', raw, at)
+          end
+          if s1 > now then
+            tat = s1
+          end
+        end
+        local after_cost = tat + cost * x1
+        if after_cost - now <= x2 then
+          fresh_at = after_cost
+          record = pack_bin('<I2c0I8I4BI8', #field, field, after_cost, 9, 1, after_cost)
+        end
+      elseif alg == 2 then
+        -- sliding_window: x1 = limit, x2 = period, x3 = weight unit, x4 = weight steps. The
+        -- previous window counts in proportion (in whole steps, rounded up) to how much of
+        -- it the sliding window still covers. The current window starts at the multiple of
+        -- the period below now.
+        local start_now = now - now % x2
+        local s, previous, current = start_now, 0, 0
+        if tag == 2 then
+          if not fused then
+            s1, s2, s3 = unpack_bin('<I8I8I8', raw, at)
+          end
+          if s1 >= start_now then
+            s, previous, current = s1, s2, s3
+          elseif s1 + x2 == start_now then
+            previous = s3
+          end
+        end
+        local used = current
+        if previous > 0 then
+          local elapsed = now - s
+          if elapsed < 0 then
+            elapsed = 0
+          end
+          local rest = x2 - elapsed
+          local weight = floor(rest / x3)
+          if weight * x3 < rest then
+            weight = weight + 1
+          end
+          local x = previous * weight
+          local share = floor(x / x4)
+          if share * x4 < x then
+            share = share + 1
+          end
+          used = used + share
+        end
+        if used + cost <= x1 then
+          fresh_at = s + 2 * x2
+          record = pack_bin('<I2c0I8I4BI8I8I8', #field, field, fresh_at, 25, 2, s, previous,
+            current + cost)
+        end
+      elseif alg == 3 then
+        -- sliding_log: x1 = limit, x2 = period. Entries are 8-byte words after the tag,
+        -- ascending; the live ones are those still inside the window.
+        local total, first_live = 0, 1
+        if tag == 3 then
+          total = (len - 1) / 8
+          local lo, hi = 1, total + 1
+          while lo < hi do
+            local mid = floor((lo + hi) / 2)
+            if unpack_bin('<I8', raw, at + 8 * (mid - 1)) + x2 <= now then
+              lo = mid + 1
+            else
+              hi = mid
+            end
+          end
+          first_live = lo
+        end
+        local count = total - first_live + 1
+        if count + cost <= x1 then
+          -- New entries go at the end, at the last live entry if the clock went back.
+          local stamp, kept = now, ''
+          if count > 0 then
+            kept = sub(raw, at + 8 * (first_live - 1), at + len - 2)
+            local newest = unpack_bin('<I8', raw, at + len - 9)
+            if newest > now then
+              stamp = newest
+            end
+          end
+          local state = '\3' .. kept .. string.rep(pack_bin('<I8', stamp), cost)
+          fresh_at = stamp + x2
+          record = pack_bin('<I2c0I8I4c0', #field, field, fresh_at, #state, state)
+        end
+      else
+        -- calendar: x1 = limit; x2, x3, x4, x5 = the client's local-day bounds. The stored
+        -- day holds while now is before its end; otherwise the day holding now starts from
+        -- zero.
+        local used, day_end = 0, nil
+        if tag == 4 then
+          if not fused then
+            s1, s2 = unpack_bin('<I8I8', raw, at)
+          end
+          if now < s1 then
+            used, day_end = s2, s1
+          end
+        end
+        if not day_end then
+          if now >= x2 and now < x3 then
+            day_end = x3
+          elseif now >= x3 and now < x4 then
+            day_end = x4
+          elseif now >= x4 and now < x5 then
+            day_end = x5
+          else
+            return 'skew', x2, x5, k
+          end
+        end
+        if used + cost <= x1 then
+          fresh_at = day_end
+          record = pack_bin('<I2c0I8I4BI8I8', #field, field, day_end, 17, 4, day_end,
+            used + cost)
+        end
+      end
+      if not admitted then
+        -- Nothing to write.
+      elseif record then
+        changed = true
+        if fresh_at > keep_after then
+          if value == '' then
+            value = record
+          else
+            value = value .. record
+          end
+          if fresh_at > latest then
+            latest = fresh_at
+          end
+        end
+      elseif fl % 16 >= 8 then
+        -- A shadow check that denies writes nothing and denies nothing: its record stays.
+        if tag and kept_until > keep_after then
+          value = value .. sub(raw, start, at + len - 2)
+          if kept_until > latest then
+            latest = kept_until
+          end
+        end
+      else
+        -- An enforced limit denies: nothing is written; the rest is only read.
+        admitted = false
+      end
+    until fl >= 16
+    -- Records this call did not check: read (so that a corrupt one is found) and, if still
+    -- live, kept after the checked ones, in runs as they lie in the value.
+    if not in_order or cursor ~= size + 1 then
+      -- The fields of this subject's checks, whose records are written above.
+      local checked_fields, p = {}, first
+      while p < pos do
+        local g, after_field = unpack_bin('<xI2c0', args, p)
+        checked_fields[g] = true
+        p = after_field + 8 * 6
+      end
+      local from, run = 1, nil
+      while from <= size do
+        local f, fresh, l, t, after = unpack_bin(HEAD, raw, from)
+        local next_record = after + l - 1
+        if next_record > size + 1 or not ((t == 1 and l == 9) or (t == 2 and l == 25)
+            or (t == 3 and l % 8 == 1) or (t == 4 and l == 17)) then
+          return 'corrupt', k
+        end
+        if not checked_fields[f] and fresh > keep_after then
+          run = run or from
+          if fresh > latest then
+            latest = fresh
+          end
+        elseif run then
+          value = value .. sub(raw, run, from - 1)
+          run = nil
+        end
+        from = next_record
+      end
+      if run then
+        value = value .. sub(raw, run, size)
+      end
+    end
+    if changed then
+      writes[2 * k - 1], writes[2 * k] = value, latest
+    end
+  end
+  if pos ~= #args + 1 then
+    return 'bad', (#args + 1 - pos) .. ' bytes left over after the checks of ' .. nkeys
+      .. ' subjects'
+  end
+  if not admitted then
+    return 0
+  end
+  return 1, writes
+end
+
+local done, verdict, x, y, z
+if mode <= 2 then
+  done, verdict, x, y, z = pcall(decide, mode, args, pos, raws, nkeys, now, keep_after, false)
+  if not done then
+    -- A value cut short, a record shorter than its check's algorithm reads, or arguments:
+    -- decided again with each state read apart from its record's head, which fails only on a
+    -- corrupt value or on arguments (said below).
+    done, verdict, x, y, z = pcall(decide, mode, args, pos, raws, nkeys, now, keep_after, true)
+  end
+  if done and verdict == 1 then
+    -- Each subject once: its new value, to expire when its latest record goes fresh (rounded
+    -- up to whole milliseconds, at least 1), plus the margin. The TTL goes as a string:
+    -- Redis formats a number argument with %.17g, at several times the cost.
+    local writes = x
+    for k = 1, nkeys do
+      local value, latest = writes[2 * k - 1], writes[2 * k]
+      if value == '' then
+        redis.call('DEL', KEYS[k])
+      elseif value and value ~= 0 then
+        local ttl = 1
+        if latest > now then
+          local wait = latest - now
+          ttl = math.floor(wait / 1000)
+          if ttl * 1000 < wait then
+            ttl = ttl + 1
+          end
+        end
+        redis.call('PSETEX', KEYS[k], string.format('%d', ttl + grace), value)
+      end
+    end
+  end
+  if done and nkeys <= 3 and (verdict == 1 or verdict == 0) then
+    -- The reply, with no table.
+    local v1, v2, v3 = raws[1] or '', raws[2] or '', raws[3] or ''
+    if nkeys == 1 then
+      return pack_bin('<BI8I4c0', verdict, now, #v1, v1)
+    elseif nkeys == 2 then
+      return pack_bin('<BI8I4c0I4c0', verdict, now, #v1, v1, #v2, v2)
+    end
+    return pack_bin('<BI8I4c0I4c0I4c0', verdict, now, #v1, v1, #v2, v2, #v3, v3)
+  end
+end
+
+-- The reply: the verdict, the time, and each subject's value (`values[k]`, or nothing).
+local function reply(admitted, values)
+  local v1, v2, v3 = values[1] or '', values[2] or '', values[3] or ''
+  if nkeys == 1 then
+    return pack_bin('<BI8I4c0', admitted, now, #v1, v1)
+  elseif nkeys == 2 then
+    return pack_bin('<BI8I4c0I4c0', admitted, now, #v1, v1, #v2, v2)
+  elseif nkeys == 3 then
+    return pack_bin('<BI8I4c0I4c0I4c0', admitted, now, #v1, v1, #v2, v2, #v3, v3)
+  end
+  local out = { pack_bin('<BI8', admitted, now) }
+  for k = 1, nkeys do
+    local v = values[k] or ''
+    out[k + 1] = pack_bin('<I4c0', #v, v)
+  end
+  return table.concat(out)
+end
+
+-- Whether `state` (its tag byte and size) is a state of some algorithm: anything else is
+-- corrupt, and read as fresh it would hand its subject a whole budget.
+local function is_state(tag, size)
+  return (tag == 1 and size == 9) or (tag == 2 and size == 25)
+    or (tag == 3 and size % 8 == 1) or (tag == 4 and size == 17)
+end
+
+-- The error for a subject whose value is no sequence of records of states: the call fails,
+-- naming the key and when the value expires (its TTL is when its states would have been
+-- fresh). A state of another algorithm is no corruption: it reads as fresh, as a change of
+-- algorithm does.
+local function corrupt(k)
+  return redis.error_reply('LIMITER_CORRUPT_STATE ' .. KEYS[k] .. ' expires in '
+    .. redis.call('PTTL', KEYS[k]) .. ' ms')
+end
+
+-- The first subject whose value is not a sequence of records holding states, if any.
+local function first_corrupt()
+  for k = 1, nkeys do
+    local raw = raws[k] or ''
+    local at, size = 1, #raw
+    while at <= size do
+      local read, field, fresh_at, len, tag, after = pcall(unpack_bin, '<I2c0I8I4B', raw, at)
+      if not read or after + len - 1 > size + 1 or not is_state(tag, len) then
+        return k
+      end
+      at = after + len - 1
+    end
+  end
+end
+
+local function bad_arguments(message)
+  return redis.error_reply('LIMITER_BAD_ARGUMENTS ' .. message)
+end
+
+if mode <= 2 then
+  if done then
+    if verdict == 'skew' then
+      return redis.error_reply(string.format(
+        'LIMITER_CLOCK_SKEW server time %.0f is outside the local days [%.0f, %.0f) the client sent for %s',
+        now, x, y, KEYS[z]))
+    elseif verdict == 'corrupt' then
+      return corrupt(x)
+    elseif verdict == 'bad' then
+      return bad_arguments(x)
+    end
+    return reply(verdict, raws)
+  end
+  local k = first_corrupt()
+  if k then
+    return corrupt(k)
+  end
+  return bad_arguments(tostring(verdict))
+end
+
+-- Refund, give back and reset: the general path -----------------------------------------------
+
+local floor, byte = math.floor, string.byte
+
+-- Each subject's records: states[k][field], fresh[k][field], and the fields in their order.
+local states, fresh, order = {}, {}, {}
+do
+  local k = first_corrupt()
+  if k then
+    return corrupt(k)
+  end
+  for k = 1, nkeys do
     local s, f, o = {}, {}, {}
     local raw = raws[k]
     if raw then
       local at, size = 1, #raw
       while at <= size do
-        local field, fresh_at, state, after = unpack_bin(RECORD, raw, at)
-        local tag, len = byte(state, 1), #state
-        if not ((tag == 1 and len == 9) or (tag == 2 and len == 25)
-            or (tag == 3 and len % 8 == 1) or (tag == 4 and len == 17)) then
-          error('no state')
-        end
+        local field, fresh_at, state, after = unpack_bin('<I2c0I8I4c0', raw, at)
         s[field], f[field], o[#o + 1] = state, fresh_at, field
         at = after
       end
     end
     states[k], fresh[k], order[k] = s, f, o
   end
-end
--- One protected call for all subjects: a failed unpack (a value cut short) raises an error.
-if not pcall(parse) then
-  return redis.error_reply('LIMITER_CORRUPT_STATE ' .. KEYS[parsing] .. ' expires in '
-    .. redis.call('PTTL', KEYS[parsing]) .. ' ms')
 end
 
 -- What the call writes: written[k][field] = { state, fresh_at }, or false to remove.
@@ -320,229 +547,178 @@ local function write(k, field, value)
   w[field] = value
 end
 
--- Writes each changed subject once: its kept records and the new ones, to expire when the
--- latest goes fresh (rounded up to whole milliseconds, at least 1), plus the margin. The
--- values written, by subject (false: deleted), for the reply of a refund.
-local final = {}
-local function flush()
-  for k, w in pairs(written) do
-    local out, latest, count = {}, 0, 0
-    local s, f = states[k], fresh[k]
-    local o = order[k]
-    -- The subject's records in their order, then the new ones.
-    local nold = #o
-    for field, new in pairs(w) do
-      if s[field] == nil then
-        nold = nold + 1
-        o[nold] = field
-      end
-    end
-    for j = 1, nold do
-      local field = o[j]
-      local state, fresh_at
-      local new = w[field]
-      if new then
-        state, fresh_at = new[1], new[2]
-      elseif new == nil then
-        state, fresh_at = s[field], f[field]
-      end
-      if state and fresh_at > keep_after then
-        count = count + 1
-        out[count] = pack_bin(RECORD, #field, field, fresh_at, #state, state)
-        if fresh_at > latest then
-          latest = fresh_at
-        end
-      end
-    end
-    if count == 0 then
-      redis.call('DEL', KEYS[k])
-      final[k] = false
-    else
-      local value = table.concat(out)
-      final[k] = value
-      if mode == 4 then
-        -- What is left goes fresh no later than the whole did.
-        redis.call('SET', KEYS[k], value, 'KEEPTTL')
-      else
-        redis.call('PSETEX', KEYS[k], ttl(latest), value)
-      end
-    end
+-- The checks, each with its subject.
+local k = 1
+for _ = 1, n do
+  if k > nkeys then
+    return bad_arguments('more subjects than checks')
   end
-end
-
--- Reset -----------------------------------------------------------------------------------------
-
-if mode == 4 then
-  for _ = 1, n do
-    local k, _, _, _, _, _, _, _, _, field, after = unpack_bin(CHECK, args, pos)
-    pos = after
-    if not states[k] then
-      return bad_subject(k)
-    end
-    write(k, field, false)
-  end
-  local bad = bad_arguments()
-  if bad then
-    return bad
-  end
-  flush()
-  return 1
-end
-
-
--- Refund ----------------------------------------------------------------------------------------
-
-if mode == 3 or mode == 5 then
-  for _ = 1, n do
+  local fl, field, amount, a, at
+  if mode == 4 then
+    fl, field, pos = unpack_bin('<BI2c0', args, pos)
+  else
     -- a: GCRA's interval, the window's or the log's period, or the end of the charged local
-    -- day; b: the time of the charge. Each branch is its core twin's `refund`.
-    local k, alg, _, amount, _, a, b, _, _, field, after = unpack_bin(CHECK, args, pos)
-    pos = after
+    -- day; at: the time of the charge. Each branch is its core twin's `refund`.
+    fl, field, amount, a, at, pos = unpack_bin('<BI2c0ddd', args, pos)
+  end
+  local alg = fl % 8
+  local raw = states[k][field]
+  local tag, size = raw and byte(raw, 1), raw and #raw
+  local value, f
+  if mode == 4 then
+    value = false
+  elseif mode == 5 then
     local previous_fresh, charged, previous
-    if mode == 5 then
-      previous_fresh, charged, previous, pos = unpack_bin('<I8I4c0I4c0', args, pos)
-    end
-    local st = states[k]
-    if not st then
-      return bad_subject(k)
-    end
-    local raw = st[field]
-    local tag, size = raw and byte(raw, 1), raw and #raw
-    local value, f
-    if mode == 5 and raw == charged then
+    previous_fresh, charged, previous, pos = unpack_bin('<dI4c0I4c0', args, pos)
+    if raw == charged then
       -- Untouched since the charge: exactly as it was before it.
       value, f = previous, previous_fresh
       if value == '' then
         value = false
       end
-    elseif alg == 1 and tag == 1 and size == 9 then
-      -- gcra::refund: back by what is certainly still queued of the charge.
-      local _, tat = unpack_bin('<BI8', raw)
-      local charged = amount * a
-      local owed = b + charged - now
-      if owed > charged then
-        owed = charged
-      end
-      if owed > 0 then
-        local back = tat - owed
-        if back < 0 then
-          back = 0
-        end
-        value, f = pack_bin('<BI8', 1, back), back
-      end
-    elseif alg == 2 and tag == 2 and size == 25 then
-      -- sliding_window::refund: into the window the charge was made in, if still kept.
-      local _, s, previous, current = unpack_bin('<BI8I8I8', raw)
-      local charged_in = b - b % a
-      if charged_in == s then
-        current = current - amount
-        if current < 0 then
-          current = 0
-        end
-        value = pack_bin('<BI8I8I8', 2, s, previous, current)
-      elseif charged_in + a == s then
-        previous = previous - amount
-        if previous < 0 then
-          previous = 0
-        end
-        value = pack_bin('<BI8I8I8', 2, s, previous, current)
-      end
-      f = s + 2 * a
-    elseif alg == 3 and tag == 3 and size % 8 == 1 then
-      -- sliding_log::refund: drop up to `amount` entries stamped `b`, the newest first.
-      local count = (size - 1) / 8
-      local hi = count
-      while hi > 0 and unpack_bin('<I8', raw, 2 + 8 * (hi - 1)) > b do
-        hi = hi - 1
-      end
-      local lo = hi
-      while lo > 0 and hi - lo < amount and unpack_bin('<I8', raw, 2 + 8 * (lo - 1)) == b do
-        lo = lo - 1
-      end
-      if lo < hi then
-        value = string.sub(raw, 1, 1 + 8 * lo) .. string.sub(raw, 2 + 8 * hi)
-        local left = count - (hi - lo)
-        f = 0
-        if left > 0 then
-          f = unpack_bin('<I8', value, 2 + 8 * (left - 1)) + a
-        end
-      end
-    elseif alg == 4 and tag == 4 and size == 17 then
-      -- calendar::refund: only to the day charged.
-      local _, e, used = unpack_bin('<BI8I8', raw)
-      if e == a then
-        used = used - amount
-        if used < 0 then
-          used = 0
-        end
-        value, f = pack_bin('<BI8I8', 4, e, used), e
-      end
-    end
-    if value then
-      write(k, field, { value, f })
-    elseif value == false then
-      write(k, field, false)
     end
   end
-  local bad = bad_arguments()
-  if bad then
-    return bad
+  if value ~= nil then
+    -- Decided above.
+  elseif alg == 1 and tag == 1 and size == 9 then
+    -- gcra::refund: back by what is certainly still queued of the charge.
+    local _, tat = unpack_bin('<BI8', raw)
+    local charged = amount * a
+    local owed = at + charged - now
+    if owed > charged then
+      owed = charged
+    end
+    if owed > 0 then
+      local back = tat - owed
+      if back < 0 then
+        back = 0
+      end
+      value, f = pack_bin('<BI8', 1, back), back
+    end
+  elseif alg == 2 and tag == 2 and size == 25 then
+    -- sliding_window::refund: into the window the charge was made in, if still kept.
+    local _, s, previous, current = unpack_bin('<BI8I8I8', raw)
+    local charged_in = at - at % a
+    if charged_in == s then
+      current = current - amount
+      if current < 0 then
+        current = 0
+      end
+      value = pack_bin('<BI8I8I8', 2, s, previous, current)
+    elseif charged_in + a == s then
+      previous = previous - amount
+      if previous < 0 then
+        previous = 0
+      end
+      value = pack_bin('<BI8I8I8', 2, s, previous, current)
+    end
+    f = s + 2 * a
+  elseif alg == 3 and tag == 3 and size % 8 == 1 then
+    -- sliding_log::refund: drop up to `amount` entries stamped `at`, the newest first.
+    local count = (size - 1) / 8
+    local hi = count
+    while hi > 0 and unpack_bin('<I8', raw, 2 + 8 * (hi - 1)) > at do
+      hi = hi - 1
+    end
+    local lo = hi
+    while lo > 0 and hi - lo < amount and unpack_bin('<I8', raw, 2 + 8 * (lo - 1)) == at do
+      lo = lo - 1
+    end
+    if lo < hi then
+      value = string.sub(raw, 1, 1 + 8 * lo) .. string.sub(raw, 2 + 8 * hi)
+      local left = count - (hi - lo)
+      f = 0
+      if left > 0 then
+        f = unpack_bin('<I8', value, 2 + 8 * (left - 1)) + a
+      end
+    end
+  elseif alg == 4 and tag == 4 and size == 17 then
+    -- calendar::refund: only to the day charged.
+    local _, e, used = unpack_bin('<BI8I8', raw)
+    if e == a then
+      used = used - amount
+      if used < 0 then
+        used = 0
+      end
+      value, f = pack_bin('<BI8I8', 4, e, used), e
+    end
   end
-  flush()
-end
-
--- Consume (and peek, which decides nothing) ----------------------------------------------------
-
-local admitted = 0
-if mode == 1 then
-  admitted = 1
-  -- What the call writes if it is admitted, four entries per check that allows: subject,
-  -- field, state, fresh instant (a shadow check that denies writes nothing).
-  local new, count = {}, 0
-  for _ = 1, n do
-    local k, alg, shadow, cost, limit, a, b, c, d, field, after = unpack_bin(CHECK, args, pos)
-    pos = after
-    local st = states[k]
-    if not st then
-      return bad_subject(k)
-    end
-    local value, f, skewed = charge(alg, cost, limit, a, b, c, d, st[field])
-    if skewed then
-      return skew(a, d, k)
-    end
-    if value then
-      new[count + 1], new[count + 2], new[count + 3], new[count + 4] = k, field, value, f
-      count = count + 4
-    elseif shadow == 0 then
-      -- An enforced limit denies: nothing is written, and the rest need not be decided.
-      admitted = 0
-      break
-    end
+  if value then
+    write(k, field, { value, f })
+  elseif value == false then
+    write(k, field, false)
   end
-  if admitted == 1 then
-    local bad = bad_arguments()
-    if bad then
-      return bad
-    end
-    for j = 1, count, 4 do
-      write(new[j], new[j + 1], { new[j + 2], new[j + 3] })
-    end
-    flush()
+  if fl >= 16 then
+    k = k + 1
   end
 end
+if k ~= nkeys + 1 or pos ~= #args + 1 then
+  return bad_arguments((#args + 1 - pos) .. ' bytes left over after ' .. n .. ' checks of '
+    .. (k - 1) .. ' subjects')
+end
 
--- The reply: the verdict, the time, and each subject's value as it was before the call (after
--- a refund).
-local out = { pack_bin('<BI8', admitted, now) }
-for k = 1, nkeys do
-  local raw = raws[k]
-  if mode ~= 1 and final[k] ~= nil then
-    raw = final[k]
+-- Writes each changed subject once: its kept records and the new ones, to expire when the
+-- latest goes fresh (rounded up to whole milliseconds, at least 1), plus the margin. The
+-- values written, by subject (false: deleted), for the reply of a refund.
+local final = {}
+for k, w in pairs(written) do
+  local out, latest, count = {}, 0, 0
+  local s, f = states[k], fresh[k]
+  local o = order[k]
+  -- The subject's records in their order, then the new ones.
+  local nold = #o
+  for field in pairs(w) do
+    if s[field] == nil then
+      nold = nold + 1
+      o[nold] = field
+    end
   end
-  if raw then
-    out[k + 1] = pack_bin('<I4', #raw) .. raw
+  for j = 1, nold do
+    local field = o[j]
+    local state, fresh_at
+    local new = w[field]
+    if new then
+      state, fresh_at = new[1], new[2]
+    elseif new == nil then
+      state, fresh_at = s[field], f[field]
+    end
+    if state and fresh_at > keep_after then
+      count = count + 1
+      out[count] = pack_bin('<I2c0I8I4c0', #field, field, fresh_at, #state, state)
+      if fresh_at > latest then
+        latest = fresh_at
+      end
+    end
+  end
+  if count == 0 then
+    redis.call('DEL', KEYS[k])
+    final[k] = false
   else
-    out[k + 1] = '\0\0\0\0'
+    local value = table.concat(out)
+    final[k] = value
+    if mode == 4 then
+      -- What is left goes fresh no later than the whole did.
+      redis.call('SET', KEYS[k], value, 'KEEPTTL')
+    else
+      local ttl = 1
+      if latest > now then
+        local wait = latest - now
+        ttl = floor(wait / 1000)
+        if ttl * 1000 < wait then
+          ttl = ttl + 1
+        end
+      end
+      redis.call('PSETEX', KEYS[k], ttl + grace, value)
+    end
   end
 end
-return table.concat(out)
+if mode == 4 then
+  return 1
+end
+-- A refund decides nothing: the values after it.
+for k = 1, nkeys do
+  if final[k] == nil then
+    final[k] = raws[k]
+  end
+end
+return reply(0, final)
