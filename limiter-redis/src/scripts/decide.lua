@@ -17,8 +17,8 @@
 -- unpack and each record, state included, with another, where it lies in the value; writes
 -- each record with one pack; and creates no table but the one holding the values to write,
 -- and no closure but `decide`, which takes everything as arguments (a closure over locals
--- would allocate each of them). Refunds and resets, rare, take a general path with
--- tables.
+-- would allocate each of them). A lone GCRA limit takes a shorter path still. Refunds and
+-- resets, rare, take a general path with tables.
 --
 -- One key per subject: all the limits of one subject (a tenant's sustained, burst and daily
 -- limits) live in one value, a sequence of records '<I2c0I8I4c0': the field (the escaped
@@ -95,7 +95,57 @@ end
 
 -- One read for every subject.
 local raws
-if nkeys == 1 then
+if mode == 1 and n == 1 and nkeys == 1 then
+  -- One GCRA limit of a subject whose value holds that limit alone (or nothing): charged here,
+  -- without the general path's function, tables and loops. Anything else (another algorithm,
+  -- another record, a corrupt value) takes the general path.
+  local raw = redis.call('GET', KEYS[1])
+  local fl, field, cost, interval, capacity, _, _, _, after =
+    unpack_bin('<BI2c0dddddd', args, pos)
+  local tat, alone = now, false
+  if fl % 8 ~= 1 or fl < 16 or after ~= #args + 1 then
+    -- Not a lone GCRA check.
+  elseif not raw then
+    alone = true
+  elseif #raw == 23 + #field then
+    -- The size of this check's record with a GCRA state: one unpack reads all of it (in a
+    -- protected call: a record of another field could claim more bytes than there are).
+    local read, f, _, len, tag, stored = pcall(unpack_bin, '<I2c0I8I4BI8', raw)
+    if read and f == field and len == 9 and tag == 1 then
+      alone = true
+      if stored > now then
+        tat = stored
+      end
+    end
+  end
+  if alone then
+    -- gcra (as below): allowed while the backlog after the cost stays within the capacity.
+    local admitted = 1
+    local after_cost = tat + cost * interval
+    if after_cost - now > capacity then
+      if fl % 16 < 8 then
+        admitted = 0
+      end
+    elseif after_cost <= keep_after then
+      -- Fresh at once (a cost of 0): the record goes, as a fresh one does below.
+      redis.call('DEL', KEYS[1])
+    else
+      local wait = after_cost - now
+      local ttl = math.floor(wait / 1000)
+      if ttl * 1000 < wait then
+        ttl = ttl + 1
+      end
+      if ttl < 1 then
+        ttl = 1
+      end
+      redis.call('PSETEX', KEYS[1], string.format('%d', ttl + grace),
+        pack_bin('<I2c0I8I4BI8', #field, field, after_cost, 9, 1, after_cost))
+    end
+    raw = raw or ''
+    return pack_bin('<BI8I4c0', admitted, now, #raw, raw)
+  end
+  raws = { raw }
+elseif nkeys == 1 then
   raws = { redis.call('GET', KEYS[1]) }
 else
   raws = redis.call('MGET', unpack(KEYS))
