@@ -436,3 +436,56 @@ async fn a_reset_forgets_one_limit_and_keeps_its_subjects_others() {
     // Resetting what is not there is no error.
     store.reset(&daily.key).await.expect("reset of nothing");
 }
+
+#[tokio::test]
+async fn on_the_servers_clock_a_key_keeps_its_ttl_until_a_record_goes_fresh_later() {
+    let Some(server) = private_server() else {
+        return;
+    };
+    let store = connect(RedisConfig::new(server.url()).with_pool_size(1)).await;
+    let ns = redis::namespace("keep_ttl");
+    // A subject whose latest record is the day's: a burst charge never goes fresh later.
+    let burst = check(&ns, "burst", "ivy", Limit::gcra(rate("100/minute")), 1);
+    let daily = check(
+        &ns,
+        "daily",
+        "ivy",
+        Limit::calendar(rate("500/day"), Calendar::utc()).expect("calendar"),
+        1,
+    );
+    let both = batch(vec![burst.clone(), daily]);
+    // A subject of one GCRA limit: each charge goes fresh later than the one before.
+    let lone = batch(vec![check(
+        &ns,
+        "burst",
+        "jay",
+        Limit::gcra(rate("100/minute")),
+        1,
+    )]);
+    let writes = || {
+        let info = server.command(&["INFO", "commandstats"]).expect("INFO");
+        (command_calls(&info, "psetex"), command_calls(&info, "set"))
+    };
+    let stored = RedisStore::storage_key(&burst.key);
+    let (psetex, set) = writes();
+    for _ in 0..3 {
+        assert!(admitted(&store, &both, 0).await);
+        assert!(admitted(&store, &lone, 0).await);
+    }
+    let (psetex_after, set_after) = writes();
+    // The day's subject: its TTL set once, then kept; the lone limit's renewed each time.
+    assert_eq!((psetex_after - psetex, set_after - set), (1 + 3, 2));
+    // Kept, the TTL still reaches the end of the server's day.
+    let ttl: i64 = store.pool().pttl(&stored).await.expect("PTTL");
+    let server_now = server_seconds(&store).await;
+    let to_midnight = Calendar::utc().day_bounds(server_now).1 - server_now;
+    let to_midnight = i64::try_from(to_midnight / 1_000).expect("small");
+    assert!(
+        ttl > to_midnight - 60_000 && ttl <= to_midnight + 1_000,
+        "PTTL {ttl} ms, {to_midnight} ms to midnight"
+    );
+    // The records are the ones charged: three of each.
+    let outcome = store.peek(&both, &at(0)).await.expect("peek");
+    assert_eq!(outcome.statuses[0].remaining, 96, "{outcome:?}");
+    assert_eq!(outcome.statuses[1].remaining, 496, "{outcome:?}");
+}

@@ -25,11 +25,12 @@
 -- policy name), the instant its state goes fresh (Limit::fresh_at), and the state, in
 -- limiter-core's own encoding (State::encode: a tag byte, then little-endian u64s). A
 -- decision reads every subject in one MGET (GET for one) and writes each subject it changes
--- once (PSETEX), to expire when its latest record goes fresh. A charge writes the records of
--- the limits it checks first, in the order the client sent them, then the others: so the
--- next decision with the same limits finds each record where it looks first. Records of
--- limits the call does not check are kept as they are, until they go fresh (plus the
--- margin).
+-- once, to expire when its latest record goes fresh: PSETEX, or on the server's clock SET
+-- KEEPTTL where no record goes fresh later than one the value held (the key already lives
+-- that long). A charge writes the records of the limits it checks first, in the order the
+-- client sent them, then the others: so the next decision with the same limits finds each
+-- record where it looks first. Records of limits the call does not check are kept as they
+-- are, until they go fresh (plus the margin).
 --
 -- KEYS[k]  the key of subject k.
 -- ARGV[1]  every number of the call, packed in one string (one argument converts cheaper than
@@ -102,7 +103,7 @@ if mode == 1 and n == 1 and nkeys == 1 then
   local raw = redis.call('GET', KEYS[1])
   local fl, field, cost, interval, capacity, _, _, _, after =
     unpack_bin('<BI2c0dddddd', args, pos)
-  local tat, alone = now, false
+  local tat, was, alone = now, 0, false
   if fl % 8 ~= 1 or fl < 16 or after ~= #args + 1 then
     -- Not a lone GCRA check.
   elseif not raw then
@@ -110,9 +111,9 @@ if mode == 1 and n == 1 and nkeys == 1 then
   elseif #raw == 23 + #field then
     -- The size of this check's record with a GCRA state: one unpack reads all of it (in a
     -- protected call: a record of another field could claim more bytes than there are).
-    local read, f, _, len, tag, stored = pcall(unpack_bin, '<I2c0I8I4BI8', raw)
+    local read, f, fresh, len, tag, stored = pcall(unpack_bin, '<I2c0I8I4BI8', raw)
     if read and f == field and len == 9 and tag == 1 then
-      alone = true
+      alone, was = true, fresh
       if stored > now then
         tat = stored
       end
@@ -129,6 +130,9 @@ if mode == 1 and n == 1 and nkeys == 1 then
     elseif after_cost <= keep_after then
       -- Fresh at once (a cost of 0): the record goes, as a fresh one does below.
       redis.call('DEL', KEYS[1])
+    elseif grace == 0 and after_cost <= was then
+      redis.call('SET', KEYS[1], pack_bin('<I2c0I8I4BI8', #field, field, after_cost, 9, 1,
+        after_cost), 'KEEPTTL')
     else
       local wait = after_cost - now
       local ttl = math.floor(wait / 1000)
@@ -171,8 +175,9 @@ local function decide(mode, args, pos, raws, nkeys, now, keep_after, careful)
   local HEAD = '<I2c0I8I4B'
   local admitted = mode == 1
   -- What to write if admitted: per subject, its new value ('' to delete; 0, or nothing past
-  -- the third subject, for none) and when its latest record goes fresh.
-  local writes = { 0, 0, 0, 0, 0, 0 }
+  -- the third subject, for none), when its latest record goes fresh, and when the latest
+  -- record it held went fresh.
+  local writes = { 0, 0, 0, 0, 0, 0, 0, 0, 0 }
   for k = 1, nkeys do
     local raw = raws[k] or ''
     local size = #raw
@@ -181,8 +186,8 @@ local function decide(mode, args, pos, raws, nkeys, now, keep_after, careful)
     local index
     local first = pos
     -- The subject's new value, when its latest record goes fresh, and whether a charge
-    -- changed it (else it is not written).
-    local value, latest, changed = '', 0, false
+    -- changed it (else it is not written); when the latest record read goes fresh.
+    local value, latest, changed, was = '', 0, false, 0
     local fl
     repeat
       local field, cost, x1, x2, x3, x4, x5, next_check
@@ -212,6 +217,9 @@ local function decide(mode, args, pos, raws, nkeys, now, keep_after, careful)
           fused = true
         end
         if f == field then
+          if fr > was then
+            was = fr
+          end
           start, kept_until, tag, len = cursor, fr, t, l
           at = cursor + 15 + #field
           cursor = at + l - 1
@@ -225,10 +233,13 @@ local function decide(mode, args, pos, raws, nkeys, now, keep_after, careful)
           index = {}
           local from = 1
           while from <= size do
-            local f, _, l, t, after = unpack_bin(HEAD, raw, from)
+            local f, fr, l, t, after = unpack_bin(HEAD, raw, from)
             if after + l - 1 > size + 1 or not ((t == 1 and l == 9) or (t == 2 and l == 25)
                 or (t == 3 and l % 8 == 1) or (t == 4 and l == 17)) then
               return 'corrupt', k
+            end
+            if fr > was then
+              was = fr
             end
             if not index[f] then
               index[f] = from
@@ -415,6 +426,9 @@ local function decide(mode, args, pos, raws, nkeys, now, keep_after, careful)
             or (t == 3 and l % 8 == 1) or (t == 4 and l == 17)) then
           return 'corrupt', k
         end
+        if fresh > was then
+          was = fresh
+        end
         if not checked_fields[f] and fresh > keep_after then
           run = run or from
           if fresh > latest then
@@ -431,7 +445,7 @@ local function decide(mode, args, pos, raws, nkeys, now, keep_after, careful)
       end
     end
     if changed then
-      writes[2 * k - 1], writes[2 * k] = value, latest
+      writes[3 * k - 2], writes[3 * k - 1], writes[3 * k] = value, latest, was
     end
   end
   if pos ~= #args + 1 then
@@ -456,13 +470,20 @@ if mode <= 2 then
   if done and verdict == 1 then
     -- Each subject once: its new value, to expire when its latest record goes fresh (rounded
     -- up to whole milliseconds, at least 1), plus the margin. The TTL goes as a string:
-    -- Redis formats a number argument with %.17g, at several times the cost.
+    -- Redis formats a number argument with %.17g, at several times the cost. On the server's
+    -- clock, a key already lives until its latest record goes fresh (every write sees to it):
+    -- where no record goes fresh later than that, the key keeps its TTL (SET KEEPTTL costs
+    -- less than PSETEX). With a given time, each write renews the margin instead.
     local writes = x
     for k = 1, nkeys do
-      local value, latest = writes[2 * k - 1], writes[2 * k]
+      local value, latest = writes[3 * k - 2], writes[3 * k - 1]
       if value == '' then
         redis.call('DEL', KEYS[k])
-      elseif value and value ~= 0 then
+      elseif not value or value == 0 then
+        -- Not changed.
+      elseif grace == 0 and latest <= writes[3 * k] then
+        redis.call('SET', KEYS[k], value, 'KEEPTTL')
+      else
         local ttl = 1
         if latest > now then
           local wait = latest - now
