@@ -281,7 +281,7 @@ impl<'c> Call<'c> {
 
     /// Places the next check, of `key`: its subject (added if new) and its field.
     fn place(&mut self, key: &'c Key) -> Result<(), Error> {
-        let (subject, field) = subject::place(key);
+        let (subject, field) = subject::locate(key);
         if field.len() > usize::from(u16::MAX) {
             return Err(Error::InvalidRequest(format!(
                 "the policy of key {key} is {} bytes long; the Redis store takes at most {}",
@@ -289,10 +289,10 @@ impl<'c> Call<'c> {
                 u16::MAX
             )));
         }
-        let index = match self.subjects.iter().position(|s| *s == subject) {
+        let index = match self.subjects.iter().position(|s| subject.is(s)) {
             Some(i) => i,
             None => {
-                self.subjects.push(subject);
+                self.subjects.push(subject.to_string());
                 self.subjects.len() - 1
             }
         };
@@ -406,6 +406,7 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
     let script_admitted = take(&mut rest, 1, "the verdict")?[0] == 1;
     let now = le_u64(take(&mut rest, 8, "the time")?);
     let subjects = places.iter().map(|&(s, _)| s + 1).max().unwrap_or(0);
+    // Each subject's value, its records read once to find a malformed one.
     let mut values = Vec::with_capacity(subjects);
     for _ in 0..subjects {
         let len = take(&mut rest, 4, "a value's length")?;
@@ -415,7 +416,11 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
             usize::try_from(len).unwrap_or(usize::MAX),
             "a value",
         )?;
-        values.push(records(value)?);
+        let mut records = value;
+        while !records.is_empty() {
+            record(&mut records)?;
+        }
+        values.push(value);
     }
     if !rest.is_empty() {
         return Err(RedisError::Reply(format!(
@@ -426,13 +431,9 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
     let mut states: Vec<State> = places
         .iter()
         .map(|&(subject, field)| {
-            let state = values[subject]
-                .iter()
-                .find(|(f, _)| *f == field.as_bytes())
-                .map_or(&[][..], |&(_, state)| state);
             // Anything that is not a state of the core's encoding (an absent one included)
             // reads as fresh, as the script reads it.
-            State::decode(state).unwrap_or_default()
+            State::decode(state_of(values[subject], field)).unwrap_or_default()
         })
         .collect();
     let mut refs: Vec<&mut State> = states.iter_mut().collect();
@@ -450,30 +451,33 @@ pub(crate) fn parse_reply<C: Borrow<Check>>(
     })
 }
 
-/// One limit's record in a subject's value: its field and its state.
-type Record<'v> = (&'v [u8], &'v [u8]);
+/// Splits the next record off a subject's value (`'<I2c0I8I4c0'`: field, fresh instant,
+/// state): its field and its state.
+fn record<'v>(value: &mut &'v [u8]) -> Result<(&'v [u8], &'v [u8]), RedisError> {
+    let len = take(value, 2, "a field's length")?;
+    let field = take(
+        value,
+        usize::from(u16::from_le_bytes([len[0], len[1]])),
+        "a field",
+    )?;
+    take(value, 8, "a record's fresh instant")?;
+    let len = take(value, 4, "a state's length")?;
+    let len = u32::from_le_bytes(len.try_into().unwrap_or([0; 4]));
+    let state = take(value, usize::try_from(len).unwrap_or(usize::MAX), "a state")?;
+    Ok((field, state))
+}
 
-/// The records of a subject's value (`'<I2c0I8I4c0'`: field, fresh instant, state).
-fn records(mut value: &[u8]) -> Result<Vec<Record<'_>>, RedisError> {
-    let mut records = Vec::new();
+/// The state of `field`'s record in a subject's value whose records were read whole; empty
+/// if it has none.
+fn state_of<'v>(mut value: &'v [u8], field: &str) -> &'v [u8] {
     while !value.is_empty() {
-        let len = take(&mut value, 2, "a field's length")?;
-        let field = take(
-            &mut value,
-            usize::from(u16::from_le_bytes([len[0], len[1]])),
-            "a field",
-        )?;
-        take(&mut value, 8, "a record's fresh instant")?;
-        let len = take(&mut value, 4, "a state's length")?;
-        let len = u32::from_le_bytes(len.try_into().unwrap_or([0; 4]));
-        let state = take(
-            &mut value,
-            usize::try_from(len).unwrap_or(usize::MAX),
-            "a state",
-        )?;
-        records.push((field, state));
+        match record(&mut value) {
+            Ok((f, state)) if f == field.as_bytes() => return state,
+            Ok(_) => {}
+            Err(_) => break,
+        }
     }
-    Ok(records)
+    &[]
 }
 
 #[cfg(test)]

@@ -15,17 +15,49 @@ const RAW_FIELD: &str = "\0";
 
 /// The Redis key of `key`'s subject, and the field of `key`'s limit in its value.
 pub(crate) fn place(key: &Key) -> (String, &str) {
+    let (subject, field) = locate(key);
+    (subject.to_string(), field)
+}
+
+/// [`place`], the subject's key borrowed from `key`: a call that checks several limits of one
+/// subject allocates its key once.
+pub(crate) fn locate(key: &Key) -> (Subject<'_>, &str) {
     let s = key.as_str();
-    split(s).map_or_else(
-        || (s.to_owned(), RAW_FIELD),
-        |(namespace, policy, tag)| {
-            let mut subject = String::with_capacity(namespace.len() + tag.len() + 1);
-            subject.push_str(namespace);
-            subject.push(':');
-            subject.push_str(tag);
-            (subject, policy)
-        },
+    split(s).map_or(
+        (Subject::Whole(s), RAW_FIELD),
+        |(namespace, policy, tag)| (Subject::Parts(namespace, tag), policy),
     )
+}
+
+/// A subject's Redis key, in the pieces of a limit's key it is made of.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Subject<'k> {
+    /// `namespace:{tag}`: the namespace, and the braced tag.
+    Parts(&'k str, &'k str),
+    /// A key of another form, stored under its own name.
+    Whole(&'k str),
+}
+
+impl Subject<'_> {
+    /// Whether `key` is this subject's Redis key.
+    pub(crate) fn is(&self, key: &str) -> bool {
+        match *self {
+            Subject::Parts(namespace, tag) => key
+                .strip_prefix(namespace)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .is_some_and(|rest| rest == tag),
+            Subject::Whole(whole) => key == whole,
+        }
+    }
+}
+
+impl std::fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Subject::Parts(namespace, tag) => write!(f, "{namespace}:{tag}"),
+            Subject::Whole(whole) => f.write_str(whole),
+        }
+    }
 }
 
 /// `namespace`, `policy` and `{tag}` of a key of [`Key::new`]'s form: escaped parts without
@@ -60,6 +92,26 @@ mod tests {
         );
         let long = Key::new("api", "p", SubjectKind::User, &"x".repeat(100));
         assert_eq!(place(&long).0, format!("api:{{{}}}", long.hash_tag()));
+    }
+
+    #[test]
+    fn a_borrowed_subject_is_the_key_it_names_and_no_other() {
+        let burst = Key::new("api", "plan_burst", SubjectKind::Tenant, "acme");
+        let (subject, _) = locate(&burst);
+        assert!(subject.is("api:{t=acme}"));
+        for other in [
+            "api:{t=acm}",
+            "api:{t=acme}x",
+            "ap:{t=acme}",
+            "api{t=acme}",
+            "api:",
+        ] {
+            assert!(!subject.is(other), "{other}");
+        }
+        let raw = Key::from_raw("a:{t}");
+        let (subject, _) = locate(&raw);
+        assert!(subject.is("a:{t}"));
+        assert!(!subject.is("a::{t}"));
     }
 
     #[test]
