@@ -57,14 +57,7 @@ struct Issued<'a> {
 }
 
 pub(crate) fn run(args: &KeysArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| CliError::Io {
-            path: "the async runtime".into(),
-            source,
-        })?;
-    runtime.block_on(run_async(args, out))
+    stores::block_on(run_async(args, out))
 }
 
 async fn run_async(args: &KeysArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {

@@ -17,14 +17,7 @@ use crate::table::Table;
 use crate::{CliError, Outcome, stores};
 
 pub(crate) fn run(args: &ReportArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| CliError::Io {
-            path: "the async runtime".into(),
-            source,
-        })?;
-    runtime.block_on(async {
+    stores::block_on(async {
         match &args.action {
             Some(ReportAction::Prune(prune_args)) => prune(prune_args, out).await,
             None => report(args, out).await,

@@ -44,3 +44,18 @@ pub(crate) async fn redis(url: &str) -> Result<RedisStore, CliError> {
             source,
         })
 }
+
+/// Runs `work` to completion on a runtime of its own: the commands that talk to a store are
+/// async, the command line is not.
+pub(crate) fn block_on<T>(
+    work: impl std::future::Future<Output = Result<T, CliError>>,
+) -> Result<T, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            path: "the async runtime".into(),
+            source,
+        })?
+        .block_on(work)
+}
