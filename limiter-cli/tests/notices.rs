@@ -10,10 +10,9 @@ use std::time::Duration;
 use limiter_core::notify::{
     ClaimRequest, Inbox, InboxItem, InboxQuery, NotifyKind, Outbox, Settlement,
 };
-use limiter_core::policy::{Config, PlanConfig};
 use limiter_core::request_log::parse_ts;
-use limiter_core::{Limiter, ManualClock, Micros, PolicySet, Request, Store, Unit};
-use limiter_testkit::fixtures::{BASE_NOW, HOUR, MINUTE, SECOND, rate};
+use limiter_core::{Limiter, ManualClock, Micros, PolicySet, Request, Store};
+use limiter_testkit::fixtures::{BASE_NOW, HOUR, MINUTE, SECOND};
 use support::limiter;
 
 /// The daily quota of plan `tiny`.
@@ -35,16 +34,8 @@ const UPGRADE: &str = "Upgrade to Free for 500/day; you are on Tiny at 20/day";
 /// The default policies in `namespace`, plus a plan `tiny` whose daily quota of [`QUOTA`] is
 /// the only limit the tests reach.
 fn policies(namespace: &str) -> PolicySet {
-    let mut config = Config::default();
+    let mut config = limiter_testkit::conformance::events::trace_config();
     config.namespace = namespace.to_owned();
-    config.plans.insert(
-        "tiny".into(),
-        PlanConfig::new(
-            rate(10_000, Unit::Hour),
-            rate(1_000, Unit::Minute),
-            rate(u64::from(QUOTA), Unit::Day),
-        ),
-    );
     PolicySet::from_config(&config).expect("valid policies")
 }
 

@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use jiff::civil::{Date, date};
 use limiter_core::notify::NotifyKind;
-use limiter_core::policy::{Config, PlanConfig, PolicyKind};
-use limiter_core::{Clock, Limiter, ManualClock, Micros, PolicySet, Request, Unit};
+use limiter_core::policy::PolicyKind;
+use limiter_core::{Clock, Limiter, ManualClock, Micros, PolicySet, Request};
 use limiter_memory::MemoryStore;
 use limiter_notify::{Delivery, Renderer, Sink, SinkError, Worker, WorkerConfig};
 use limiter_testkit::conformance::events::TRACE_QUOTA;
-use limiter_testkit::fixtures::{HOUR, SECOND, rate};
+use limiter_testkit::fixtures::{HOUR, SECOND};
 
 /// The tenant's time zone, the policy set's.
 const ZONE: &str = "America/New_York";
@@ -25,16 +25,8 @@ const ZONE: &str = "America/New_York";
 /// The plan `tiny` of the trace policies (a daily quota of [`TRACE_QUOTA`]), counted in
 /// [`ZONE`], notifying on `plan_daily` at 80%.
 fn policies() -> PolicySet {
-    let mut config = Config::default();
+    let mut config = limiter_testkit::conformance::events::trace_config();
     config.time_zone = ZONE.to_owned();
-    config.plans.insert(
-        "tiny".into(),
-        PlanConfig::new(
-            rate(10_000, Unit::Hour),
-            rate(1_000, Unit::Minute),
-            rate(TRACE_QUOTA, Unit::Day),
-        ),
-    );
     config.notify.policies = vec![PolicyKind::PlanDaily.name().to_owned()];
     config.notify.thresholds = vec![80];
     PolicySet::from_config(&config).unwrap()

@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use limiter_core::notify::{ClaimRequest, NotifyKind, NotifyRules, Outbox};
-use limiter_core::policy::{Config, PlanConfig, PolicyKind};
-use limiter_core::{Limiter, ManualClock, Micros, PolicySet, Request, Store, Unit};
+use limiter_core::policy::PolicyKind;
+use limiter_core::{Limiter, ManualClock, Micros, PolicySet, Request, Store};
 use limiter_redis::fred::interfaces::LuaInterface;
 use limiter_redis::{RedisConfig, RedisInbox, RedisOutbox, RedisStore, TimeSource};
 use limiter_testkit::conformance::events::trace_policies;
 use limiter_testkit::conformance::outbox::fleet_notifies_once_per_window;
-use limiter_testkit::fixtures::{BASE_NOW, HOUR, MINUTE, rate};
+use limiter_testkit::fixtures::{BASE_NOW, HOUR, MINUTE};
 use limiter_testkit::redis;
 
 /// A store on `url` with injected time (the tests drive the clock).
@@ -113,16 +113,8 @@ const QUOTA: u64 = 20;
 /// One process's view of the server: its own store (and so its own memory of the notices it
 /// wrote), a limiter that notifies on the daily quota at 80%, policies in `namespace`.
 async fn process(url: &str, namespace: &str, clock: &ManualClock) -> Limiter {
-    let mut config = Config::default();
+    let mut config = limiter_testkit::conformance::events::trace_config();
     config.namespace = namespace.to_owned();
-    config.plans.insert(
-        "tiny".into(),
-        PlanConfig::new(
-            rate(10_000, Unit::Hour),
-            rate(1_000, Unit::Minute),
-            rate(QUOTA, Unit::Day),
-        ),
-    );
     let policies = PolicySet::from_config(&config).expect("policies");
     let rules = NotifyRules::new([PolicyKind::PlanDaily], [80]).expect("rules");
     Limiter::builder(policies, store(url).await)

@@ -40,8 +40,15 @@ pub fn trace_policies() -> PolicySet {
 /// [`trace_policies`] with every key under `namespace`, so that runs against one long-lived
 /// server (`LIMITER_REDIS_URL`) never meet each other's limits or notices.
 pub fn trace_policies_in(namespace: &str) -> PolicySet {
-    let mut config = Config::default();
+    let mut config = trace_config();
     config.namespace = namespace.to_owned();
+    PolicySet::from_config(&config).expect("the trace's policies are valid")
+}
+
+/// The configuration of [`trace_policies`]: the defaults plus the plan `tiny`, for tests that
+/// change something else (the time zone, the namespace) before building the policies.
+pub fn trace_config() -> Config {
+    let mut config = Config::default();
     config.plans.insert(
         "tiny".into(),
         PlanConfig::new(
@@ -50,7 +57,7 @@ pub fn trace_policies_in(namespace: &str) -> PolicySet {
             rate(TRACE_QUOTA, Unit::Day),
         ),
     );
-    PolicySet::from_config(&config).expect("the trace's policies are valid")
+    config
 }
 
 /// The events of two days of traffic from [`TRACE_TENANTS`] (plus a staff user's bypasses),
