@@ -77,6 +77,26 @@ pub struct RedisConfig {
     /// services). Set this to connect anyway, when the evictions are acceptable or the policy is
     /// known to be `noeviction`.
     pub evicting_policy_allowed: bool,
+    /// How many consumes one script call may decide at most, on one server (not a cluster). At
+    /// least 1; 1 sends each alone.
+    ///
+    /// The store keeps at most [`max_calls_in_flight`](Self::max_calls_in_flight) calls of
+    /// consumes in flight on a server. A consume that comes while that many are out waits, and
+    /// when a call comes back, the consumes waiting go together in one call, up to this many:
+    /// each is decided in turn, atomically, exactly as it would be alone at that instant, and
+    /// the fixed cost of a call (the round trip, the server's work to start a script, its
+    /// reading of the time) is paid once for all of them. A consume that finds a call free and
+    /// none waiting goes at once. So under load the server, which every API server shares,
+    /// spends less of its one thread per decision. Peeks, refunds and resets always go alone.
+    pub max_combined: usize,
+    /// How many calls of consumes the store has in flight on one server at most (see
+    /// [`max_combined`](Self::max_combined)). At least 1.
+    ///
+    /// Two keep the server busy (one call is decided while the other travels) and let the
+    /// consumes that come meanwhile gather; each call more in flight makes the batches
+    /// smaller, each paying a call's fixed cost again. Under light load nothing waits: a
+    /// consume waits only while this many calls are out.
+    pub max_calls_in_flight: usize,
     /// This host's clock (see [`with_client_clock`](Self::with_client_clock)).
     client_clock: ClientClock,
 }
@@ -95,8 +115,9 @@ impl Eq for ClientClock {}
 
 impl Default for RedisConfig {
     /// A local server (`redis://127.0.0.1:6379`), 4 connections, 1 s command timeout, 5 s
-    /// connect timeout, reconnecting forever with exponential backoff from 10 ms to 2 s, and
-    /// server time; an evicting `maxmemory-policy` is refused.
+    /// connect timeout, reconnecting forever with exponential backoff from 10 ms to 2 s, server
+    /// time, and up to 32 consumes per call with 2 calls in flight; an evicting
+    /// `maxmemory-policy` is refused.
     fn default() -> Self {
         RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
@@ -106,6 +127,8 @@ impl Default for RedisConfig {
             reconnect: ReconnectPolicy::new_exponential(0, 10, 2_000, 2),
             time_source: TimeSource::Server,
             evicting_policy_allowed: false,
+            max_combined: 32,
+            max_calls_in_flight: 2,
             client_clock: ClientClock(Arc::new(SystemClock)),
         }
     }
@@ -192,6 +215,18 @@ impl RedisConfig {
         self.evicting_policy_allowed = allowed;
         self
     }
+
+    /// Sets [`max_combined`](Self::max_combined).
+    pub fn with_max_combined(mut self, consumes: usize) -> RedisConfig {
+        self.max_combined = consumes;
+        self
+    }
+
+    /// Sets [`max_calls_in_flight`](Self::max_calls_in_flight).
+    pub fn with_max_calls_in_flight(mut self, calls: usize) -> RedisConfig {
+        self.max_calls_in_flight = calls;
+        self
+    }
 }
 
 impl fmt::Debug for RedisConfig {
@@ -204,6 +239,8 @@ impl fmt::Debug for RedisConfig {
             .field("reconnect", &self.reconnect)
             .field("time_source", &self.time_source)
             .field("evicting_policy_allowed", &self.evicting_policy_allowed)
+            .field("max_combined", &self.max_combined)
+            .field("max_calls_in_flight", &self.max_calls_in_flight)
             .field("client_clock", &self.client_clock.0)
             .finish()
     }

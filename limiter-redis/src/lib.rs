@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod cluster;
+mod combine;
 mod config;
 mod error;
 mod events;

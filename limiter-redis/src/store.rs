@@ -19,6 +19,7 @@ use limiter_core::{
 };
 
 use crate::cluster::{Decide, SlotGroups, Taken, join_all};
+use crate::combine::{self, Answer, Combiner, Consume, Turn, Waiting};
 use crate::config::{RedisConfig, TimeSource, redact};
 use crate::error::{RedisError, into_core_error};
 use crate::notices::Notices;
@@ -92,6 +93,8 @@ struct Inner {
     give_back_failures: AtomicU64,
     /// The ids of the notices this process wrote.
     notices: Notices,
+    /// The consumes waiting to go together (on one server; on a cluster, none waits).
+    combiner: Combiner,
     /// How long a charge, and a refund, wait before they are sent: for tests that act between
     /// a cross-slot decision's rounds.
     #[cfg(test)]
@@ -135,6 +138,16 @@ impl RedisStore {
         if config.pool_size == 0 {
             return Err(invalid(
                 "pool_size is 0; expected at least 1 connection".into(),
+            ));
+        }
+        if config.max_combined == 0 {
+            return Err(invalid(
+                "max_combined is 0; expected at least 1 consume per call (1: each alone)".into(),
+            ));
+        }
+        if config.max_calls_in_flight == 0 {
+            return Err(invalid(
+                "max_calls_in_flight is 0; expected at least 1 call of consumes in flight".into(),
             ));
         }
         // fred reads a command timeout of 0 as "no timeout": calls could then wait forever,
@@ -198,6 +211,11 @@ impl RedisStore {
                 server_offset: AtomicI64::new(0),
                 give_back_failures: AtomicU64::new(0),
                 notices: Notices::new(),
+                // A cluster decides a batch per slot: no call there holds several.
+                combiner: Combiner::new(
+                    config.max_calls_in_flight,
+                    if clustered { 1 } else { config.max_combined },
+                ),
                 #[cfg(test)]
                 delays: std::sync::Mutex::new((Duration::ZERO, Duration::ZERO)),
             }),
@@ -474,7 +492,11 @@ impl RedisStore {
         let server_now = || self.server_now();
         let days = &self.inner.days;
         let build = || arguments(mode, time, checks, restores, days, &server_now).map(Call::finish);
-        let (reply, places) = self.call_script(&build, timeout).await?;
+        let (reply, places) = if mode == ScriptMode::Consume && self.inner.combiner.combines() {
+            self.call_combined(&build, timeout).await?
+        } else {
+            self.call_script(&build, timeout).await?
+        };
         let reply = match (reply, time) {
             // The server's day is not among those sent: this host's clock is off by a day or
             // more. The script stopped before it wrote anything, and its error names the
@@ -512,6 +534,128 @@ impl RedisStore {
             result => result,
         };
         Ok((reply, places))
+    }
+
+    /// [`call_script`](Self::call_script) for a consume on one server: at once if a slot is
+    /// free and no other waits, else with the consumes waiting, in one call (see
+    /// [`combine`]). A consume the call did not decide goes alone.
+    async fn call_combined<'c>(
+        &self,
+        build: &(dyn Fn() -> Result<Built<'c>, Error> + Sync),
+        timeout: Duration,
+    ) -> Result<(Result<Value, fred::error::Error>, Places<'c>), Error> {
+        let (keys, args, places) = build()?;
+        let Value::Bytes(arg) = args else {
+            return self.call_script(build, timeout).await;
+        };
+        let answer = match self.inner.combiner.enter(Consume { keys, arg }) {
+            Turn::Send(consume) => {
+                // The slot goes to the consumes waiting once this call is back, or dropped.
+                let _slot = Slot(self);
+                let reply = match self.evalsha(consume.keys, Value::Bytes(consume.arg)).await {
+                    Err(e) if e.details().starts_with("NOSCRIPT") => {
+                        self.load_script(timeout)
+                            .await
+                            .map_err(|e| into_core_error(self, e, timeout))?;
+                        let (keys, args, _) = build()?;
+                        self.evalsha(keys, args).await
+                    }
+                    reply => reply,
+                };
+                return Ok((reply, places));
+            }
+            Turn::Wait(answer) => answer.await,
+            Turn::Lead(batch, answer) => {
+                self.send_on_slot(batch);
+                answer.await
+            }
+        };
+        match answer {
+            Ok(Answer::Reply(reply)) => Ok((Ok(reply), places)),
+            Ok(Answer::Failed(error)) => Ok((Err(error), places)),
+            Ok(Answer::Alone) => self.call_script(build, timeout).await,
+            // The call that held it was dropped unsent or unanswered: the runtime is shutting
+            // down.
+            Err(_) => Err(Error::store(
+                self,
+                ErrorKind::Temporary,
+                "the call that held this consume was dropped (the runtime is shutting down); it \
+                 may or may not have been decided"
+                    .to_owned(),
+                None,
+            )),
+        }
+    }
+
+    /// Sends `batch`, and whatever waits after it, on a slot already taken, in a task of its
+    /// own: the call answers several callers, so none of them may cancel it by stopping to
+    /// wait.
+    fn send_on_slot(&self, batch: Vec<Waiting>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to send from: each consume fails as unsent, and the slot is freed.
+            let mut batch = batch;
+            while !batch.is_empty() {
+                let unsent = fred::error::Error::new(
+                    fred::error::ErrorKind::Canceled,
+                    "not sent: no runtime to send it from",
+                );
+                combine::answer(batch, Err(unsent));
+                batch = self.inner.combiner.next();
+            }
+            return;
+        };
+        let store = self.clone();
+        runtime.spawn(async move {
+            let mut batch = batch;
+            while !batch.is_empty() {
+                store.send_batch(batch).await;
+                batch = store.inner.combiner.next();
+            }
+        });
+    }
+
+    /// One call over the consumes of `batch` (alone if it holds one), under the store's
+    /// command timeout, and each its answer; reloads the script once if the server lost it.
+    async fn send_batch(&self, batch: Vec<Waiting>) {
+        let timeout = self.inner.command_timeout;
+        let call = || {
+            if let [one] = batch.as_slice() {
+                let consume = &one.consume;
+                (consume.keys.clone(), Value::Bytes(consume.arg.clone()))
+            } else {
+                combine::call_of(&batch)
+            }
+        };
+        let send = async {
+            let (keys, args) = call();
+            match self.evalsha(keys, args).await {
+                Err(e) if e.details().starts_with("NOSCRIPT") => {
+                    if let Err(e) = self.load_script(timeout).await {
+                        return Err(fred::error::Error::new(
+                            fred::error::ErrorKind::Unknown,
+                            format!("the server lost the script, and loading it failed: {e}"),
+                        ));
+                    }
+                    let (keys, args) = call();
+                    self.evalsha(keys, args).await
+                }
+                reply => reply,
+            }
+        };
+        let reply = tokio::time::timeout(timeout, send)
+            .await
+            .unwrap_or_else(|_| {
+                Err(fred::error::Error::new(
+                    fred::error::ErrorKind::Timeout,
+                    format!("no reply within {timeout:?}"),
+                ))
+            });
+        let mut batch = batch;
+        if batch.len() > 1 {
+            combine::answer(batch, reply);
+        } else if let Some(one) = batch.pop() {
+            combine::answer_alone(one, reply);
+        }
     }
 
     /// Fails at once while no connection is up ([`expect_connected`](Self::expect_connected)),
@@ -591,6 +735,19 @@ impl Decide for RedisStore {
         async move {
             // The task ends on its own: only a runtime shutting down stops it.
             let _ = refunds.await;
+        }
+    }
+}
+
+/// A slot taken by a consume sent alone: when its call is back, or its caller dropped, the slot
+/// goes to the consumes waiting, if any (see [`combine`]).
+struct Slot<'s>(&'s RedisStore);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let next = self.0.inner.combiner.next();
+        if !next.is_empty() {
+            self.0.send_on_slot(next);
         }
     }
 }

@@ -32,6 +32,8 @@
 -- record where it looks first. Records of limits the call does not check are kept as they
 -- are, until they go fresh (plus the margin).
 --
+-- A call decides one batch, as below, or several consumes in turn (see "Several decisions").
+--
 -- KEYS[k]  the key of subject k.
 -- ARGV[1]  every number of the call, packed in one string (one argument converts cheaper than
 --          many), every number a little-endian double (exact: each is an integer below
@@ -72,31 +74,40 @@ local MAX_TIMESTAMP = 8936830510563328 -- 2^53 - 2^46, limiter_core::time::MAX_T
 
 local args = ARGV[1]
 local nkeys = #KEYS
-if #ARGV ~= 1 or #args < 25 or nkeys < 1 then
+-- Several consumes in one call (see "Several decisions" below): more than one argument.
+local several = #ARGV > 1
+local flags, now, grace, n, pos, mode, keep_after, raws
+if several then
+  if #args < 3 or #args ~= 1 + 2 * (#ARGV - 1) or unpack_bin('<B', args) ~= 6 then
+    return redis.error_reply('LIMITER_BAD_ARGUMENTS expected a header of several consumes')
+  end
+elseif #ARGV ~= 1 or #args < 25 or nkeys < 1 then
   return redis.error_reply('LIMITER_BAD_ARGUMENTS expected one argument holding a header')
-end
-local flags, now, grace, n, pos = unpack_bin('<Bddd', args)
-local mode = flags % 8
-if mode < 1 or mode > 5 or flags >= 16 then
-  return redis.error_reply('LIMITER_BAD_ARGUMENTS unknown mode ' .. flags)
-end
-if flags >= 8 then
-  local t = redis.call('TIME')
-  now = t[1] * 1000000 + t[2]
-end
-if now > MAX_TIMESTAMP then
-  now = MAX_TIMESTAMP
-end
--- A record is dropped once its state is fresh and the margin has passed, as a key expires.
--- A reset, which knows no time, drops none (and keeps the key's expiry).
-local keep_after = now - grace * 1000
-if mode == 4 then
-  keep_after = -1
+else
+  flags, now, grace, n, pos = unpack_bin('<Bddd', args)
+  mode = flags % 8
+  if mode < 1 or mode > 5 or flags >= 16 then
+    return redis.error_reply('LIMITER_BAD_ARGUMENTS unknown mode ' .. flags)
+  end
+  if flags >= 8 then
+    local t = redis.call('TIME')
+    now = t[1] * 1000000 + t[2]
+  end
+  if now > MAX_TIMESTAMP then
+    now = MAX_TIMESTAMP
+  end
+  -- A record is dropped once its state is fresh and the margin has passed, as a key expires.
+  -- A reset, which knows no time, drops none (and keeps the key's expiry).
+  keep_after = now - grace * 1000
+  if mode == 4 then
+    keep_after = -1
+  end
 end
 
 -- One read for every subject.
-local raws
-if mode == 1 and n == 1 and nkeys == 1 then
+if several then
+  -- Read below.
+elseif mode == 1 and n == 1 and nkeys == 1 then
   -- One GCRA limit of a subject whose value holds that limit alone (or nothing): charged here,
   -- without the general path's function, tables and loops. Anything else (another algorithm,
   -- another record, a corrupt value) takes the general path.
@@ -458,6 +469,127 @@ local function decide(mode, args, pos, raws, nkeys, now, keep_after, careful)
   return 1, writes
 end
 
+-- Writes what an admitted charge changed (`writes`, from `decide`) of the subjects
+-- KEYS[first + 1 .. first + count]: each subject once, its new value, to expire when its
+-- latest record goes fresh (rounded up to whole milliseconds, at least 1), plus the margin.
+-- The TTL goes as a string: Redis formats a number argument with %.17g, at several times the
+-- cost. On the server's clock, a key already lives until its latest record goes fresh (every
+-- write sees to it): where no record goes fresh later than that, the key keeps its TTL (SET
+-- KEEPTTL costs less than PSETEX). With a given time, each write renews the margin instead.
+local function write(writes, first, count, now, grace)
+  for k = 1, count do
+    local key = KEYS[first + k]
+    local value, latest = writes[3 * k - 2], writes[3 * k - 1]
+    if value == '' then
+      redis.call('DEL', key)
+    elseif not value or value == 0 then
+      -- Not changed.
+    elseif grace == 0 and latest <= writes[3 * k] then
+      redis.call('SET', key, value, 'KEEPTTL')
+    else
+      local ttl = 1
+      if latest > now then
+        local wait = latest - now
+        ttl = math.floor(wait / 1000)
+        if ttl * 1000 < wait then
+          ttl = ttl + 1
+        end
+      end
+      redis.call('PSETEX', key, string.format('%d', ttl + grace), value)
+    end
+  end
+end
+
+-- Several decisions ----------------------------------------------------------------------------
+--
+-- A client with more consumes waiting than calls in flight sends them together, each decided
+-- in turn exactly as a lone call would decide it (atomic, as is the whole call), the fixed
+-- cost of a call (the round trip, EVALSHA's own work, TIME) shared. ARGV[1] is '<B' 6, then
+-- for each consume '<I2' the number of its subjects; ARGV[1 + j] is the argument of the jth,
+-- as it would be alone (a consume, mode 1); its subjects are the next KEYS in order. A key of
+-- several of them is read once, and each one after the first reads what the one before wrote.
+-- Reply: for each consume, '<BI8' its verdict and the time used, then, as for a lone call,
+-- each subject's value before it; or, for a consume this call did not decide (a corrupt
+-- value, a calendar's days around another time: nothing written), '<BI8' 2 and the time, for
+-- the client to send it alone, whose reply says why.
+if several then
+  local count = #ARGV - 1
+  local total = 0
+  for j = 1, count do
+    total = total + unpack_bin('<I2', args, 2 * j)
+  end
+  if total ~= nkeys then
+    return redis.error_reply('LIMITER_BAD_ARGUMENTS ' .. count .. ' consumes of ' .. total
+      .. ' subjects in all, with ' .. nkeys .. ' keys')
+  end
+  local values = redis.call('MGET', unpack(KEYS))
+  -- Each key's value as the consumes so far left it (false: none).
+  local current = {}
+  for i = 1, nkeys do
+    local key = KEYS[i]
+    if current[key] == nil then
+      current[key] = values[i] or false
+    end
+  end
+  local server_now
+  local out = {}
+  local first = 0
+  for j = 1, count do
+    local a = ARGV[j + 1]
+    local subjects = unpack_bin('<I2', args, 2 * j)
+    local decided = false
+    local fl, t, gr, _, p = 0, 0, 0, 0, 0
+    if #a >= 25 then
+      fl, t, gr, _, p = unpack_bin('<Bddd', a)
+    end
+    if fl == 1 or fl == 9 then
+      if fl == 9 then
+        if not server_now then
+          local tm = redis.call('TIME')
+          server_now = tm[1] * 1000000 + tm[2]
+        end
+        t = server_now
+      end
+      if t > MAX_TIMESTAMP then
+        t = MAX_TIMESTAMP
+      end
+      local read = {}
+      for k = 1, subjects do
+        read[k] = current[KEYS[first + k]] or nil
+      end
+      local keep = t - gr * 1000
+      local done, verdict, writes = pcall(decide, 1, a, p, read, subjects, t, keep, false)
+      if not done then
+        done, verdict, writes = pcall(decide, 1, a, p, read, subjects, t, keep, true)
+      end
+      if done and (verdict == 0 or verdict == 1) then
+        decided = true
+        if verdict == 1 then
+          write(writes, first, subjects, t, gr)
+          for k = 1, subjects do
+            local value = writes[3 * k - 2]
+            if value == '' then
+              current[KEYS[first + k]] = false
+            elseif value and value ~= 0 then
+              current[KEYS[first + k]] = value
+            end
+          end
+        end
+        out[#out + 1] = pack_bin('<BI8', verdict, t)
+        for k = 1, subjects do
+          local v = read[k] or ''
+          out[#out + 1] = pack_bin('<I4c0', #v, v)
+        end
+      end
+    end
+    if not decided then
+      out[#out + 1] = pack_bin('<BI8', 2, t)
+    end
+    first = first + subjects
+  end
+  return table.concat(out)
+end
+
 local done, verdict, x, y, z
 if mode <= 2 then
   done, verdict, x, y, z = pcall(decide, mode, args, pos, raws, nkeys, now, keep_after, false)
@@ -468,33 +600,7 @@ if mode <= 2 then
     done, verdict, x, y, z = pcall(decide, mode, args, pos, raws, nkeys, now, keep_after, true)
   end
   if done and verdict == 1 then
-    -- Each subject once: its new value, to expire when its latest record goes fresh (rounded
-    -- up to whole milliseconds, at least 1), plus the margin. The TTL goes as a string:
-    -- Redis formats a number argument with %.17g, at several times the cost. On the server's
-    -- clock, a key already lives until its latest record goes fresh (every write sees to it):
-    -- where no record goes fresh later than that, the key keeps its TTL (SET KEEPTTL costs
-    -- less than PSETEX). With a given time, each write renews the margin instead.
-    local writes = x
-    for k = 1, nkeys do
-      local value, latest = writes[3 * k - 2], writes[3 * k - 1]
-      if value == '' then
-        redis.call('DEL', KEYS[k])
-      elseif not value or value == 0 then
-        -- Not changed.
-      elseif grace == 0 and latest <= writes[3 * k] then
-        redis.call('SET', KEYS[k], value, 'KEEPTTL')
-      else
-        local ttl = 1
-        if latest > now then
-          local wait = latest - now
-          ttl = math.floor(wait / 1000)
-          if ttl * 1000 < wait then
-            ttl = ttl + 1
-          end
-        end
-        redis.call('PSETEX', KEYS[k], string.format('%d', ttl + grace), value)
-      end
-    end
+    write(x, 0, nkeys, now, grace)
   end
   if done and nkeys <= 3 and (verdict == 1 or verdict == 0) then
     -- The reply, with no table.
