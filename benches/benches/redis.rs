@@ -23,6 +23,11 @@
 //!   store: denials answered in process.
 //! - `cluster_default_decision`: the default decision on the harness's three-node cluster
 //!   (its three subjects in up to three slots); its commands are counted on every node.
+//! - `peer_flexible_one_limit`: a peer, rate-limiter-flexible's `RateLimiterRedis` (Node.js,
+//!   ioredis: one fixed-window limit, one `EVALSHA` per decision) on the same server, over as
+//!   many subjects, at as many concurrent promises; its client column is the Node process's CPU.
+//!   It runs where `node` is on the `PATH` and its packages are installed
+//!   (`npm ci --prefix benches/peers/rate-limiter-flexible`); elsewhere the row is left out.
 //!
 //! Under `cargo bench`, a report comes first: per variant, decisions per second, median and
 //! p99 latency at 1 and 64 tasks, the share of admitted decisions, the server's and this
@@ -163,9 +168,10 @@ enum Variant {
     OursDeniedFlood,
     LocalDeniedFlood,
     ClusterDefaultDecision,
+    PeerFlexibleOneLimit,
 }
 
-const VARIANTS: [Variant; 11] = [
+const VARIANTS: [Variant; 12] = [
     Variant::TrivialEvalsha,
     Variant::GcraScript,
     Variant::OursSingleLimit,
@@ -177,6 +183,7 @@ const VARIANTS: [Variant; 11] = [
     Variant::OursDeniedFlood,
     Variant::LocalDeniedFlood,
     Variant::ClusterDefaultDecision,
+    Variant::PeerFlexibleOneLimit,
 ];
 
 impl Variant {
@@ -193,15 +200,22 @@ impl Variant {
             Variant::OursDeniedFlood => "ours_denied_flood",
             Variant::LocalDeniedFlood => "local_denied_flood",
             Variant::ClusterDefaultDecision => "cluster_default_decision",
+            Variant::PeerFlexibleOneLimit => "peer_flexible_one_limit",
         }
     }
 
-    /// The servers whose counters the variant moves.
+    /// The servers whose counters the variant moves (none: the variant cannot run here).
     fn servers(self, servers: &Servers) -> Vec<&Node> {
         match self {
             Variant::ClusterDefaultDecision => servers.cluster.iter().collect(),
+            Variant::PeerFlexibleOneLimit if !peer::installed() => Vec::new(),
             _ => vec![&servers.standalone],
         }
+    }
+
+    /// Whether the variant runs in this process (the peer runs in its own).
+    fn in_process(self) -> bool {
+        !matches!(self, Variant::PeerFlexibleOneLimit)
     }
 
     /// One decision, the `i`th; whether it was admitted.
@@ -290,7 +304,78 @@ impl Variant {
                     .unwrap_or_else(|e| panic!("{name}: check: {e}"))
                     .is_allowed()
             }
+            Variant::PeerFlexibleOneLimit => unreachable!("{name} runs in its own process"),
         }
+    }
+}
+
+/// The peer's process: rate-limiter-flexible, driven by `benches/peers/rate-limiter-flexible`.
+mod peer {
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::time::Duration;
+
+    use super::Run;
+
+    fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/rate-limiter-flexible")
+    }
+
+    /// Whether `node` runs here and the peer's packages are installed.
+    pub(super) fn installed() -> bool {
+        dir().join("node_modules/rate-limiter-flexible").is_dir()
+            && Command::new("node")
+                .arg("--version")
+                .output()
+                .is_ok_and(|out| out.status.success())
+    }
+
+    /// `decisions` decisions at `tasks` concurrent promises on the server at `address`, and the
+    /// peer's CPU time over them.
+    pub(super) fn run(address: &str, tasks: usize, decisions: usize) -> (Run, Duration) {
+        let out = Command::new("node")
+            .arg(dir().join("bench.js"))
+            .arg(format!("redis://{address}"))
+            .arg(tasks.to_string())
+            .arg(decisions.to_string())
+            .output()
+            .expect("run node");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "the peer failed: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(text.trim())
+            .unwrap_or_else(|e| panic!("the peer's report {text:?}: {e}"));
+        let number = |name: &str| {
+            report[name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("the peer's report {text:?} has no {name}"))
+        };
+        let count = |name: &str| {
+            report[name]
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or_else(|| panic!("the peer's report {text:?} has no count {name}"))
+        };
+        let latencies = report["latencies_us"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter_map(serde_json::Value::as_u64)
+                    .map(Duration::from_micros)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let run = Run {
+            elapsed: Duration::from_secs_f64(number("seconds")),
+            latencies,
+            admitted: count("admitted"),
+            decisions: count("decisions"),
+        };
+        (run, Duration::from_secs_f64(number("cpu_seconds")))
     }
 }
 
@@ -624,8 +709,8 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, servers: &Servers) {
             })
             .filter(|v| !v.servers(servers).is_empty())
             .collect();
-        for &variant in &variants {
-            // Warm up: connections, script caches, keys.
+        for &variant in variants.iter().filter(|v| v.in_process()) {
+            // Warm up: connections, script caches, keys (the peer warms up in its own run).
             rt.block_on(run_tasks(f, variant, tasks, 640, false));
         }
         for round in 0..ROUNDS {
@@ -637,10 +722,15 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, servers: &Servers) {
                 let nodes = variant.servers(servers);
                 let before = command_stats(&nodes);
                 let (server_before, client_before) = (server_cpu(&nodes), client_cpu());
-                let run = rt.block_on(run_tasks(f, variant, tasks, decisions(tasks), true));
+                let (run, client) = if variant.in_process() {
+                    let run = rt.block_on(run_tasks(f, variant, tasks, decisions(tasks), true));
+                    (run, client_cpu().saturating_sub(client_before))
+                } else {
+                    peer::run(&servers.standalone.address, tasks, decisions(tasks))
+                };
                 let row = rows.entry((tasks, variant.name())).or_default();
                 row.server += server_cpu(&nodes).saturating_sub(server_before);
-                row.client += client_cpu().saturating_sub(client_before);
+                row.client += client;
                 for (name, (calls, usec)) in command_stats(&nodes) {
                     let (calls_before, usec_before) = before.get(&name).copied().unwrap_or((0, 0));
                     let entry = row.commands.entry(name).or_default();
@@ -712,6 +802,7 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, servers: &Servers) {
     }
     let complete = VARIANTS.iter().all(|v| {
         v.servers(servers).is_empty()
+            || !v.in_process()
             || CONCURRENCY
                 .iter()
                 .all(|&t| rows.contains_key(&(t, v.name())))
@@ -761,6 +852,20 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, servers: &Servers) {
         ratio("ours_default_decision", "floor_three_keys", 64),
         ratio("floor_five_keys", "trivial_evalsha", 64),
     );
+    let peer = "peer_flexible_one_limit";
+    if rows.contains_key(&(64, peer)) && rows.contains_key(&(1, peer)) {
+        eprintln!(
+            "peer: default decision (five limits) / rate-limiter-flexible's one limit = {:.2} at \
+             64 tasks (mark: >= 1.0), {:.2} at 1; single limit / its one limit = {:.2} at 64 \
+             tasks; server CPU per decision: {:.1} µs for its one limit, {:.1} µs for our \
+             single limit",
+            ratio("ours_default_decision", peer, 64),
+            ratio("ours_default_decision", peer, 1),
+            ratio("ours_single_limit", peer, 64),
+            server_us(peer, 64),
+            server_us("ours_single_limit", 64),
+        );
+    }
     if !servers.cluster.is_empty() {
         let cluster = "cluster_default_decision";
         eprintln!(
@@ -783,7 +888,7 @@ fn report(rt: &tokio::runtime::Runtime, f: &Arc<Fixture>, servers: &Servers) {
 fn bench(c: &mut Criterion, rt: &tokio::runtime::Runtime, f: &Arc<Fixture>) {
     let mut group = c.benchmark_group("redis");
     group.throughput(Throughput::Elements(1));
-    for variant in VARIANTS {
+    for variant in VARIANTS.into_iter().filter(|v| v.in_process()) {
         for tasks in CONCURRENCY {
             group.bench_function(BenchmarkId::new(variant.name(), tasks), |b| {
                 b.to_async(rt).iter_custom(|iters| {
