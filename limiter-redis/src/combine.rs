@@ -22,6 +22,10 @@ use tokio::sync::oneshot;
 /// The mode byte of a call of several consumes (`scripts/decide.lua`, "Several decisions").
 const SEVERAL: u8 = 6;
 
+/// The most keys one call of several consumes names: the script reads them with one `MGET`
+/// over `unpack(KEYS)`, which Lua refuses past 8000 values.
+const MAX_KEYS: usize = 4096;
+
 /// A consume as a lone call would send it: its subjects' keys and its argument.
 pub(crate) struct Consume {
     pub(crate) keys: Vec<FredKey>,
@@ -126,18 +130,27 @@ impl Combiner {
         batch
     }
 
-    /// Up to the most per call of the waiting consumes whose callers still wait.
+    /// Up to the most per call of the waiting consumes whose callers still wait, naming at most
+    /// [`MAX_KEYS`] keys in all (a consume of more goes alone).
     fn take(&self, state: &mut State) -> Vec<Waiting> {
         let mut batch = Vec::new();
+        let mut keys = 0;
         while batch.len() < self.most {
             let Some(waiting) = state.waiting.pop_front() else {
                 break;
             };
             // A caller that stopped waiting (its timeout passed, it was cancelled) is not
             // charged.
-            if !waiting.answer.is_closed() {
-                batch.push(waiting);
+            if waiting.answer.is_closed() {
+                continue;
             }
+            let more = waiting.consume.keys.len();
+            if !batch.is_empty() && keys + more > MAX_KEYS {
+                state.waiting.push_front(waiting);
+                break;
+            }
+            keys += more;
+            batch.push(waiting);
         }
         batch
     }
@@ -305,6 +318,29 @@ mod tests {
         assert!(combiner.next().is_empty());
         // The slot is free again.
         assert!(matches!(combiner.enter(consume(1)), Turn::Send(_)));
+    }
+
+    #[test]
+    fn a_batch_names_at_most_max_keys() {
+        let combiner = Combiner::new(1, 1000);
+        let Turn::Send(_) = combiner.enter(consume(1)) else {
+            panic!("expected to send")
+        };
+        let mut receivers = Vec::new();
+        for subjects in [3000, 1000, 200, 5000] {
+            let Turn::Wait(receiver) = combiner.enter(consume(subjects)) else {
+                panic!("expected to wait")
+            };
+            receivers.push(receiver);
+        }
+        assert_eq!(combiner.next().len(), 2, "3000 + 1000 keys");
+        assert_eq!(
+            combiner.next().len(),
+            1,
+            "200, then 5000 would pass the bound"
+        );
+        assert_eq!(combiner.next().len(), 1, "5000 alone");
+        assert!(combiner.next().is_empty());
     }
 
     #[test]

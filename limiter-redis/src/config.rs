@@ -77,8 +77,8 @@ pub struct RedisConfig {
     /// services). Set this to connect anyway, when the evictions are acceptable or the policy is
     /// known to be `noeviction`.
     pub evicting_policy_allowed: bool,
-    /// How many consumes one script call may decide at most, on one server (not a cluster). At
-    /// least 1; 1 sends each alone.
+    /// How many consumes one script call may decide at most, on one server (not a cluster). From
+    /// 1 (each alone) to 1024.
     ///
     /// The store keeps at most [`max_calls_in_flight`](Self::max_calls_in_flight) calls of
     /// consumes in flight on a server. A consume that comes while that many are out waits, and

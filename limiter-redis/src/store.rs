@@ -43,6 +43,10 @@ type Places<'c> = Vec<(usize, &'c str)>;
 /// A script call's keys and argument, and its [`Places`].
 type Built<'c> = (Vec<FredKey>, Value, Places<'c>);
 
+/// The most consumes one call may decide ([`RedisConfig::max_combined`]): the script reads the
+/// number of subjects of each in one unpack, whose values Lua holds on its stack.
+const MAX_COMBINED: usize = 1024;
+
 /// The URL schemes fred understands.
 const SCHEMES: &[&str] = &[
     "redis",
@@ -140,10 +144,12 @@ impl RedisStore {
                 "pool_size is 0; expected at least 1 connection".into(),
             ));
         }
-        if config.max_combined == 0 {
-            return Err(invalid(
-                "max_combined is 0; expected at least 1 consume per call (1: each alone)".into(),
-            ));
+        if !(1..=MAX_COMBINED).contains(&config.max_combined) {
+            return Err(invalid(format!(
+                "max_combined is {}; expected 1 (each consume alone) to {MAX_COMBINED} consumes \
+                 per call",
+                config.max_combined
+            )));
         }
         if config.max_calls_in_flight == 0 {
             return Err(invalid(

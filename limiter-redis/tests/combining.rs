@@ -222,3 +222,32 @@ async fn consumes_whose_callers_gave_up_are_not_sent() {
     assert!(admitted(&store, &b, NOW).await);
     assert_eq!(1000 - remaining(&store, &b, 0).await, 2);
 }
+
+/// Settings out of range are refused before any connection, naming the setting, the value and
+/// what is expected.
+#[tokio::test]
+async fn combining_settings_out_of_range_are_refused() {
+    // No server is needed: the settings are checked first.
+    let config = RedisConfig::new("redis://127.0.0.1:1");
+    for (config, expected) in [
+        (
+            config.clone().with_max_combined(0),
+            "max_combined is 0; expected 1 (each consume alone) to 1024",
+        ),
+        (
+            config.clone().with_max_combined(1025),
+            "max_combined is 1025; expected 1 (each consume alone) to 1024",
+        ),
+        (
+            config.clone().with_max_calls_in_flight(0),
+            "max_calls_in_flight is 0; expected at least 1",
+        ),
+    ] {
+        let error = RedisStore::connect(config)
+            .await
+            .map(drop)
+            .expect_err("refused");
+        assert!(error.to_string().contains(expected), "{error}");
+        assert!(!error.is_temporary(), "{error}");
+    }
+}
