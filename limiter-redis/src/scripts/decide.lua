@@ -68,7 +68,11 @@
 -- each check's state in it. A string, not a table: Redis converts a table reply field by
 -- field, at several times the cost.
 
+-- Globals read once: each read of a global is a lookup in the script's environment.
 local unpack_bin, pack_bin = struct.unpack, struct.pack
+local floor, sub = math.floor, string.sub
+local call = redis.call
+local KEYS, ARGV = KEYS, ARGV
 
 local MAX_TIMESTAMP = 8936830510563328 -- 2^53 - 2^46, limiter_core::time::MAX_TIMESTAMP
 
@@ -111,7 +115,7 @@ elseif mode == 1 and n == 1 and nkeys == 1 then
   -- One GCRA limit of a subject whose value holds that limit alone (or nothing): charged here,
   -- without the general path's function, tables and loops. Anything else (another algorithm,
   -- another record, a corrupt value) takes the general path.
-  local raw = redis.call('GET', KEYS[1])
+  local raw = call('GET', KEYS[1])
   local fl, field, cost, interval, capacity, _, _, _, after =
     unpack_bin('<BI2c0dddddd', args, pos)
   local tat, was, alone = now, 0, false
@@ -140,20 +144,20 @@ elseif mode == 1 and n == 1 and nkeys == 1 then
       end
     elseif after_cost <= keep_after then
       -- Fresh at once (a cost of 0): the record goes, as a fresh one does below.
-      redis.call('DEL', KEYS[1])
+      call('DEL', KEYS[1])
     elseif grace == 0 and after_cost <= was then
-      redis.call('SET', KEYS[1], pack_bin('<I2c0I8I4BI8', #field, field, after_cost, 9, 1,
+      call('SET', KEYS[1], pack_bin('<I2c0I8I4BI8', #field, field, after_cost, 9, 1,
         after_cost), 'KEEPTTL')
     else
       local wait = after_cost - now
-      local ttl = math.floor(wait / 1000)
+      local ttl = floor(wait / 1000)
       if ttl * 1000 < wait then
         ttl = ttl + 1
       end
       if ttl < 1 then
         ttl = 1
       end
-      redis.call('PSETEX', KEYS[1], string.format('%d', ttl + grace),
+      call('PSETEX', KEYS[1], string.format('%d', ttl + grace),
         pack_bin('<I2c0I8I4BI8', #field, field, after_cost, 9, 1, after_cost))
     end
     raw = raw or ''
@@ -161,9 +165,9 @@ elseif mode == 1 and n == 1 and nkeys == 1 then
   end
   raws = { raw }
 elseif nkeys == 1 then
-  raws = { redis.call('GET', KEYS[1]) }
+  raws = { call('GET', KEYS[1]) }
 else
-  raws = redis.call('MGET', unpack(KEYS))
+  raws = call('MGET', unpack(KEYS))
 end
 
 -- Charge and peek ------------------------------------------------------------------------------
@@ -180,8 +184,6 @@ end
 --
 -- A function of its arguments only: the one closure a charge creates.
 local function decide(mode, args, pos, raws, nkeys, now, keep_after, careful)
-  local unpack_bin, pack_bin = struct.unpack, struct.pack
-  local floor, sub = math.floor, string.sub
   -- A record's head, then its state's tag: the state is the tag and what follows.
   local HEAD = '<I2c0I8I4B'
   local admitted = mode == 1
@@ -481,21 +483,21 @@ local function write(writes, first, count, now, grace)
     local key = KEYS[first + k]
     local value, latest = writes[3 * k - 2], writes[3 * k - 1]
     if value == '' then
-      redis.call('DEL', key)
+      call('DEL', key)
     elseif not value or value == 0 then
       -- Not changed.
     elseif grace == 0 and latest <= writes[3 * k] then
-      redis.call('SET', key, value, 'KEEPTTL')
+      call('SET', key, value, 'KEEPTTL')
     else
       local ttl = 1
       if latest > now then
         local wait = latest - now
-        ttl = math.floor(wait / 1000)
+        ttl = floor(wait / 1000)
         if ttl * 1000 < wait then
           ttl = ttl + 1
         end
       end
-      redis.call('PSETEX', key, string.format('%d', ttl + grace), value)
+      call('PSETEX', key, string.format('%d', ttl + grace), value)
     end
   end
 end
@@ -514,15 +516,17 @@ end
 -- the client to send it alone, whose reply says why.
 if several then
   local count = #ARGV - 1
+  -- The number of subjects of each consume, read in one unpack.
+  local subjects_of = { unpack_bin('<' .. string.rep('I2', count), args, 2) }
   local total = 0
   for j = 1, count do
-    total = total + unpack_bin('<I2', args, 2 * j)
+    total = total + subjects_of[j]
   end
   if total ~= nkeys then
     return redis.error_reply('LIMITER_BAD_ARGUMENTS ' .. count .. ' consumes of ' .. total
       .. ' subjects in all, with ' .. nkeys .. ' keys')
   end
-  local values = redis.call('MGET', unpack(KEYS))
+  local values = call('MGET', unpack(KEYS))
   -- Each key's value as the consumes so far left it (false: none).
   local current = {}
   for i = 1, nkeys do
@@ -533,11 +537,14 @@ if several then
   end
   local server_now
   local out = {}
+  -- What each consume reads, in turn (one table for all: `decide` reads no further than the
+  -- consume's subjects).
+  local read = {}
   local first = 0
   for j = 1, count do
     local a = ARGV[j + 1]
-    local subjects = unpack_bin('<I2', args, 2 * j)
-    local decided = false
+    local subjects = subjects_of[j]
+    local part
     local fl, t, gr, _, p = 0, 0, 0, 0, 0
     if #a >= 25 then
       fl, t, gr, _, p = unpack_bin('<Bddd', a)
@@ -545,7 +552,7 @@ if several then
     if fl == 1 or fl == 9 then
       if fl == 9 then
         if not server_now then
-          local tm = redis.call('TIME')
+          local tm = call('TIME')
           server_now = tm[1] * 1000000 + tm[2]
         end
         t = server_now
@@ -553,9 +560,8 @@ if several then
       if t > MAX_TIMESTAMP then
         t = MAX_TIMESTAMP
       end
-      local read = {}
       for k = 1, subjects do
-        read[k] = current[KEYS[first + k]] or nil
+        read[k] = current[KEYS[first + k]]
       end
       local keep = t - gr * 1000
       local done, verdict, writes = pcall(decide, 1, a, p, read, subjects, t, keep, false)
@@ -563,7 +569,21 @@ if several then
         done, verdict, writes = pcall(decide, 1, a, p, read, subjects, t, keep, true)
       end
       if done and (verdict == 0 or verdict == 1) then
-        decided = true
+        -- The reply part, in one pack where the consume has up to three subjects.
+        local v1, v2, v3 = read[1] or '', read[2] or '', read[3] or ''
+        if subjects == 1 then
+          part = pack_bin('<BI8I4c0', verdict, t, #v1, v1)
+        elseif subjects == 2 then
+          part = pack_bin('<BI8I4c0I4c0', verdict, t, #v1, v1, #v2, v2)
+        elseif subjects == 3 then
+          part = pack_bin('<BI8I4c0I4c0I4c0', verdict, t, #v1, v1, #v2, v2, #v3, v3)
+        else
+          part = pack_bin('<BI8', verdict, t)
+          for k = 1, subjects do
+            local v = read[k] or ''
+            part = part .. pack_bin('<I4c0', #v, v)
+          end
+        end
         if verdict == 1 then
           write(writes, first, subjects, t, gr)
           for k = 1, subjects do
@@ -575,16 +595,9 @@ if several then
             end
           end
         end
-        out[#out + 1] = pack_bin('<BI8', verdict, t)
-        for k = 1, subjects do
-          local v = read[k] or ''
-          out[#out + 1] = pack_bin('<I4c0', #v, v)
-        end
       end
     end
-    if not decided then
-      out[#out + 1] = pack_bin('<BI8', 2, t)
-    end
+    out[j] = part or pack_bin('<BI8', 2, t)
     first = first + subjects
   end
   return table.concat(out)
