@@ -462,9 +462,14 @@ async fn on_the_servers_clock_a_key_keeps_its_ttl_until_a_record_goes_fresh_late
         Limit::gcra(rate("100/minute")),
         1,
     )]);
+    // Writes that set the TTL, and writes that keep it (SET KEEPTTL, or SETRANGE where the
+    // value keeps its size).
     let writes = || {
         let info = server.command(&["INFO", "commandstats"]).expect("INFO");
-        (command_calls(&info, "psetex"), command_calls(&info, "set"))
+        (
+            command_calls(&info, "psetex"),
+            command_calls(&info, "set") + command_calls(&info, "setrange"),
+        )
     };
     let stored = RedisStore::storage_key(&burst.key);
     let (psetex, set) = writes();

@@ -478,7 +478,7 @@ end
 -- cost. On the server's clock, a key already lives until its latest record goes fresh (every
 -- write sees to it): where no record goes fresh later than that, the key keeps its TTL (SET
 -- KEEPTTL costs less than PSETEX). With a given time, each write renews the margin instead.
-local function write(writes, first, count, now, grace)
+local function write(writes, first, count, now, grace, read)
   for k = 1, count do
     local key = KEYS[first + k]
     local value, latest = writes[3 * k - 2], writes[3 * k - 1]
@@ -487,7 +487,14 @@ local function write(writes, first, count, now, grace)
     elseif not value or value == 0 then
       -- Not changed.
     elseif grace == 0 and latest <= writes[3 * k] then
-      call('SET', key, value, 'KEEPTTL')
+      local old = read[k]
+      if old and #old == #value then
+        -- The same size (the same records, moved on): overwritten in place, which keeps the
+        -- TTL and answers a number, where SET answers a status Lua receives as a table.
+        call('SETRANGE', key, '0', value)
+      else
+        call('SET', key, value, 'KEEPTTL')
+      end
     else
       local ttl = 1
       if latest > now then
@@ -585,7 +592,7 @@ if several then
           end
         end
         if verdict == 1 then
-          write(writes, first, subjects, t, gr)
+          write(writes, first, subjects, t, gr, read)
           for k = 1, subjects do
             local value = writes[3 * k - 2]
             if value == '' then
@@ -613,7 +620,7 @@ if mode <= 2 then
     done, verdict, x, y, z = pcall(decide, mode, args, pos, raws, nkeys, now, keep_after, true)
   end
   if done and verdict == 1 then
-    write(x, 0, nkeys, now, grace)
+    write(x, 0, nkeys, now, grace, raws)
   end
   if done and nkeys <= 3 and (verdict == 1 or verdict == 0) then
     -- The reply, with no table.
