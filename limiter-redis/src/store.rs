@@ -557,7 +557,7 @@ impl RedisStore {
         let answer = match self.inner.combiner.enter(Consume { keys, arg }) {
             Turn::Send(consume) => {
                 // The slot goes to the consumes waiting once this call is back, or dropped.
-                let _slot = Slot(self);
+                let _slot = Slot::taken(self);
                 let reply = match self.evalsha(consume.keys, Value::Bytes(consume.arg)).await {
                     Err(e) if e.details().starts_with("NOSCRIPT") => {
                         self.load_script(timeout)
@@ -612,10 +612,17 @@ impl RedisStore {
         };
         let store = self.clone();
         runtime.spawn(async move {
+            // Should a call panic, the slot still goes on to the consumes waiting.
+            let mut slot = Slot::taken(&store);
             let mut batch = batch;
-            while !batch.is_empty() {
+            loop {
                 store.send_batch(batch).await;
                 batch = store.inner.combiner.next();
+                if batch.is_empty() {
+                    // `next` freed the slot.
+                    slot.0 = None;
+                    break;
+                }
             }
         });
     }
@@ -745,15 +752,24 @@ impl Decide for RedisStore {
     }
 }
 
-/// A slot taken by a consume sent alone: when its call is back, or its caller dropped, the slot
-/// goes to the consumes waiting, if any (see [`combine`]).
-struct Slot<'s>(&'s RedisStore);
+/// A slot of calls in flight, taken: when dropped (its call is back, its caller stopped waiting,
+/// or its sender panicked), the slot goes to the consumes waiting, if any, or is freed (see
+/// [`combine`]). `None` once given up some other way.
+struct Slot<'s>(Option<&'s RedisStore>);
+
+impl<'s> Slot<'s> {
+    fn taken(store: &'s RedisStore) -> Slot<'s> {
+        Slot(Some(store))
+    }
+}
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        let next = self.0.inner.combiner.next();
-        if !next.is_empty() {
-            self.0.send_on_slot(next);
+        if let Some(store) = self.0 {
+            let next = store.inner.combiner.next();
+            if !next.is_empty() {
+                store.send_on_slot(next);
+            }
         }
     }
 }
