@@ -22,7 +22,8 @@
 //! - `local_denied_flood`: the same through `LocalDenials` (limiter-memory) in front of the
 //!   store: denials answered in process.
 //! - `cluster_default_decision`: the default decision on the harness's three-node cluster
-//!   (its three subjects in up to three slots); its commands are counted on every node.
+//!   (its three subjects in two slots: the role shares its tenant's); its commands are counted
+//!   on every node.
 //! - `peer_flexible_one_limit`: a peer, rate-limiter-flexible's `RateLimiterRedis` (Node.js,
 //!   ioredis: one fixed-window limit, one `EVALSHA` per decision) on the same server, over as
 //!   many subjects, at as many concurrent promises; its client column is the Node process's CPU.

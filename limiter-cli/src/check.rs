@@ -193,7 +193,7 @@ fn human(r: &Report<'_>) -> String {
     );
     section(
         &mut s,
-        "Roles (per user: the most generous of the user's configured roles)",
+        "Roles (per user in its tenant: the most generous of the user's configured roles)",
         "ROLE",
         &r.roles,
     );

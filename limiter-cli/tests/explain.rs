@@ -40,7 +40,7 @@ fn an_authenticated_request_shows_every_limit_with_its_key_rate_and_algorithm() 
          \x20 plan_sustained  shop:plan_sustained:{t=acme}    500/hour    sliding_window  enforced\n\
          \x20 plan_burst      shop:plan_burst:{t=acme}        30/minute   gcra            enforced\n\
          \x20 plan_daily      shop:plan_daily:{t=acme}        5000/day    calendar        enforced\n\
-         \x20 role            shop:role:{u=u-42}              3000/hour   sliding_window  enforced\n\
+         \x20 role            shop:role:{t=acme}u=u-42        3000/hour   sliding_window  enforced\n\
          \x20 scope.export    shop:scope.export:{u=u-42}      10/hour     sliding_log     enforced\n\
          \x20 ip_burst        shop:ip_burst:{ip=203.0.113.9}  600/minute  gcra            enforced\n\
          Notes:\n\

@@ -1,4 +1,6 @@
-//! Store keys: `{namespace}:{policy}:{kind=subject}`, escaped so that no two subjects collide.
+//! Store keys: `{namespace}:{policy}:{kind=subject}`, or
+//! `{namespace}:{policy}:{t=tenant}kind=subject` for a member of a tenant, escaped so that no
+//! two subjects collide.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -64,8 +66,10 @@ impl fmt::Display for SubjectKind {
 
 /// The fully qualified key of one limit for one subject, as stores see it.
 ///
-/// Rendered `namespace:policy:{kind=subject}`. The braces are a Redis Cluster hash tag, so that
-/// all limits of one subject share a slot. Every part that comes from outside (`%`, `:`, `{`,
+/// Rendered `namespace:policy:{kind=subject}`, or `namespace:policy:{t=tenant}kind=subject`
+/// for a subject counted as a member of its tenant ([`Key::in_tenant`]). The braces are a Redis
+/// Cluster hash tag, so that all limits of one subject, and of a tenant's members, share a
+/// slot. Every part that comes from outside (`%`, `:`, `{`,
 /// `}` and control characters in it) is percent-escaped, so no input can close the hash tag or
 /// make two different subjects render the same key.
 ///
@@ -106,6 +110,34 @@ impl Key {
         let mut s = Writer::default();
         push_prefix(&mut s, namespace, policy);
         push_subject(&mut s, kind, value);
+        s.push_str("}");
+        s.finish()
+    }
+
+    /// The key of `policy` for the subject `kind=value` as a member of the tenant `tenant`:
+    /// `namespace:policy:{t=tenant}kind=value`, each part escaped as in [`Key::new`].
+    ///
+    /// The hash tag is the tenant's, so the key sits in the Redis Cluster slot of the tenant's
+    /// own keys, and a decision over both touches one slot. Role limits are counted so: a role
+    /// is a user's membership of a tenant.
+    ///
+    /// ```
+    /// use limiter_core::{Key, SubjectKind};
+    ///
+    /// let k = Key::in_tenant("api", "role", "acme", SubjectKind::User, "bob");
+    /// assert_eq!(k.as_str(), "api:role:{t=acme}u=bob");
+    /// assert_eq!(k.hash_tag(), Key::new("api", "plan_burst", SubjectKind::Tenant, "acme").hash_tag());
+    /// ```
+    pub fn in_tenant(
+        namespace: &str,
+        policy: &str,
+        tenant: &str,
+        kind: SubjectKind,
+        value: &str,
+    ) -> Key {
+        let mut s = Writer::default();
+        push_prefix(&mut s, namespace, policy);
+        push_member(&mut s, tenant, kind, value);
         s.finish()
     }
 
@@ -115,6 +147,20 @@ impl Key {
         let mut s = Writer::default();
         s.push_str(&prefix.0);
         push_subject(&mut s, kind, value);
+        s.push_str("}");
+        s.finish()
+    }
+
+    /// [`Key::in_tenant`] for the policy whose keys start with `prefix`.
+    pub(crate) fn in_tenant_with_prefix(
+        prefix: &KeyPrefix,
+        tenant: &str,
+        kind: SubjectKind,
+        value: &str,
+    ) -> Key {
+        let mut s = Writer::default();
+        s.push_str(&prefix.0);
+        push_member(&mut s, tenant, kind, value);
         s.finish()
     }
 
@@ -201,7 +247,15 @@ fn push_prefix(s: &mut Writer, namespace: &str, policy: &str) {
     s.push_str(":{");
 }
 
-/// Appends `kind=value}`, or `kind#hash}` for a subject too long to carry as it is.
+/// Appends `t=tenant}kind=value`: the tenant's subject closes the hash tag, and the member's
+/// follows it. Neither can hold `}` (escaped), so the pair reads one way only.
+fn push_member(s: &mut Writer, tenant: &str, kind: SubjectKind, value: &str) {
+    push_subject(s, SubjectKind::Tenant, tenant);
+    s.push_str("}");
+    push_subject(s, kind, value);
+}
+
+/// Appends `kind=value`, or `kind#hash` for a subject too long to carry as it is.
 fn push_subject(s: &mut Writer, kind: SubjectKind, value: &str) {
     s.push_str(kind.tag());
     if value.len() > MAX_SUBJECT_LEN {
@@ -218,7 +272,6 @@ fn push_subject(s: &mut Writer, kind: SubjectKind, value: &str) {
         s.push_str("=");
         escape_into(s, value);
     }
-    s.push_str("}");
 }
 
 /// Builds a key's text inline, moving to the heap only if it outgrows [`INLINE_KEY_LEN`].
@@ -373,6 +426,34 @@ mod tests {
         let inline = Key::new("n", "p", SubjectKind::User, "alice");
         assert_eq!(heap_but_short, inline);
         assert_eq!(hash(&heap_but_short), hash(&inline));
+    }
+
+    #[test]
+    fn a_members_key_shares_its_tenants_tag_and_meets_no_other_key() {
+        let member = Key::in_tenant("n", "role", "acme", SubjectKind::User, "bob");
+        assert_eq!(member.as_str(), "n:role:{t=acme}u=bob");
+        assert_eq!(
+            member.hash_tag(),
+            Key::new("n", "p", SubjectKind::Tenant, "acme").hash_tag()
+        );
+        // Escaped parts keep the tenant and the member apart.
+        let hostile = Key::in_tenant("n", "role", "a}u=b", SubjectKind::User, "c");
+        assert_eq!(hostile.as_str(), "n:role:{t=a%7Du=b}u=c");
+        assert_ne!(
+            hostile,
+            Key::in_tenant("n", "role", "a", SubjectKind::User, "b}u=c")
+        );
+        assert_ne!(member, Key::new("n", "role", SubjectKind::User, "bob"));
+        // Long parts are hashed each on its own.
+        let long = "x".repeat(MAX_SUBJECT_LEN + 1);
+        let hashed = Key::in_tenant("n", "role", &long, SubjectKind::User, &long);
+        assert!(hashed.hash_tag().starts_with("t#"), "{hashed}");
+        assert!(hashed.as_str().contains("}u#"), "{hashed}");
+        let prefix = KeyPrefix::new("n", "role");
+        assert_eq!(
+            Key::in_tenant_with_prefix(&prefix, "acme", SubjectKind::User, "bob"),
+            member
+        );
     }
 
     #[test]

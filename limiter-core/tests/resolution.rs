@@ -314,9 +314,10 @@ fn several_roles_give_one_limit_the_most_generous() {
             "5000/hour",
             "{roles:?}"
         );
+        // A role counts per membership: the user within its tenant.
         assert_eq!(
             role_checks[0].key,
-            Key::new("limiter", "role", SubjectKind::User, "u-1")
+            Key::in_tenant("limiter", "role", "acme", SubjectKind::User, "u-1")
         );
     }
     let hr = find_policy(&set, &member().role("member").role("hr"), "role");

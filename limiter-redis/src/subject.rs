@@ -1,10 +1,12 @@
 //! Where a limit's state lives in Redis: one key per subject, one field per limit.
 //!
-//! A [`Key`] is `namespace:policy:{kind=subject}` ([`Key::new`]). The store keeps all the
-//! limits of one subject in one value, under `namespace:{kind=subject}`, each in a field named
-//! by its (escaped) policy: a decision over a tenant's sustained, burst and daily limits reads
-//! and writes one Redis key, not three. The hash tag is the key's own, so the subject's key
-//! sits in the slot its limit keys would.
+//! A [`Key`] is `namespace:policy:{kind=subject}` ([`Key::new`]), or
+//! `namespace:policy:{t=tenant}kind=subject` for a tenant's member ([`Key::in_tenant`]). The
+//! store keeps all the limits of one subject in one value, under `namespace:{kind=subject}`
+//! (`namespace:{t=tenant}kind=subject`), each in a field named by its (escaped) policy: a
+//! decision over a tenant's sustained, burst and daily limits reads and writes one Redis key,
+//! not three. The hash tag is the key's own, so the subject's key sits in the slot its limit
+//! keys would: a member's, in its tenant's.
 
 use limiter_core::Key;
 
@@ -32,7 +34,8 @@ pub(crate) fn locate(key: &Key) -> (Subject<'_>, &str) {
 /// A subject's Redis key, in the pieces of a limit's key it is made of.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Subject<'k> {
-    /// `namespace:{tag}`: the namespace, and the braced tag.
+    /// `namespace:{tag}rest`: the namespace, and the braced tag with what follows it (a
+    /// member's subject).
     Parts(&'k str, &'k str),
     /// A key of another form, stored under its own name.
     Whole(&'k str),
@@ -60,14 +63,15 @@ impl std::fmt::Display for Subject<'_> {
     }
 }
 
-/// `namespace`, `policy` and `{tag}` of a key of [`Key::new`]'s form: escaped parts without
-/// `:`, `{` or `}`, then a braced tag without them either.
+/// `namespace`, `policy` and `{tag}rest` of a key of [`Key::new`]'s or [`Key::in_tenant`]'s
+/// form: escaped parts without `:`, `{` or `}`, then a braced tag without them either, then
+/// (a member's subject) a part without them.
 fn split(s: &str) -> Option<(&str, &str, &str)> {
     let (namespace, rest) = s.split_once(':')?;
     let (policy, tag) = rest.split_once(':')?;
-    let inner = tag.strip_prefix('{')?.strip_suffix('}')?;
+    let (inner, member) = tag.strip_prefix('{')?.split_once('}')?;
     let plain = |part: &str| !part.contains(['{', '}', ':']);
-    (plain(namespace) && plain(policy) && plain(inner) && !inner.is_empty())
+    (plain(namespace) && plain(policy) && plain(inner) && !inner.is_empty() && plain(member))
         .then_some((namespace, policy, tag))
 }
 
@@ -92,6 +96,26 @@ mod tests {
         );
         let long = Key::new("api", "p", SubjectKind::User, &"x".repeat(100));
         assert_eq!(place(&long).0, format!("api:{{{}}}", long.hash_tag()));
+    }
+
+    #[test]
+    fn a_members_limits_share_a_key_in_its_tenants_slot() {
+        let role = Key::in_tenant("api", "role", "acme", SubjectKind::User, "bob");
+        let scope = Key::in_tenant("api", "scope.export", "acme", SubjectKind::User, "bob");
+        assert_eq!(place(&role), ("api:{t=acme}u=bob".to_owned(), "role"));
+        assert_eq!(
+            place(&scope),
+            ("api:{t=acme}u=bob".to_owned(), "scope.export")
+        );
+        let tenant = Key::new("api", "plan_burst", SubjectKind::Tenant, "acme");
+        assert_ne!(place(&role).0, place(&tenant).0);
+        let (subject, _) = locate(&role);
+        assert!(subject.is("api:{t=acme}u=bob"));
+        assert!(!subject.is("api:{t=acme}"));
+        assert_eq!(
+            fred::util::redis_keyslot(place(&role).0.as_bytes()),
+            fred::util::redis_keyslot(place(&tenant).0.as_bytes())
+        );
     }
 
     #[test]
@@ -121,7 +145,9 @@ mod tests {
             "a:{t}",
             "a:b:c:{t}",
             "a:b:{}",
-            "a:b:{t}x",
+            "a:b:{t}x:y",
+            "a:b:{t}x{",
+            "a:b:{t}}",
             "a:b{:{t}",
         ] {
             assert_eq!(

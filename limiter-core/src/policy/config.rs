@@ -55,8 +55,8 @@ pub struct Config {
     pub bypass: BypassConfig,
     /// Plans by name: each applies a sustained, a burst and a daily limit to its tenants.
     pub plans: BTreeMap<String, PlanConfig>,
-    /// Role limits by role name, per user. A user with several configured roles gets one role
-    /// limit: the most generous of them.
+    /// Role limits by role name, per user (within the request's tenant, if it has one). A user
+    /// with several configured roles gets one role limit: the most generous of them.
     pub roles: BTreeMap<String, Rate>,
     /// Scope (endpoint group) limits by scope name. `anon` is also the rate of the `anon` policy
     /// that every anonymous request counts against.

@@ -32,7 +32,8 @@ pub enum PolicyKind {
     PlanBurst,
     /// `plan_daily`: the plan's daily quota (default: calendar day, per tenant).
     PlanDaily,
-    /// `role`: the most generous of the user's roles (default: sliding window, per user).
+    /// `role`: the most generous of the user's roles (default: sliding window, per user within
+    /// the request's tenant).
     Role,
     /// `scope`: the limit of the request's scope, its checks named `scope.<name>` (default:
     /// `auto`, per user, or per IP when anonymous).

@@ -15,11 +15,15 @@
 //! | `plan_sustained` | plan's `sustained` (free: 100/hour)   | `sliding_window` | tenant, user, api_key, ip  |
 //! | `plan_burst`     | plan's `burst` (free: 10/minute)      | `gcra`           | tenant, user, api_key, ip  |
 //! | `plan_daily`     | plan's `daily` (free: 500/day)        | `calendar`       | tenant, user, api_key, ip  |
-//! | `role`           | most generous of the user's roles     | `sliding_window` | user                       |
+//! | `role`           | most generous of the user's roles     | `sliding_window` | user (in the tenant)¹      |
 //! | `scope.<name>`   | `scopes.<name>` (auth: 5/minute)      | `auto`           | user, api_key, ip          |
 //! | `anon`           | `scopes.anon` (30/hour)               | `sliding_window` | ip                         |
 //! | `ip_burst`       | `ip_burst` (600/minute)               | `gcra`           | ip                         |
 //! | `key_failures`   | `key_failures` (20/minute)            | `auto`           | ip                         |
+//!
+//! ¹ A role is a user's membership of a tenant: with a tenant, a user's role limit counts within
+//! it, keyed [`Key::in_tenant`](crate::Key::in_tenant) under the tenant's hash tag (so on Redis
+//! Cluster it shares the tenant's slot); without one, per user.
 //!
 //! Plans: free 100/hour, 10/minute, 500/day; starter 500/hour, 30/minute, 5000/day;
 //! professional 2000/hour, 100/minute, 20000/day; enterprise 10000/hour, 500/minute,

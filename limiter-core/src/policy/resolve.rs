@@ -282,8 +282,18 @@ impl PolicySet {
                 return;
             }
             if let Some((subject_kind, value)) = subject(request, policy) {
+                // A role is a user's membership of a tenant: a user's role limit counts within
+                // the request's tenant, and its key shares the tenant's hash tag (one Redis
+                // Cluster slot for the tenant's limits and its members').
+                let tenant = request.tenant.as_deref();
+                let key = match tenant {
+                    Some(tenant) if kind == Role && subject_kind == SubjectKind::User => {
+                        Key::in_tenant_with_prefix(prefix, tenant, subject_kind, value.as_str())
+                    }
+                    _ => Key::with_prefix(prefix, subject_kind, value.as_str()),
+                };
                 checks.push(Check {
-                    key: Key::with_prefix(prefix, subject_kind, value.as_str()),
+                    key,
                     policy: Arc::clone(name),
                     limit: Arc::clone(limit),
                     cost,
