@@ -529,7 +529,21 @@ impl RedisStore {
         timeout: Duration,
     ) -> Result<(Result<Value, fred::error::Error>, Places<'c>), Error> {
         let (keys, args, places) = build()?;
-        let reply = match self.evalsha(keys, args).await {
+        let reply = self.evalsha_reloading(keys, args, build, timeout).await?;
+        Ok((reply, places))
+    }
+
+    /// `EVALSHA` of the script over `keys` and `args`; when the server lost its scripts, loads
+    /// it and sends again what `build` makes (the script did not run, so this cannot charge
+    /// twice). The outer error is one of loading or building.
+    async fn evalsha_reloading<'c>(
+        &self,
+        keys: Vec<FredKey>,
+        args: Value,
+        build: &(dyn Fn() -> Result<Built<'c>, Error> + Sync),
+        timeout: Duration,
+    ) -> Result<Result<Value, fred::error::Error>, Error> {
+        Ok(match self.evalsha(keys, args).await {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
                 self.load_script(timeout)
                     .await
@@ -538,8 +552,7 @@ impl RedisStore {
                 self.evalsha(keys, args).await
             }
             result => result,
-        };
-        Ok((reply, places))
+        })
     }
 
     /// [`call_script`](Self::call_script) for a consume on one server: at once if a slot is
@@ -558,16 +571,10 @@ impl RedisStore {
             Turn::Send(consume) => {
                 // The slot goes to the consumes waiting once this call is back, or dropped.
                 let _slot = Slot::taken(self);
-                let reply = match self.evalsha(consume.keys, Value::Bytes(consume.arg)).await {
-                    Err(e) if e.details().starts_with("NOSCRIPT") => {
-                        self.load_script(timeout)
-                            .await
-                            .map_err(|e| into_core_error(self, e, timeout))?;
-                        let (keys, args, _) = build()?;
-                        self.evalsha(keys, args).await
-                    }
-                    reply => reply,
-                };
+                let args = Value::Bytes(consume.arg);
+                let reply = self
+                    .evalsha_reloading(consume.keys, args, build, timeout)
+                    .await?;
                 return Ok((reply, places));
             }
             Turn::Wait(answer) => answer.await,

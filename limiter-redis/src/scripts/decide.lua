@@ -471,6 +471,20 @@ local function decide(mode, args, pos, raws, nkeys, now, keep_after, careful)
   return 1, writes
 end
 
+-- Milliseconds from `now` until `latest`, rounded up, at least 1: the TTL of a key whose latest
+-- record goes fresh at `latest`.
+local function ttl_of(latest, now)
+  local ttl = 1
+  if latest > now then
+    local wait = latest - now
+    ttl = floor(wait / 1000)
+    if ttl * 1000 < wait then
+      ttl = ttl + 1
+    end
+  end
+  return ttl
+end
+
 -- Writes what an admitted charge changed (`writes`, from `decide`) of the subjects
 -- KEYS[first + 1 .. first + count]: each subject once, its new value, to expire when its
 -- latest record goes fresh (rounded up to whole milliseconds, at least 1), plus the margin.
@@ -496,15 +510,7 @@ local function write(writes, first, count, now, grace, read)
         call('SET', key, value, 'KEEPTTL')
       end
     else
-      local ttl = 1
-      if latest > now then
-        local wait = latest - now
-        ttl = floor(wait / 1000)
-        if ttl * 1000 < wait then
-          ttl = ttl + 1
-        end
-      end
-      call('PSETEX', key, string.format('%d', ttl + grace), value)
+      call('PSETEX', key, string.format('%d', ttl_of(latest, now) + grace), value)
     end
   end
 end
@@ -897,15 +903,7 @@ for k, w in pairs(written) do
       -- What is left goes fresh no later than the whole did.
       redis.call('SET', KEYS[k], value, 'KEEPTTL')
     else
-      local ttl = 1
-      if latest > now then
-        local wait = latest - now
-        ttl = floor(wait / 1000)
-        if ttl * 1000 < wait then
-          ttl = ttl + 1
-        end
-      end
-      redis.call('PSETEX', KEYS[k], ttl + grace, value)
+      redis.call('PSETEX', KEYS[k], ttl_of(latest, now) + grace, value)
     end
   end
 end
