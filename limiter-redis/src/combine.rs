@@ -10,7 +10,8 @@
 //! would get alone at that instant.
 //!
 //! [`Combiner`] holds the rules (who sends, who waits, what goes together) and the queue, and
-//! knows nothing of connections; the store sends the calls (`RedisStore::send_combined`).
+//! knows nothing of connections; the store sends the calls (`RedisStore::call_combined`, which
+//! sends a lone consume itself and hands a batch to a task of its own).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;

@@ -587,13 +587,13 @@ impl RedisStore {
             Ok(Answer::Reply(reply)) => Ok((Ok(reply), places)),
             Ok(Answer::Failed(error)) => Ok((Err(error), places)),
             Ok(Answer::Alone) => self.call_script(build, timeout).await,
-            // The call that held it was dropped unsent or unanswered: the runtime is shutting
-            // down.
+            // The task that held it ended without answering: the runtime is shutting down, or
+            // the task failed.
             Err(_) => Err(Error::store(
                 self,
                 ErrorKind::Temporary,
-                "the call that held this consume was dropped (the runtime is shutting down); it \
-                 may or may not have been decided"
+                "the task sending this consume with others ended without an answer (the runtime \
+                 is shutting down, or the task failed); it may or may not have been decided"
                     .to_owned(),
                 None,
             )),
