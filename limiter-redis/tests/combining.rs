@@ -251,3 +251,51 @@ async fn combining_settings_out_of_range_are_refused() {
         assert!(!error.is_temporary(), "{error}");
     }
 }
+
+/// On the server's clock, a host whose clock is days off places calendar days around the wrong
+/// time. Consumes that went together are then not decided in their call: each goes alone, whose
+/// reply names the server's time, and the client places the days again. Exactly the day's
+/// limit is admitted, and no consume fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn consumes_of_a_skewed_host_go_alone_and_are_decided() {
+    use limiter_core::{Calendar, ManualClock};
+    let Some(server) = own_server() else {
+        return;
+    };
+    let probe = connect(RedisConfig::new(server.url())).await;
+    let client_now = server_seconds(&probe).await - 3 * 24 * 3_600_000_000;
+    let store = Arc::new(
+        connect(
+            RedisConfig::new(server.url())
+                .with_pool_size(4)
+                .with_max_calls_in_flight(1)
+                .with_client_clock(ManualClock::new(client_now)),
+        )
+        .await,
+    );
+    let b = Arc::new(batch(vec![check(
+        "ns",
+        "daily",
+        "skewed",
+        Limit::calendar(rate("10/day"), Calendar::utc()).expect("calendar"),
+        1,
+    )]));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..TASKS {
+        let (store, b) = (Arc::clone(&store), Arc::clone(&b));
+        tasks.spawn(async move { store.evaluate(&b, &at(client_now)).await });
+    }
+    let mut admitted = 0;
+    for result in tasks.join_all().await {
+        admitted += u64::from(result.expect("decided on the server's day").allowed);
+    }
+    assert_eq!(admitted, 10);
+    // Some went together: a call of several reads its keys with MGET, where a lone call of one
+    // subject reads it with GET.
+    let info = redis::command(
+        &format!("127.0.0.1:{}", server.port()),
+        &["INFO", "commandstats"],
+    )
+    .expect("INFO commandstats");
+    assert!(command_calls(&info, "mget") >= 1, "{info}");
+}
