@@ -106,24 +106,13 @@ fn a_request_that_cannot_be_decided_is_reported() {
         "error: unknown plan \"gold\" (configured plans: free, starter, professional, enterprise)\n"
     );
     let run = limiter(dir.path(), &["explain", "limits.toml", "--bypass"], &[]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.starts_with(
-            "error: the following required arguments were not provided:\n  --key-id <KEY_ID>\n"
-        ),
-        "{}",
-        run.stderr
+    run.assert_refused(
+        "error: the following required arguments were not provided:\n  --key-id <KEY_ID>\n",
     );
     let run = limiter(
         dir.path(),
         &["explain", "limits.toml", "--ip", "not-an-ip"],
         &[],
     );
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr
-            .starts_with("error: invalid value 'not-an-ip' for '--ip <IP>': "),
-        "{}",
-        run.stderr
-    );
+    run.assert_refused("error: invalid value 'not-an-ip' for '--ip <IP>': ");
 }

@@ -81,13 +81,7 @@ fn completions_are_printed_for_each_shell() {
         assert!(run.stdout.contains("notices"), "{shell}");
     }
     let run = limiter(dir.path(), &["completions", "tcsh"], &[]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr
-            .starts_with("error: invalid value 'tcsh' for '<SHELL>'"),
-        "{}",
-        run.stderr
-    );
+    run.assert_refused("error: invalid value 'tcsh' for '<SHELL>'");
 }
 
 #[test]

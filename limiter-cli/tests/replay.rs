@@ -138,13 +138,8 @@ fn with_a_baseline_it_reports_newly_denied_requests_and_gates_on_them() {
         ],
         &[],
     );
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.starts_with(
-            "error: the following required arguments were not provided:\n  --baseline <OLD>\n"
-        ),
-        "{}",
-        run.stderr
+    run.assert_refused(
+        "error: the following required arguments were not provided:\n  --baseline <OLD>\n",
     );
 }
 

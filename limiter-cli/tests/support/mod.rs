@@ -14,6 +14,22 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// Asserts that the run was refused (exit status 2) with an error that starts with
+    /// `prefix`.
+    pub fn assert_refused(&self, prefix: &str) {
+        assert_eq!(self.code, 2, "{}", self.stderr);
+        assert!(self.stderr.starts_with(prefix), "{}", self.stderr);
+    }
+
+    /// Asserts that a run given `redis://ops:hunter2@cache:port` was refused naming the URL
+    /// with its password masked, and never the password.
+    pub fn assert_refused_without_password(&self) {
+        self.assert_refused("error: redis://***@cache:port: ");
+        assert!(!self.stderr.contains("hunter2"), "{}", self.stderr);
+    }
+}
+
 /// Runs `limiter ARGS` in `dir`, with no environment but `env`.
 pub fn limiter(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     limiter_with_stdin(dir, args, env, None)
